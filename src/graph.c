@@ -1,0 +1,391 @@
+#include "graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+#define MAX_CHAIN 64 /* Identity hops followed before giving up (cycles) */
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static bnf_value *lookup(const bnf_graph *gi, const char *name)
+{
+	size_t mask = gi->cap - 1;
+	size_t i = (size_t)hash_name(name) & mask;
+	for (;;) {
+		bnf_value *v = &gi->slots[i];
+		if (!v->name || strcmp(v->name, name) == 0)
+			return v;
+		i = (i + 1) & mask;
+	}
+}
+
+static int grow(bnf_graph *gi)
+{
+	size_t old_cap = gi->cap;
+	bnf_value *old = gi->slots;
+	size_t cap = old_cap ? old_cap * 2 : 64;
+	gi->slots = calloc(cap, sizeof(*gi->slots));
+	if (!gi->slots) {
+		gi->slots = old;
+		return -1;
+	}
+	gi->cap = cap;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].name)
+			*lookup(gi, old[i].name) = old[i];
+	free(old);
+	return 0;
+}
+
+bnf_value *bnf_graph_value(const bnf_graph *gi, const char *name)
+{
+	bnf_value *v;
+	if (!name || !gi->cap)
+		return NULL;
+	v = lookup(gi, name);
+	return v->name ? v : NULL;
+}
+
+bnf_value *bnf_graph_value_add(bnf_graph *gi, const char *name)
+{
+	bnf_value *v;
+	if ((gi->used + 1) * 2 > gi->cap && grow(gi) < 0)
+		return NULL;
+	v = lookup(gi, name);
+	if (!v->name) {
+		if (!(v->name = bnf_strdup(name)))
+			return NULL;
+		v->producer = -1;
+		v->producer_slot = -1;
+		v->init = -1;
+		gi->used++;
+	}
+	return v;
+}
+
+/* Count one read of every name that a subgraph (at any depth) reads. */
+static int count_subgraph_reads(bnf_graph *gi, const Onnx__GraphProto *sg)
+{
+	for (size_t n = 0; n < sg->n_node; n++) {
+		const Onnx__NodeProto *node = sg->node[n];
+		for (size_t i = 0; i < node->n_input; i++) {
+			bnf_value *v;
+			if (!node->input[i][0])
+				continue;
+			if (!(v = bnf_graph_value_add(gi, node->input[i])))
+				return -1;
+			v->n_consumers++;
+		}
+		for (size_t a = 0; a < node->n_attribute; a++) {
+			const Onnx__AttributeProto *at = node->attribute[a];
+			if (at->g && count_subgraph_reads(gi, at->g) < 0)
+				return -1;
+			for (size_t k = 0; k < at->n_graphs; k++)
+				if (count_subgraph_reads(gi, at->graphs[k]) < 0)
+					return -1;
+		}
+	}
+	/* A subgraph output may name an outer value directly. */
+	for (size_t o = 0; o < sg->n_output; o++) {
+		bnf_value *v;
+		if (!sg->output[o]->name || !sg->output[o]->name[0])
+			continue;
+		if (!(v = bnf_graph_value_add(gi, sg->output[o]->name)))
+			return -1;
+		v->n_consumers++;
+	}
+	return 0;
+}
+
+int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
+		    const char *path, int ir_version, int opset, bool fold_overridable)
+{
+	char lb[64];
+
+	memset(gi, 0, sizeof(*gi));
+	gi->g = g;
+	gi->parent = parent;
+	gi->path = path;
+	gi->ir_version = ir_version;
+	gi->opset = opset;
+	gi->fold_overridable = fold_overridable;
+	if (grow(gi) < 0)
+		goto oom;
+
+	for (size_t i = 0; i < g->n_initializer; i++) {
+		bnf_value *v;
+		const char *name = g->initializer[i]->name;
+		if (!name || !name[0])
+			continue;
+		if (!(v = bnf_graph_value_add(gi, name)))
+			goto oom;
+		if (v->init >= 0) {
+			bnf_error("%s: initializer '%s' is defined twice", path, name);
+			goto fail;
+		}
+		v->init = (int)i;
+	}
+	for (size_t i = 0; i < g->n_input; i++) {
+		bnf_value *v;
+		if (!g->input[i]->name || !g->input[i]->name[0])
+			continue;
+		if (!(v = bnf_graph_value_add(gi, g->input[i]->name)))
+			goto oom;
+		v->is_input = true;
+	}
+	for (size_t i = 0; i < g->n_output; i++) {
+		bnf_value *v;
+		if (!g->output[i]->name || !g->output[i]->name[0])
+			continue;
+		if (!(v = bnf_graph_value_add(gi, g->output[i]->name)))
+			goto oom;
+		v->is_output = true;
+	}
+	for (size_t n = 0; n < g->n_node; n++) {
+		const Onnx__NodeProto *node = g->node[n];
+		for (size_t o = 0; o < node->n_output; o++) {
+			bnf_value *v;
+			if (!node->output[o][0])
+				continue;
+			if (!(v = bnf_graph_value_add(gi, node->output[o])))
+				goto oom;
+			if (v->producer >= 0 || v->init >= 0) {
+				bnf_error("%s: tensor '%s' is produced twice (node '%s'%s)", path,
+					  node->output[o], bnf_node_label(node, (int)n, lb, sizeof(lb)),
+					  v->init >= 0 ? " and an initializer" : " and another node");
+				goto fail;
+			}
+			v->producer = (int)n;
+			v->producer_slot = (int)o;
+		}
+		for (size_t i = 0; i < node->n_input; i++) {
+			bnf_value *v;
+			if (!node->input[i][0])
+				continue;
+			if (!(v = bnf_graph_value_add(gi, node->input[i])))
+				goto oom;
+			v->n_consumers++;
+		}
+		for (size_t a = 0; a < node->n_attribute; a++) {
+			const Onnx__AttributeProto *at = node->attribute[a];
+			if (at->g && count_subgraph_reads(gi, at->g) < 0)
+				goto oom;
+			for (size_t k = 0; k < at->n_graphs; k++)
+				if (count_subgraph_reads(gi, at->graphs[k]) < 0)
+					goto oom;
+		}
+	}
+	return 0;
+oom:
+	bnf_error("%s: out of memory while indexing the graph", path);
+fail:
+	bnf_graph_free(gi);
+	return -1;
+}
+
+void bnf_graph_free(bnf_graph *gi)
+{
+	for (size_t i = 0; i < gi->cap; i++)
+		free((char *)gi->slots[i].name);
+	free(gi->slots);
+	gi->slots = NULL;
+	gi->cap = gi->used = 0;
+}
+
+bool bnf_graph_inputs_are_defaults(const bnf_graph *gi)
+{
+	return gi->ir_version < 4 || gi->fold_overridable;
+}
+
+Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *node, const char *name)
+{
+	for (size_t a = 0; a < node->n_attribute; a++)
+		if (node->attribute[a]->name && strcmp(node->attribute[a]->name, name) == 0)
+			return node->attribute[a];
+	return NULL;
+}
+
+int64_t bnf_node_attr_int(const Onnx__NodeProto *node, const char *name, int64_t def)
+{
+	const Onnx__AttributeProto *a = bnf_node_attr(node, name);
+	return a && a->has_i ? a->i : def;
+}
+
+float bnf_node_attr_float(const Onnx__NodeProto *node, const char *name, float def)
+{
+	const Onnx__AttributeProto *a = bnf_node_attr(node, name);
+	return a && a->has_f ? a->f : def;
+}
+
+bool bnf_node_is_onnx(const Onnx__NodeProto *node, const char *op_type)
+{
+	bool onnx_domain = !node->domain || !node->domain[0] || strcmp(node->domain, "ai.onnx") == 0;
+	return onnx_domain && node->op_type && strcmp(node->op_type, op_type) == 0;
+}
+
+const char *bnf_node_label(const Onnx__NodeProto *node, int index, char *buf, size_t len)
+{
+	if (node->name && node->name[0])
+		return node->name;
+	snprintf(buf, len, "%s #%d", node->op_type ? node->op_type : "node", index);
+	return buf;
+}
+
+/* Resolve a ConstantOfShape node: a shape from a constant int tensor and a
+ * one-element value (float32 0 by default). */
+static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProto *node,
+				       bnf_const *c)
+{
+	bnf_const shape;
+	const Onnx__AttributeProto *val = bnf_node_attr(node, "value");
+	int64_t dims[BNF_MAX_RANK];
+	size_t numel = 1;
+	bnf_const_status st;
+
+	if (node->n_input < 1)
+		return BNF_CONST_NOT_CONSTANT;
+	st = bnf_graph_const(gi, node->input[0], &shape);
+	if (st != BNF_CONST_OK) {
+		snprintf(c->msg, sizeof(c->msg), "shape of ConstantOfShape: %.200s", shape.msg);
+		return st;
+	}
+	if (shape.view.rank != 1 || shape.view.numel > BNF_MAX_RANK ||
+	    bnf_tview_read_i64(&shape.view, dims) < 0) {
+		snprintf(c->msg, sizeof(c->msg), "ConstantOfShape shape is not a short 1-D integer tensor");
+		return BNF_CONST_UNSUPPORTED;
+	}
+	memset(&c->view, 0, sizeof(c->view));
+	c->view.rank = shape.view.numel;
+	for (size_t i = 0; i < c->view.rank; i++) {
+		if (dims[i] < 0 || !bnf_mul_size(numel, (size_t)dims[i], &numel)) {
+			snprintf(c->msg, sizeof(c->msg), "ConstantOfShape shape is negative or overflows");
+			return BNF_CONST_MALFORMED;
+		}
+		c->view.dims[i] = dims[i];
+	}
+	c->view.numel = numel;
+	c->view.uniform = true;
+	c->view.dtype = BNF_DT_FLOAT;
+	c->view.fill = 0.0;
+	if (val && val->t) {
+		bnf_tview vv;
+		double x;
+		if (bnf_tview_from_tensor(val->t, &vv, c->msg, sizeof(c->msg)) != BNF_TENSOR_OK ||
+		    vv.numel != 1 || !bnf_dtype_is_float(vv.dtype)) {
+			snprintf(c->msg, sizeof(c->msg), "ConstantOfShape value is not one float");
+			return BNF_CONST_UNSUPPORTED;
+		}
+		bnf_tview_read(&vv, &x);
+		c->view.dtype = vv.dtype;
+		c->view.fill = x;
+	}
+	return BNF_CONST_OK;
+}
+
+/* Resolve a Constant node's value into c. */
+static bnf_const_status constant_node(const Onnx__NodeProto *node, bnf_const *c)
+{
+	Onnx__AttributeProto *a;
+	bnf_tensor_status ts;
+
+	if ((a = bnf_node_attr(node, "value")) && a->t) {
+		ts = bnf_tview_from_tensor(a->t, &c->view, c->msg, sizeof(c->msg));
+		if (ts == BNF_TENSOR_MALFORMED)
+			return BNF_CONST_MALFORMED;
+		if (ts == BNF_TENSOR_UNSUPPORTED)
+			return BNF_CONST_UNSUPPORTED;
+		c->tensor = a->t;
+		return BNF_CONST_OK;
+	}
+	memset(&c->view, 0, sizeof(c->view));
+	c->view.dtype = BNF_DT_FLOAT;
+	if ((a = bnf_node_attr(node, "value_float")) && a->has_f) {
+		c->view.numel = 1;
+		c->view.uniform = true;
+		c->view.fill = a->f;
+		return BNF_CONST_OK;
+	}
+	if ((a = bnf_node_attr(node, "value_floats"))) {
+		c->view.rank = 1;
+		c->view.dims[0] = (int64_t)a->n_floats;
+		c->view.numel = a->n_floats;
+		c->view.floats = a->floats;
+		return BNF_CONST_OK;
+	}
+	snprintf(c->msg, sizeof(c->msg), "Constant node holds no float tensor bnfold reads");
+	return BNF_CONST_UNSUPPORTED;
+}
+
+bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c)
+{
+	bool exclusive = true;
+	const bnf_graph *cur = gi;
+
+	memset(c, 0, sizeof(*c));
+	for (int hop = 0; hop < MAX_CHAIN; hop++) {
+		const bnf_value *v = bnf_graph_value(cur, name);
+		const Onnx__NodeProto *node;
+
+		if (!v || (v->init < 0 && v->producer < 0 && !v->is_input)) {
+			if (cur->parent) { /* outer-scope name */
+				cur = cur->parent;
+				exclusive = false;
+				continue;
+			}
+			snprintf(c->msg, sizeof(c->msg), "'%s' is not defined in the graph", name);
+			return BNF_CONST_NOT_CONSTANT;
+		}
+		if (v->n_consumers != 1 || v->is_output)
+			exclusive = false;
+		if (v->init >= 0) {
+			Onnx__TensorProto *t = cur->g->initializer[v->init];
+			bnf_tensor_status ts;
+			if (v->is_input && !bnf_graph_inputs_are_defaults(cur)) {
+				snprintf(c->msg, sizeof(c->msg),
+					 "'%s' is an initializer also listed as a graph input, so a caller may override it", name);
+				return BNF_CONST_OVERRIDABLE;
+			}
+			ts = bnf_tview_from_tensor(t, &c->view, c->msg, sizeof(c->msg));
+			if (ts != BNF_TENSOR_OK)
+				return ts == BNF_TENSOR_MALFORMED ? BNF_CONST_MALFORMED : BNF_CONST_UNSUPPORTED;
+			c->tensor = t;
+			c->exclusive = exclusive;
+			c->is_initializer = true;
+			c->is_graph_input = v->is_input;
+			return BNF_CONST_OK;
+		}
+		if (v->producer < 0) {
+			snprintf(c->msg, sizeof(c->msg), "'%s' is a graph input, set at run time", name);
+			return BNF_CONST_NOT_CONSTANT;
+		}
+		node = cur->g->node[v->producer];
+		if (bnf_node_is_onnx(node, "Identity") && node->n_input == 1) {
+			name = node->input[0];
+			continue;
+		}
+		if (bnf_node_is_onnx(node, "Constant")) {
+			bnf_const_status st = constant_node(node, c);
+			if (st == BNF_CONST_OK && c->tensor)
+				c->exclusive = exclusive;
+			return st;
+		}
+		if (bnf_node_is_onnx(node, "ConstantOfShape"))
+			return const_of_shape(cur, node, c);
+		snprintf(c->msg, sizeof(c->msg), "'%s' is computed by a %s node at run time", name,
+			 node->op_type ? node->op_type : "?");
+		return BNF_CONST_NOT_CONSTANT;
+	}
+	snprintf(c->msg, sizeof(c->msg), "'%s' is reached through more than %d Identity nodes", name, MAX_CHAIN);
+	return BNF_CONST_NOT_CONSTANT;
+}

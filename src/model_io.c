@@ -1,0 +1,346 @@
+#include "model_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define OUT_BUF (1u << 20)
+
+/* The temp file being written, removed if SIGINT/SIGTERM arrives before the
+ * rename.  A signal handler can only reach it through a static. */
+static char pending_tmp[PATH_MAX];
+
+static void on_signal(int sig)
+{
+	if (pending_tmp[0])
+		unlink(pending_tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0;
+	uint8_t *buf = malloc(cap);
+	if (!buf)
+		return bnf_error("%s: out of memory", path);
+	for (;;) {
+		ssize_t r;
+		if (n == cap) {
+			uint8_t *nb;
+			if (cap > SIZE_MAX / 2 || !(nb = realloc(buf, cap * 2))) {
+				free(buf);
+				return bnf_error("%s: out of memory reading the input", path);
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			free(buf);
+			return bnf_error("%s: cannot read: %s", path, strerror(errno));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+int bnf_input_open(const char *path, bnf_input *in)
+{
+	struct stat st;
+	int fd = -1;
+	uint8_t *buf = NULL;
+
+	memset(in, 0, sizeof(*in));
+	in->path = path;
+	if (strcmp(path, "-") == 0) {
+		if (read_all(0, "(stdin)", &buf, &in->len) < 0)
+			return -1;
+		in->data = buf;
+	} else {
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			return bnf_error("%s: cannot open: %s", path, strerror(errno));
+		if (fstat(fd, &st) < 0) {
+			bnf_error("%s: cannot stat: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			bnf_error("%s: is a directory, not an ONNX model", path);
+			goto fail;
+		}
+		if (S_ISREG(st.st_mode)) {
+			if (st.st_size == 0) {
+				bnf_error("%s: file is empty, not an ONNX model", path);
+				goto fail;
+			}
+			if ((uint64_t)st.st_size > SIZE_MAX) {
+				bnf_error("%s: file is too large for this machine", path);
+				goto fail;
+			}
+			in->len = (size_t)st.st_size;
+			in->data = mmap(NULL, in->len, PROT_READ, MAP_PRIVATE, fd, 0);
+			if (in->data == MAP_FAILED) {
+				in->data = NULL;
+				bnf_error("%s: cannot map: %s", path, strerror(errno));
+				goto fail;
+			}
+			in->mapped = true;
+		} else {
+			if (read_all(fd, path, &buf, &in->len) < 0)
+				goto fail;
+			in->data = buf;
+		}
+		close(fd);
+		fd = -1;
+	}
+	if (in->len == 0) {
+		bnf_error("%s: input is empty, not an ONNX model", path);
+		goto fail;
+	}
+	in->model = onnx__model_proto__unpack(NULL, in->len, in->data);
+	if (!in->model) {
+		bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", path);
+		goto fail;
+	}
+	if (!in->model->has_ir_version || !in->model->graph) {
+		bnf_error("%s: not an ONNX model (no %s)", path, in->model->graph ? "ir_version" : "graph");
+		goto fail;
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	bnf_input_close(in);
+	return -1;
+}
+
+void bnf_input_close(bnf_input *in)
+{
+	if (in->model)
+		onnx__model_proto__free_unpacked(in->model, NULL);
+	if (in->data) {
+		if (in->mapped)
+			munmap((void *)in->data, in->len);
+		else
+			free((void *)in->data);
+	}
+	memset(in, 0, sizeof(*in));
+}
+
+bool bnf_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (strcmp(a, "-") == 0 || strcmp(b, "-") == 0)
+		return false;
+	if (stat(a, &sa) < 0 || stat(b, &sb) < 0)
+		return false;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int bnf_output_open(const char *path, bnf_output *out)
+{
+	struct stat st;
+	char *dir = NULL;
+	const char *slash;
+	const char *base;
+	mode_t um;
+
+	memset(out, 0, sizeof(*out));
+	out->path = path;
+	out->fd = -1;
+	if (!(out->buf = malloc(OUT_BUF)))
+		return bnf_error("%s: out of memory", path);
+	if (strcmp(path, "-") == 0) {
+		out->fd = 1;
+		return 0;
+	}
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode)) {
+			bnf_error("%s: is a directory", path);
+			goto fail;
+		}
+		/* A device, FIFO or socket: write into it, never replace it. */
+		if ((out->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+			bnf_error("%s: cannot open for writing: %s", path, strerror(errno));
+			goto fail;
+		}
+		return 0;
+	}
+	/* A regular file (or a new one): write beside the real target, then rename. */
+	out->final_path = realpath(path, NULL);
+	if (!out->final_path) {
+		if (errno != ENOENT || !(out->final_path = bnf_strdup(path))) {
+			bnf_error("%s: cannot resolve: %s", path, strerror(errno));
+			goto fail;
+		}
+	}
+	um = umask(0);
+	umask(um);
+	out->mode = (int)(0666 & ~um);
+	if (stat(out->final_path, &st) == 0)
+		out->mode = (int)(st.st_mode & 07777);
+	slash = strrchr(out->final_path, '/');
+	base = slash ? slash + 1 : out->final_path;
+	if (!slash)
+		dir = bnf_strdup(".");
+	else if (slash == out->final_path)
+		dir = bnf_strdup("/");
+	else if ((dir = bnf_strdup(out->final_path)))
+		dir[slash - out->final_path] = '\0';
+	if (!dir || !(out->tmp_path = bnf_asprintf("%s/.%s.bnfold-XXXXXX", dir, base))) {
+		bnf_error("%s: out of memory", path);
+		goto fail;
+	}
+	if ((out->fd = mkstemp(out->tmp_path)) < 0) {
+		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(errno));
+		free(out->tmp_path);
+		out->tmp_path = NULL;
+		goto fail;
+	}
+	if (strlen(out->tmp_path) < sizeof(pending_tmp)) {
+		memcpy(pending_tmp, out->tmp_path, strlen(out->tmp_path) + 1);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGHUP, on_signal);
+	}
+	free(dir);
+	return 0;
+fail:
+	free(dir);
+	bnf_output_abort(out);
+	return -1;
+}
+
+static void flush_raw(bnf_output *out, const uint8_t *p, size_t n)
+{
+	while (n > 0 && !out->err) {
+		ssize_t w = write(out->fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			out->err = errno;
+			return;
+		}
+		if (w == 0) {
+			out->err = EIO;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void bnf_output_write(bnf_output *out, const void *data, size_t len)
+{
+	if (out->err)
+		return;
+	if (out->used + len > OUT_BUF) {
+		flush_raw(out, out->buf, out->used);
+		out->used = 0;
+	}
+	if (len >= OUT_BUF) {
+		flush_raw(out, data, len);
+		return;
+	}
+	memcpy(out->buf + out->used, data, len);
+	out->used += len;
+}
+
+typedef struct stream_buffer {
+	ProtobufCBuffer base;
+	bnf_output *out;
+} stream_buffer;
+
+static void stream_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+	bnf_output_write(((stream_buffer *)b)->out, data, len);
+}
+
+void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m)
+{
+	stream_buffer sb = {{stream_append}, out};
+	protobuf_c_message_pack_to_buffer(&m->base, &sb.base);
+}
+
+int bnf_output_commit(bnf_output *out)
+{
+	int rc = -1;
+	flush_raw(out, out->buf, out->used);
+	out->used = 0;
+	if (out->err) {
+		bnf_error("%s: cannot write: %s", out->path, strerror(out->err));
+		goto done;
+	}
+	if (out->tmp_path) {
+		if (fchmod(out->fd, (mode_t)out->mode) < 0 || fsync(out->fd) < 0) {
+			bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+			goto done;
+		}
+		if (close(out->fd) < 0) {
+			out->fd = -1;
+			bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+			goto done;
+		}
+		out->fd = -1;
+		if (rename(out->tmp_path, out->final_path) < 0) {
+			bnf_error("%s: cannot replace: %s", out->path, strerror(errno));
+			goto done;
+		}
+		free(out->tmp_path);
+		out->tmp_path = NULL;
+		pending_tmp[0] = '\0';
+	} else if (out->fd > 2 && close(out->fd) < 0) {
+		out->fd = -1;
+		bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+		goto done;
+	} else if (out->fd == 1 && fflush(stdout) != 0) {
+		bnf_error("(stdout): cannot write: %s", strerror(errno));
+		goto done;
+	}
+	out->fd = -1;
+	rc = 0;
+done:
+	bnf_output_abort(out);
+	return rc;
+}
+
+void bnf_output_abort(bnf_output *out)
+{
+	if (out->fd > 2)
+		close(out->fd);
+	out->fd = -1;
+	if (out->tmp_path) {
+		unlink(out->tmp_path);
+		free(out->tmp_path);
+		out->tmp_path = NULL;
+		pending_tmp[0] = '\0';
+	}
+	free(out->final_path);
+	out->final_path = NULL;
+	free(out->buf);
+	out->buf = NULL;
+}
+
+int bnf_write_file(const char *path, const void *data, size_t len)
+{
+	bnf_output out;
+	if (bnf_output_open(path, &out) < 0)
+		return -1;
+	bnf_output_write(&out, data, len);
+	return bnf_output_commit(&out);
+}

@@ -1,0 +1,82 @@
+/* Typed access to TensorProto data: float32, float64, float16, bfloat16 (and
+ * int64 for shapes), from raw_data (little-endian on any host) or the typed
+ * repeated fields.  Every length from the file is checked before use. */
+#ifndef BNF_TENSOR_H
+#define BNF_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onnx.pb-c.h"
+
+/* ONNX TensorProto.DataType codes that bnfold reads. */
+enum {
+	BNF_DT_FLOAT = 1,
+	BNF_DT_INT32 = 6,
+	BNF_DT_INT64 = 7,
+	BNF_DT_FLOAT16 = 10,
+	BNF_DT_DOUBLE = 11,
+	BNF_DT_BFLOAT16 = 16,
+};
+
+#define BNF_MAX_RANK 8
+
+/* A read-only view of a constant tensor.  Either `tensor` holds the data, or
+ * the view is `uniform` (every element equals `fill`: ConstantOfShape,
+ * Constant value_float), or `floats` points at Constant value_floats. */
+typedef struct bnf_tview {
+	int dtype;
+	size_t rank;
+	int64_t dims[BNF_MAX_RANK];
+	size_t numel;
+	const Onnx__TensorProto *tensor;
+	bool uniform;
+	double fill;
+	const float *floats;
+} bnf_tview;
+
+/* Outcome of bnf_tview_from_tensor(). */
+typedef enum {
+	BNF_TENSOR_OK = 0,
+	BNF_TENSOR_MALFORMED = -1,   /* lengths or dims inconsistent: bad input */
+	BNF_TENSOR_UNSUPPORTED = -2, /* valid but not readable here (external data, rank) */
+} bnf_tensor_status;
+
+/* Bytes per element of a float dtype (or int32/int64), 0 if unknown. */
+size_t bnf_dtype_size(int dtype);
+/* "float32", "float16", ...; "dtype<N>" style names are not returned: unknown gives "unknown". */
+const char *bnf_dtype_name(int dtype);
+/* True for float32, float64, float16, bfloat16: the types bnfold folds. */
+bool bnf_dtype_is_float(int dtype);
+
+/* Describe `t` in `v`, checking dims (non-negative, product without
+ * overflow, rank <= BNF_MAX_RANK) and that the stored data has exactly numel
+ * elements.  On failure writes a reason (no trailing newline) to err. */
+bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v,
+					char *err, size_t errlen);
+
+/* Read all v->numel elements of a float view as doubles into out. */
+void bnf_tview_read(const bnf_tview *v, double *out);
+/* Read elements [first, first + n) of a float view (bounds are the caller's). */
+void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *out);
+/* Read an int64 (or int32) view into out (v->numel elements); -1 if the
+ * view is not an integer tensor. */
+int bnf_tview_read_i64(const bnf_tview *v, int64_t *out);
+
+/* The value `x` becomes when stored as dtype (rounded once, to nearest
+ * even); +-inf when it overflows the type. */
+double bnf_round_to(int dtype, double x);
+/* Store x as dtype, little-endian, into out (bnf_dtype_size bytes). */
+void bnf_encode(int dtype, double x, uint8_t *out);
+/* Load one little-endian element of dtype. */
+double bnf_decode(int dtype, const uint8_t *p);
+
+/* IEEE binary16 / bfloat16 bit patterns from double, rounded once to
+ * nearest even, and back. */
+uint16_t bnf_f16_from_double(double x);
+double bnf_f16_to_double(uint16_t h);
+uint16_t bnf_bf16_from_double(double x);
+double bnf_bf16_to_double(uint16_t h);
+
+#endif
