@@ -1,0 +1,107 @@
+/* tensor.c against hand-computed IEEE bit patterns. */
+#include <math.h>
+#include <string.h>
+
+#include "tap.h"
+#include "tensor.h"
+
+int main(void)
+{
+	/* float16: values whose bit patterns are fixed by IEEE 754 binary16. */
+	OK(bnf_f16_from_double(1.0) == 0x3c00, "f16(1.0) = 0x3c00");
+	OK(bnf_f16_from_double(-2.0) == 0xc000, "f16(-2.0) = 0xc000");
+	OK(bnf_f16_from_double(65504.0) == 0x7bff, "f16(65504) = 0x7bff, the largest finite");
+	OK(bnf_f16_from_double(65519.99) == 0x7bff, "f16(65519.99) rounds down to 65504");
+	OK(bnf_f16_from_double(65520.0) == 0x7c00, "f16(65520) is the tie above 65504: rounds to even = inf");
+	OK(bnf_f16_from_double(ldexp(1, -24)) == 0x0001, "f16(2^-24) = smallest subnormal 0x0001");
+	OK(bnf_f16_from_double(ldexp(1, -25)) == 0x0000, "f16(2^-25) ties to even: 0");
+	OK(bnf_f16_from_double(3 * ldexp(1, -25)) == 0x0002, "f16(1.5 * 2^-24) ties to even: 0x0002");
+	OK(bnf_f16_from_double(ldexp(1, -14)) == 0x0400, "f16(2^-14) = smallest normal 0x0400");
+	OK(bnf_f16_from_double(0.1) == 0x2e66, "f16(0.1) = 0x2e66");
+	OK(bnf_f16_from_double(1.0 + ldexp(1, -11)) == 0x3c00, "f16(1 + 2^-11) ties to even: 0x3c00");
+	OK(bnf_f16_from_double(1.0 + 3 * ldexp(1, -11)) == 0x3c02, "f16(1 + 3*2^-11) ties to even: 0x3c02");
+	/* Single rounding: 1 + 2^-11 + 2^-30 is just above the midpoint, so its
+	 * nearest binary16 is 0x3c01.  Rounding to float32 first drops 2^-30
+	 * and then ties to even, giving 0x3c00: the double-rounding error. */
+	OK(bnf_f16_from_double(1.0 + ldexp(1, -11) + ldexp(1, -30)) == 0x3c01,
+	   "f16 rounds once from double (0x3c01)");
+	OK(bnf_f16_from_double((double)(float)(1.0 + ldexp(1, -11) + ldexp(1, -30))) == 0x3c00,
+	   "rounding via float32 first would give 0x3c00");
+	OK(isnan(bnf_f16_to_double(bnf_f16_from_double(NAN))), "f16 NaN survives");
+	OK(bnf_f16_from_double(-INFINITY) == 0xfc00, "f16(-inf) = 0xfc00");
+	NEAR(bnf_f16_to_double(0x3555), 0.333251953125, 0, "f16 0x3555 = 0.333251953125");
+	NEAR(bnf_f16_to_double(0x0001), ldexp(1, -24), 0, "f16 0x0001 = 2^-24");
+
+	/* bfloat16 */
+	OK(bnf_bf16_from_double(1.0) == 0x3f80, "bf16(1.0) = 0x3f80");
+	OK(bnf_bf16_from_double(0.1) == 0x3dcd, "bf16(0.1) = 0x3dcd");
+	OK(bnf_bf16_from_double(-3.0) == 0xc040, "bf16(-3.0) = 0xc040");
+	NEAR(bnf_bf16_to_double(0x4049), 3.140625, 0, "bf16 0x4049 = 3.140625");
+
+	/* float32 rounding and overflow */
+	NEAR(bnf_round_to(BNF_DT_FLOAT, 0.1), 0.100000001490116119384765625, 0, "float32(0.1)");
+	OK(isinf(bnf_round_to(BNF_DT_FLOAT, 3.5e38)), "3.5e38 overflows float32");
+	OK(!isinf(bnf_round_to(BNF_DT_FLOAT, 3.4028234e38)), "3.4028234e38 fits float32");
+	OK(isinf(bnf_round_to(BNF_DT_FLOAT16, 70000.0)), "70000 overflows float16");
+
+	/* little-endian raw_data decoding, whatever the host */
+	{
+		const uint8_t one_f32[4] = {0x00, 0x00, 0x80, 0x3f};
+		const uint8_t m2_f64[8] = {0, 0, 0, 0, 0, 0, 0x00, 0xc0};
+		const uint8_t h[2] = {0x00, 0x3c};
+		uint8_t out[8];
+		NEAR(bnf_decode(BNF_DT_FLOAT, one_f32), 1.0, 0, "decode float32 LE 1.0");
+		NEAR(bnf_decode(BNF_DT_DOUBLE, m2_f64), -2.0, 0, "decode float64 LE -2.0");
+		NEAR(bnf_decode(BNF_DT_FLOAT16, h), 1.0, 0, "decode float16 LE 1.0");
+		bnf_encode(BNF_DT_FLOAT, 1.0, out);
+		OK(memcmp(out, one_f32, 4) == 0, "encode float32 LE 1.0");
+	}
+
+	/* tensor views: lengths are checked */
+	{
+		Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+		int64_t dims[2] = {2, 3};
+		float vals[6] = {1, 2, 3, 4, 5, 6};
+		uint8_t raw[24];
+		double out[6];
+		bnf_tview v;
+		char err[200];
+
+		t.n_dims = 2;
+		t.dims = dims;
+		t.has_data_type = 1;
+		t.data_type = BNF_DT_FLOAT;
+		t.n_float_data = 6;
+		t.float_data = vals;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_OK && v.numel == 6,
+		   "float_data tensor 2x3 is readable");
+		bnf_tview_read(&v, out);
+		NEAR(out[5], 6.0, 0, "float_data element 5");
+		t.n_float_data = 5;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_MALFORMED,
+		   "float_data with 5 values for dims 2x3 is malformed");
+		t.n_float_data = 0;
+		for (int i = 0; i < 6; i++)
+			bnf_encode(BNF_DT_FLOAT, vals[i], raw + 4 * i);
+		t.has_raw_data = 1;
+		t.raw_data.data = raw;
+		t.raw_data.len = 23;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_MALFORMED,
+		   "raw_data of 23 bytes for 6 floats is malformed (%s)", err);
+		t.raw_data.len = 24;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_OK, "raw_data of 24 bytes is fine");
+		bnf_tview_read_range(&v, 2, 3, out);
+		NEAR(out[0] + out[1] + out[2], 3.0 + 4.0 + 5.0, 0, "raw range [2,5) = 3,4,5");
+		dims[1] = -3;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_MALFORMED, "negative dim is malformed");
+		dims[0] = INT64_MAX;
+		dims[1] = INT64_MAX;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_MALFORMED, "overflowing dims are malformed");
+		dims[0] = 2;
+		dims[1] = 3;
+		t.has_data_location = 1;
+		t.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_UNSUPPORTED, "external data is reported as unsupported");
+	}
+	return tap_done();
+}
