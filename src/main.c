@@ -1,5 +1,6 @@
 /* bnfold command line: options, exit codes, messages. */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,19 @@ static void usage(FILE *f)
 	      "  bnfold model.onnx -o model.folded.onnx --report fold.json\n"
 	      "  bnfold --fold-overridable old_export.onnx\n",
 	      f);
+}
+
+/* Report a usage error in one line plus a pointer to --help. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("bnfold: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'bnfold --help' for more information.\n", stderr);
+	return EXIT_USAGE;
 }
 
 /* INPUT minus a trailing ".onnx", plus ".folded.onnx". */
@@ -103,7 +117,8 @@ int main(int argc, char **argv)
 	bnf_output out;
 	int c, rc = EXIT_IO;
 
-	while ((c = getopt_long(argc, argv, "o:fqvVh", longopts, NULL)) != -1) {
+	opterr = 0; /* unknown options are reported below, in bnfold's words */
+	while ((c = getopt_long(argc, argv, ":o:fqvVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': output = optarg; break;
 		case 'R': report_path = optarg; break;
@@ -114,23 +129,19 @@ int main(int argc, char **argv)
 		case 'v': bnf_display_level = 2; break;
 		case 'V': printf("bnfold %s\n", BNF_VERSION); return EXIT_OK;
 		case 'h': usage(stdout); return EXIT_OK;
-		default: usage(stderr); return EXIT_USAGE;
+		case ':':
+			return usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1) {
-		bnf_error(optind == argc ? "no input file given" : "more than one input file given");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (optind != argc - 1)
+		return usage_error(optind == argc ? "no input file given" : "more than one input file given");
 	input = argv[optind];
-	if (in_place && output) {
-		bnf_error("--in-place and -o cannot be used together");
-		return EXIT_USAGE;
-	}
-	if (in_place && strcmp(input, "-") == 0) {
-		bnf_error("--in-place needs a file, not stdin");
-		return EXIT_USAGE;
-	}
+	if (in_place && output)
+		return usage_error("--in-place and -o cannot be used together");
+	if (in_place && strcmp(input, "-") == 0)
+		return usage_error("--in-place needs a file, not stdin");
 	if (in_place) {
 		output = input;
 	} else if (!output) {
@@ -149,9 +160,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (report_path && strcmp(report_path, "-") == 0 && strcmp(output, "-") == 0) {
-		bnf_error("the model and the report cannot both go to stdout");
 		free(derived);
-		return EXIT_USAGE;
+		return usage_error("the model and the report cannot both go to stdout");
 	}
 	if (!in_place && bnf_same_file(input, output)) {
 		bnf_error("%s: refusing to overwrite the input; use --in-place to replace it", output);

@@ -1,0 +1,1038 @@
+#!/usr/bin/python3
+"""Generate the ONNX test fixtures for bnfold and testdata/expected.json.
+
+Usage:  /usr/bin/python3 tools/gen_fixtures.py [OUTDIR]
+
+OUTDIR defaults to testdata/ next to tools/ (the repository root's testdata).
+Needs the `onnx` and `numpy` Python packages (fixture generation only; bnfold
+itself has no Python dependency).
+
+Everything is deterministic: each fixture draws its numbers from its own
+numpy RandomState seeded from the fixture's name, no timestamps are written,
+and rerunning produces byte-identical files.
+
+The expectations in expected.json are written by hand below, from how each
+model is built; they are never computed by running bnfold. The script only
+cross-checks them for internal consistency (BatchNormalization node count,
+folded + skipped == bn_before, ...) and fails loudly if anything is off.
+
+expected.json fields, per fixture:
+  file          model path relative to testdata/
+  desc          one line
+  args          extra bnfold command-line arguments
+  bn_before     BatchNormalization nodes in the input (subgraphs included)
+  bn_after      BatchNormalization nodes expected in the output
+  folded        expected number of fusions
+  skipped       {reason_code: count} of BNs expected to be left in place
+  equivalence   true: onnxruntime (CPU) can run the model and the original and
+                folded outputs must match. Feed only the graph inputs that are
+                NOT initializers (initializer-backed inputs keep their defaults).
+  ir_version    model ir_version
+  opset         default-domain opset
+  checker       the INPUT passes onnx.checker.check_model (false only for the
+                deliberately unsorted graph)
+  full_check    the INPUT also passes check_model(full_check=True) (strict
+                shape inference); false where a model is deliberately
+                inconsistent in a way only shape inference sees
+  byte_identical (only where true) bnfold must write the input unchanged
+"""
+
+import json
+import os
+import sys
+import zlib
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+PRODUCER_NAME = "bnfold-fixtures"
+PRODUCER_VERSION = "1"
+MAX_FILE_SIZE = 100 * 1024
+
+F32 = np.float32
+F64 = np.float64
+ELEM = {F32: TensorProto.FLOAT, F64: TensorProto.DOUBLE}
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+
+def rng_for(name):
+    """A RandomState (stable across numpy versions) seeded from the name."""
+    return np.random.RandomState(zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF)
+
+
+def bn_params(rng, c, dtype=F32):
+    """Random, non-trivial BN parameters: gamma in +-[0.5,1.5] (at least one
+    negative), beta/mean normal, var in [0.1, 2.0]."""
+    sign = np.where(rng.rand(c) < 0.3, -1.0, 1.0)
+    sign[rng.randint(c)] = -1.0
+    gamma = (rng.uniform(0.5, 1.5, c) * sign).astype(dtype)
+    beta = rng.normal(0.0, 0.5, c).astype(dtype)
+    mean = rng.normal(0.0, 0.5, c).astype(dtype)
+    var = rng.uniform(0.1, 2.0, c).astype(dtype)
+    return gamma, beta, mean, var
+
+
+def conv_weight(rng, shape, dtype=F32):
+    return (rng.normal(0.0, 0.5, shape)).astype(dtype)
+
+
+def conv_bias(rng, c, dtype=F32):
+    return rng.normal(0.0, 0.3, c).astype(dtype)
+
+
+def make_tensor(name, arr, fmt="raw"):
+    """TensorProto from a numpy array, stored as raw_data ("raw") or in the
+    typed repeated field float_data / double_data ("typed")."""
+    arr = np.ascontiguousarray(arr)
+    if fmt == "raw":
+        return numpy_helper.from_array(arr, name)
+    if fmt == "typed":
+        if arr.dtype == F32:
+            t = helper.make_tensor(name, TensorProto.FLOAT, arr.shape,
+                                   [float(v) for v in arr.ravel()], raw=False)
+            assert len(t.float_data) == arr.size and not t.raw_data
+        elif arr.dtype == F64:
+            t = helper.make_tensor(name, TensorProto.DOUBLE, arr.shape,
+                                   [float(v) for v in arr.ravel()], raw=False)
+            assert len(t.double_data) == arr.size and not t.raw_data
+        else:
+            raise ValueError("typed storage only for float32/float64")
+        return t
+    raise ValueError(fmt)
+
+
+def out_len(n, k, pad_begin, pad_end, stride=1):
+    return (n + pad_begin + pad_end - k) // stride + 1
+
+
+class G:
+    """Accumulates one graph."""
+
+    def __init__(self, name, dtype=F32, doc=""):
+        self.name = name
+        self.dtype = dtype
+        self.elem = ELEM[dtype]
+        self.doc = doc
+        self.nodes = []
+        self.inits = []
+        self.inputs = []
+        self.outputs = []
+        self.value_info = []
+        self.named = True  # give nodes names
+
+    def init(self, name, arr, fmt="raw"):
+        self.inits.append(make_tensor(name, arr, fmt))
+        return name
+
+    def inp(self, name, shape, elem=None):
+        self.inputs.append(helper.make_tensor_value_info(
+            name, self.elem if elem is None else elem, list(shape)))
+        return name
+
+    def out(self, name, shape, elem=None):
+        self.outputs.append(helper.make_tensor_value_info(
+            name, self.elem if elem is None else elem, list(shape)))
+        return name
+
+    def vi(self, name, shape, elem=None, doc=""):
+        self.value_info.append(helper.make_tensor_value_info(
+            name, self.elem if elem is None else elem, list(shape), doc_string=doc))
+
+    def node(self, op, ins, outs, name=None, doc=None, **attrs):
+        n = helper.make_node(op, list(ins), list(outs),
+                             name=(name or "") if self.named else "", **attrs)
+        if doc:
+            n.doc_string = doc
+        self.nodes.append(n)
+        return n
+
+    def build(self, inits_as_inputs=False):
+        inputs = list(self.inputs)
+        if inits_as_inputs:
+            for t in self.inits:
+                inputs.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        return helper.make_graph(self.nodes, self.name, inputs, self.outputs,
+                                 initializer=self.inits, doc_string=self.doc or None,
+                                 value_info=self.value_info)
+
+
+def make_model(graph, opset, ir_version, doc=""):
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                          producer_name=PRODUCER_NAME, producer_version=PRODUCER_VERSION)
+    m.ir_version = ir_version
+    if doc:
+        m.doc_string = doc
+    return m
+
+
+def add_conv(g, rng, x, cin, cout, spatial, prefix, k=3, pad=1, stride=1, group=1,
+             bias=True, fmt="raw", wname=None, bname=None):
+    """Conv node with initializer weight (and bias); returns (out, out_spatial, W, B)."""
+    nd = len(spatial)
+    w = conv_weight(rng, (cout, cin // group) + (k,) * nd, g.dtype)
+    wname = wname or prefix + "_W"
+    g.init(wname, w, fmt)
+    ins = [x, wname]
+    if bias:
+        bname = bname or prefix + "_B"
+        g.init(bname, conv_bias(rng, cout, g.dtype), fmt)
+        ins.append(bname)
+    attrs = dict(kernel_shape=[k] * nd, pads=[pad] * (2 * nd))
+    if stride != 1:
+        attrs["strides"] = [stride] * nd
+    if group != 1:
+        attrs["group"] = group
+    out = prefix + "_out"
+    g.node("Conv", ins, [out], name=prefix, **attrs)
+    osp = tuple(out_len(s, k, pad, pad, stride) for s in spatial)
+    return out, osp
+
+
+def add_bn_inits(g, rng, c, prefix, fmt="raw", fmts=None):
+    """Initializers for BN params; returns [scale, B, mean, var] names."""
+    vals = bn_params(rng, c, g.dtype)
+    names = []
+    for i, (suffix, v) in enumerate(zip(("scale", "B", "mean", "var"), vals)):
+        f = fmts[i] if fmts else fmt
+        names.append(g.init("%s_%s" % (prefix, suffix), v, f))
+    return names
+
+
+def add_bn(g, x, params, out, prefix, **attrs):
+    g.node("BatchNormalization", [x] + list(params), [out], name=prefix, **attrs)
+    return out
+
+
+# --------------------------------------------------------------------------
+# fixture registry
+
+FIXTURES = []
+
+
+def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=None,
+            checker=True, full_check=True, byte_identical=False):
+    """Register a builder returning a ModelProto, with its hand-written expectations."""
+    skipped = dict(skipped or {})
+
+    def deco(fn):
+        FIXTURES.append(dict(file=file, desc=desc, args=list(args or []),
+                             bn_before=bn_before, bn_after=bn_before - folded,
+                             folded=folded, skipped=skipped, equivalence=equivalence,
+                             checker=checker, full_check=full_check,
+                             byte_identical=byte_identical, build=fn))
+        return fn
+    return deco
+
+
+def simple_conv_bn(name, opset, ir, cin=3, cout=4, spatial=(5, 5), dtype=F32, bias=True,
+                   fmt="raw", bn_fmt=None, bn_attrs=None, inits_as_inputs=False, k=3, pad=1,
+                   stride=1, group=1, relu_after=False):
+    """X -> Conv -> BN -> Y (optionally -> Relu -> Y)."""
+    rng = rng_for(name)
+    g = G(name, dtype)
+    x = g.inp("X", (2, cin) + tuple(spatial))
+    c, osp = add_conv(g, rng, x, cin, cout, spatial, "conv", k=k, pad=pad, stride=stride,
+                      group=group, bias=bias, fmt=fmt)
+    p = add_bn_inits(g, rng, cout, "bn", fmt=bn_fmt or fmt)
+    if relu_after:
+        add_bn(g, c, p, "bn_out", "bn", **(bn_attrs or {}))
+        g.node("Relu", ["bn_out"], ["Y"], name="relu")
+    else:
+        add_bn(g, c, p, "Y", "bn", **(bn_attrs or {}))
+    g.out("Y", (2, cout) + osp)
+    return make_model(g.build(inits_as_inputs), opset, ir)
+
+
+# ---------------------------------------------------------------- positive
+
+@fixture("conv_bn_basic.onnx", "2-D Conv with bias -> BN -> Relu, raw_data initializers, opset 15",
+         1, 1)
+def _():
+    return simple_conv_bn("conv_bn_basic", 15, 8, cin=3, cout=4, spatial=(6, 6), relu_after=True)
+
+
+@fixture("conv_bn_nobias.onnx", "Conv without bias -> BN (bias must be created)", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_nobias", 13, 7, cin=3, cout=5, bias=False)
+
+
+@fixture("conv_bn_float_data.onnx",
+         "all initializers (W, B, BN params) stored in typed float_data fields", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_float_data", 13, 7, cin=3, cout=4, fmt="typed")
+
+
+@fixture("conv_bn_double.onnx",
+         "float64 throughout; mix of double_data and raw_data tensors "
+         "(ORT CPU has no double Conv kernel)", 1, 1, equivalence=False)
+def _():
+    name = "conv_bn_double"
+    rng = rng_for(name)
+    g = G(name, F64)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("conv_W", conv_weight(rng, (4, 3, 3, 3), F64), "raw")
+    g.init("conv_B", conv_bias(rng, 4, F64), "typed")
+    g.node("Conv", ["X", "conv_W", "conv_B"], ["conv_out"], name="conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    p = add_bn_inits(g, rng, 4, "bn", fmts=("typed", "raw", "typed", "raw"))
+    add_bn(g, "conv_out", p, "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 15, 8)
+
+
+@fixture("conv1d_bn.onnx", "1-D Conv (N,C,L) -> BN", 1, 1)
+def _():
+    return simple_conv_bn("conv1d_bn", 13, 7, cin=3, cout=4, spatial=(8,))
+
+
+@fixture("conv3d_bn.onnx", "3-D Conv (N,C,D,H,W) -> BN", 1, 1)
+def _():
+    return simple_conv_bn("conv3d_bn", 13, 7, cin=2, cout=3, spatial=(4, 4, 4))
+
+
+@fixture("conv_bn_group.onnx", "grouped Conv (group=2, 4->6 channels, W [6,2,3,3]) -> BN", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_group", 13, 7, cin=4, cout=6, group=2)
+
+
+@fixture("conv_bn_depthwise.onnx", "depthwise Conv (group=C=4, W [4,1,3,3]) -> BN", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_depthwise", 13, 7, cin=4, cout=4, group=4)
+
+
+@fixture("conv_bn_chain.onnx", "Conv->BN->Relu->Conv->BN->Relu: two fusions", 2, 2)
+def _():
+    name = "conv_bn_chain"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 6, 6))
+    c1, _s = add_conv(g, rng, "X", 3, 4, (6, 6), "conv1")
+    add_bn(g, c1, add_bn_inits(g, rng, 4, "bn1"), "bn1_out", "bn1")
+    g.node("Relu", ["bn1_out"], ["relu1_out"], name="relu1")
+    c2, _s = add_conv(g, rng, "relu1_out", 4, 5, (6, 6), "conv2", bias=False)
+    add_bn(g, c2, add_bn_inits(g, rng, 5, "bn2"), "bn2_out", "bn2")
+    g.node("Relu", ["bn2_out"], ["Y"], name="relu2")
+    g.out("Y", (2, 5, 6, 6))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_constant_params.onnx",
+         "BN scale/B/mean/var come from Constant nodes (value attr; raw and typed)", 1, 1)
+def _():
+    name = "conv_bn_constant_params"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    vals = bn_params(rng, 4)
+    names = []
+    for (suffix, v, fmt) in zip(("scale", "B", "mean", "var"), vals,
+                                ("raw", "typed", "raw", "typed")):
+        n = "bn_" + suffix
+        g.node("Constant", [], [n], name="const_" + suffix, value=make_tensor(n, v, fmt))
+        names.append(n)
+    add_bn(g, c, names, "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_constant_weight.onnx",
+         "Conv weight comes from a Constant node (weight must be written as a new tensor)", 1, 1)
+def _():
+    name = "conv_bn_constant_weight"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.node("Constant", [], ["conv_W"], name="const_W",
+           value=make_tensor("conv_W", conv_weight(rng, (4, 3, 3, 3))))
+    g.init("conv_B", conv_bias(rng, 4))
+    g.node("Conv", ["X", "conv_W", "conv_B"], ["conv_out"], name="conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv_out", add_bn_inits(g, rng, 4, "bn"), "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_identity_params.onnx",
+         "all four BN params are Identity(initializer)", 1, 1)
+def _():
+    name = "conv_bn_identity_params"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    raw = add_bn_inits(g, rng, 4, "bn_init")
+    names = []
+    for r, suffix in zip(raw, ("scale", "B", "mean", "var")):
+        n = "bn_" + suffix
+        g.node("Identity", [r], [n], name="id_" + suffix)
+        names.append(n)
+    add_bn(g, c, names, "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_constantofshape.onnx",
+         "BN mean is ConstantOfShape(shape initializer [4], value=0.3); other params initializers",
+         1, 1)
+def _():
+    name = "conv_bn_constantofshape"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    sc, b, _m, v = add_bn_inits(g, rng, 4, "bn")
+    g.inits = [t for t in g.inits if t.name != "bn_mean"]
+    g.init("mean_shape", np.array([4], dtype=np.int64))
+    g.node("ConstantOfShape", ["mean_shape"], ["bn_mean_cos"], name="mean_cos",
+           value=helper.make_tensor("value", TensorProto.FLOAT, [1], [0.3]))
+    add_bn(g, c, [sc, b, "bn_mean_cos", v], "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_shared_weight.onnx",
+         "two Convs share one weight initializer; conv_a->BN->Y1, conv_b->Y2 directly "
+         "(conv_b must keep the original weight)", 1, 1)
+def _():
+    name = "conv_bn_shared_weight"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("shared_W", conv_weight(rng, (4, 3, 3, 3)))
+    g.init("conv_a_B", conv_bias(rng, 4))
+    g.init("conv_b_B", conv_bias(rng, 4))
+    g.node("Conv", ["X", "shared_W", "conv_a_B"], ["conv_a_out"], name="conv_a",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.node("Conv", ["X", "shared_W", "conv_b_B"], ["Y2"], name="conv_b",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv_a_out", add_bn_inits(g, rng, 4, "bn"), "Y1", "bn")
+    g.out("Y1", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_shared_weight_two_bn.onnx",
+         "two Convs share weight AND bias initializers, each followed by its own BN "
+         "(different params)", 2, 2)
+def _():
+    name = "conv_bn_shared_weight_two_bn"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("shared_W", conv_weight(rng, (4, 3, 3, 3)))
+    g.init("shared_B", conv_bias(rng, 4))
+    g.node("Conv", ["X", "shared_W", "shared_B"], ["conv_a_out"], name="conv_a",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.node("Conv", ["X", "shared_W", "shared_B"], ["conv_b_out"], name="conv_b",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv_a_out", add_bn_inits(g, rng, 4, "bn_a"), "Y1", "bn_a")
+    add_bn(g, "conv_b_out", add_bn_inits(g, rng, 4, "bn_b"), "Y2", "bn_b")
+    g.out("Y1", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_epsilon.onnx", "BN with non-default epsilon=1e-3", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_epsilon", 13, 7, bn_attrs=dict(epsilon=1e-3))
+
+
+@fixture("conv_bn_opset6.onnx",
+         "opset 6 / IR 3, BN is_test=1, initializers listed in graph.input (IR 3 convention); "
+         "ORT does not run BN-6", 1, 1, equivalence=False)
+def _():
+    return simple_conv_bn("conv_bn_opset6", 6, 3, bn_attrs=dict(is_test=1),
+                          inits_as_inputs=True)
+
+
+@fixture("conv_bn_opset7.onnx",
+         "opset 7 / IR 3 (initializers listed in graph.input, IR 3 convention)", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_opset7", 7, 3, inits_as_inputs=True)
+
+
+@fixture("conv_bn_opset9.onnx", "opset 9 / IR 4", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_opset9", 9, 4)
+
+
+@fixture("conv_bn_opset14.onnx", "opset 14 with explicit training_mode=0", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_opset14", 14, 7, bn_attrs=dict(training_mode=0))
+
+
+@fixture("conv_bn_opset15.onnx",
+         "opset 15, stride-2 Conv without bias, BN momentum=0.9 and training_mode=0", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_opset15", 15, 8, cin=3, cout=4, spatial=(6, 6), stride=2,
+                          bias=False, bn_attrs=dict(momentum=0.9, training_mode=0))
+
+
+@fixture("conv_bn_ir3_inputs.onnx",
+         "IR 3 / opset 9, every initializer also in graph.input (required by IR 3): folds", 1, 1)
+def _():
+    return simple_conv_bn("conv_bn_ir3_inputs", 9, 3, inits_as_inputs=True)
+
+
+@fixture("conv_bn_unsorted.onnx",
+         "node list not topologically sorted (Relu, BN, Conv); onnx.checker rejects the input",
+         1, 1, checker=False, full_check=False)
+def _():
+    m = simple_conv_bn("conv_bn_unsorted", 13, 7, relu_after=True)
+    nodes = list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(reversed(nodes))
+    return m
+
+
+@fixture("conv_bn_bn_graph_output.onnx",
+         "BN output Y is a graph output and also feeds Relu->Y2; Y keeps its name", 1, 1)
+def _():
+    name = "conv_bn_bn_graph_output"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    add_bn(g, c, add_bn_inits(g, rng, 4, "bn"), "Y", "bn")
+    g.node("Relu", ["Y"], ["Y2"], name="relu")
+    g.out("Y", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_value_info.onnx",
+         "value_info for conv and BN outputs, metadata_props, doc_strings on model/graph/nodes",
+         1, 1)
+def _():
+    name = "conv_bn_value_info"
+    rng = rng_for(name)
+    g = G(name, doc="graph doc string: keep me")
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    g.nodes[-1].doc_string = "conv node doc"
+    add_bn(g, c, add_bn_inits(g, rng, 4, "bn"), "bn_out", "bn")
+    g.nodes[-1].doc_string = "bn node doc"
+    g.node("Relu", ["bn_out"], ["Y"], name="relu", doc="relu node doc")
+    g.vi("conv_out", (2, 4, 5, 5), doc="conv output value_info")
+    g.vi("bn_out", (2, 4, 5, 5), doc="bn output value_info")
+    g.out("Y", (2, 4, 5, 5))
+    m = make_model(g.build(), 13, 7, doc="model doc string: keep me")
+    m.model_version = 3
+    m.domain = "org.bnfold.fixtures"
+    helper.set_model_props(m, {"author": "bnfold-fixtures", "purpose": "metadata round-trip"})
+    return m
+
+
+@fixture("conv_bn_empty_names.onnx",
+         "all nodes have empty names (Conv->BN->Relu->Conv->BN): two fusions", 2, 2)
+def _():
+    name = "conv_bn_empty_names"
+    rng = rng_for(name)
+    g = G(name)
+    g.named = False
+    g.inp("X", (2, 3, 5, 5))
+    c1, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv1")
+    add_bn(g, c1, add_bn_inits(g, rng, 4, "bn1"), "bn1_out", "bn1")
+    g.node("Relu", ["bn1_out"], ["relu_out"])
+    c2, _s = add_conv(g, rng, "relu_out", 4, 4, (5, 5), "conv2", bias=False)
+    add_bn(g, c2, add_bn_inits(g, rng, 4, "bn2"), "Y", "bn2")
+    g.out("Y", (2, 4, 5, 5))
+    m = make_model(g.build(), 13, 7)
+    assert all(n.name == "" for n in m.graph.node)
+    return m
+
+
+@fixture("conv_bn_overridable_fold.onnx",
+         "IR 8, all initializers also listed in graph.input; with --fold-overridable: folds",
+         1, 1, args=["--fold-overridable"])
+def _():
+    return simple_conv_bn("conv_bn_overridable_fold", 15, 8, inits_as_inputs=True)
+
+
+@fixture("conv_bn_subgraph.onnx",
+         "If node: then-branch Conv->BN with subgraph initializers (folds); else-branch BN on "
+         "an outer-graph Conv output (not same graph: no_linear_producer)",
+         2, 1, skipped={"no_linear_producer": 1})
+def _():
+    name = "conv_bn_subgraph"
+    rng = rng_for(name)
+    # then branch
+    t = G("then_branch")
+    ct, _s = add_conv(t, rng, "X", 3, 4, (5, 5), "then_conv")
+    add_bn(t, ct, add_bn_inits(t, rng, 4, "then_bn"), "then_Y", "then_bn")
+    t.out("then_Y", (2, 4, 5, 5))
+    # else branch
+    e = G("else_branch")
+    add_bn(e, "conv0_out", add_bn_inits(e, rng, 4, "else_bn"), "else_Y", "else_bn")
+    e.out("else_Y", (2, 4, 5, 5))
+    # main graph
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    add_conv(g, rng, "X", 3, 4, (5, 5), "conv0")
+    g.init("cond", np.array(True))
+    g.node("If", ["cond"], ["Y"], name="if", then_branch=t.build(), else_branch=e.build())
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+# ---------------------------------------------------------------- negative
+
+@fixture("bn_standalone.onnx", "BN directly on the graph input", 1, 0,
+         skipped={"no_linear_producer": 1})
+def _():
+    name = "bn_standalone"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 4, 5, 5))
+    add_bn(g, "X", add_bn_inits(g, rng, 4, "bn"), "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 15, 8)
+
+
+@fixture("conv_bn_conv_out_shared.onnx",
+         "Conv output feeds BN and also Relu->Y2", 1, 0,
+         skipped={"layer_output_has_other_consumers": 1})
+def _():
+    name = "conv_bn_conv_out_shared"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    add_bn(g, c, add_bn_inits(g, rng, 4, "bn"), "Y1", "bn")
+    g.node("Relu", [c], ["Y2"], name="relu")
+    g.out("Y1", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_conv_out_graph_output.onnx",
+         "Conv output is also a graph output", 1, 0,
+         skipped={"layer_output_is_graph_output": 1})
+def _():
+    name = "conv_bn_conv_out_graph_output"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    add_bn(g, c, add_bn_inits(g, rng, 4, "bn"), "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    g.out(c, (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_training_mode14.onnx",
+         "opset 14 BN with training_mode=1 (running_mean/var outputs, as schema 14 requires)",
+         1, 0, skipped={"bn_training_mode": 1}, equivalence=False)
+def _():
+    name = "conv_bn_training_mode14"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    p = add_bn_inits(g, rng, 4, "bn")
+    g.node("BatchNormalization", [c] + p, ["Y", "running_mean", "running_var"], name="bn",
+           training_mode=1)
+    g.out("Y", (2, 4, 5, 5))
+    g.out("running_mean", (4,))
+    g.out("running_var", (4,))
+    return make_model(g.build(), 14, 7)
+
+
+@fixture("conv_bn_training_outputs9.onnx",
+         "opset 9 BN with all 5 outputs; running mean/var are graph outputs", 1, 0,
+         skipped={"bn_training_mode": 1}, equivalence=False)
+def _():
+    name = "conv_bn_training_outputs9"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    p = add_bn_inits(g, rng, 4, "bn")
+    # BN-9 allows 1 or 5 outputs; saved_mean/saved_var are produced but unused.
+    g.node("BatchNormalization", [c] + p,
+           ["Y", "running_mean", "running_var", "saved_mean", "saved_var"], name="bn")
+    g.out("Y", (2, 4, 5, 5))
+    g.out("running_mean", (4,))
+    g.out("running_var", (4,))
+    return make_model(g.build(), 9, 4)
+
+
+@fixture("conv_bn_opset6_is_test0.onnx",
+         "opset 6 / IR 3 BN without is_test (defaults to 0 = training)", 1, 0,
+         skipped={"bn_training_mode": 1}, equivalence=False)
+def _():
+    return simple_conv_bn("conv_bn_opset6_is_test0", 6, 3, inits_as_inputs=True)
+
+
+@fixture("conv_bn_spatial0.onnx",
+         "opset 7 / IR 3 BN spatial=0 with per-activation params of shape [C,H,W]", 1, 0,
+         skipped={"bn_not_spatial": 1}, equivalence=False)
+def _():
+    name = "conv_bn_spatial0"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    vals = bn_params(rng, 4 * 5 * 5)
+    p = [g.init("bn_" + s, v.reshape(4, 5, 5)) for s, v in zip(("scale", "B", "mean", "var"), vals)]
+    add_bn(g, c, p, "Y", "bn", spatial=0)
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(inits_as_inputs=True), 7, 3)
+
+
+@fixture("conv_bn_param_runtime.onnx",
+         "BN scale is a graph input without initializer", 1, 0,
+         skipped={"param_not_constant": 1})
+def _():
+    name = "conv_bn_param_runtime"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.inp("bn_scale", (4,))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    _sc, b, m, v = add_bn_inits(g, rng, 4, "bn")
+    g.inits = [t for t in g.inits if t.name != "bn_scale"]
+    add_bn(g, c, ["bn_scale", b, m, v], "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_param_computed.onnx",
+         "BN mean = Add(init, init): computed by a non-constant-kind node", 1, 0,
+         skipped={"param_not_constant": 1})
+def _():
+    name = "conv_bn_param_computed"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    sc, b, m, v = add_bn_inits(g, rng, 4, "bn")
+    g.init("mean_offset", rng.normal(0.0, 0.1, 4).astype(F32))
+    g.node("Add", [m, "mean_offset"], ["bn_mean_sum"], name="mean_add")
+    add_bn(g, c, [sc, b, "bn_mean_sum", v], "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_overridable.onnx",
+         "IR 8, all initializers also listed in graph.input, no flag", 1, 0,
+         skipped={"param_is_graph_input": 1})
+def _():
+    return simple_conv_bn("conv_bn_overridable", 15, 8, inits_as_inputs=True)
+
+
+@fixture("conv_bn_weight_runtime.onnx",
+         "Conv weight is a graph input without initializer", 1, 0,
+         skipped={"weight_not_constant": 1})
+def _():
+    name = "conv_bn_weight_runtime"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.inp("conv_W", (4, 3, 3, 3))
+    g.init("conv_B", conv_bias(rng, 4))
+    g.node("Conv", ["X", "conv_W", "conv_B"], ["conv_out"], name="conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv_out", add_bn_inits(g, rng, 4, "bn"), "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_bad_weight_shape.onnx",
+         "2-D Conv (kernel_shape [3,3]) whose weight initializer has rank 2, shape [4,27]; "
+         "W.dims[0] matches the BN length", 1, 0,
+         skipped={"bad_weight_shape": 1}, equivalence=False)
+def _():
+    name = "conv_bn_bad_weight_shape"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("conv_W", conv_weight(rng, (4, 27)))
+    g.init("conv_B", conv_bias(rng, 4))
+    g.node("Conv", ["X", "conv_W", "conv_B"], ["conv_out"], name="conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv_out", add_bn_inits(g, rng, 4, "bn"), "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_channel_mismatch.onnx",
+         "Conv has 4 output channels, BN params have length 3", 1, 0,
+         skipped={"channel_mismatch": 1}, equivalence=False)
+def _():
+    name = "conv_bn_channel_mismatch"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    add_bn(g, c, add_bn_inits(g, rng, 3, "bn"), "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_negative_var.onnx",
+         "BN var = -1 on channel 1 (var+eps <= 0)", 1, 0,
+         skipped={"nonpositive_variance": 1}, equivalence=False)
+def _():
+    name = "conv_bn_negative_var"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    gamma, beta, mean, var = bn_params(rng, 4)
+    var[1] = -1.0
+    p = [g.init("bn_" + s, v) for s, v in zip(("scale", "B", "mean", "var"), (gamma, beta, mean, var))]
+    add_bn(g, c, p, "Y", "bn", epsilon=1e-5)
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+def nonfinite_fixture(name, which, value):
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    params = dict(zip(("scale", "B", "mean", "var"), bn_params(rng, 4)))
+    if which in params:
+        params[which][2] = value
+    else:  # conv bias
+        t = [t for t in g.inits if t.name == "conv_B"][0]
+        arr = numpy_helper.to_array(t).copy()
+        arr[0] = value
+        t.CopyFrom(make_tensor("conv_B", arr))
+    p = [g.init("bn_" + s, params[s]) for s in ("scale", "B", "mean", "var")]
+    add_bn(g, c, p, "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_nan.onnx", "BN scale (gamma) is NaN on channel 2", 1, 0,
+         skipped={"non_finite_param": 1}, equivalence=False)
+def _():
+    return nonfinite_fixture("conv_bn_nan", "scale", np.nan)
+
+
+@fixture("conv_bn_inf.onnx", "BN B (beta) is +Inf on channel 2", 1, 0,
+         skipped={"non_finite_param": 1}, equivalence=False)
+def _():
+    return nonfinite_fixture("conv_bn_inf", "B", np.inf)
+
+
+@fixture("conv_bn_inf_bias.onnx", "Conv bias is -Inf on channel 0 (BN params finite)", 1, 0,
+         skipped={"non_finite_param": 1}, equivalence=False)
+def _():
+    return nonfinite_fixture("conv_bn_inf_bias", "conv_bias", -np.inf)
+
+
+# ---------------------------------------------------------------- mixed / other
+
+@fixture("conv_bn_mixed.onnx",
+         "conv1->bn1 folds; bn2 after Relu (no_linear_producer); conv2 output is a graph "
+         "output so bn3 is skipped (layer_output_is_graph_output)",
+         3, 1, skipped={"no_linear_producer": 1, "layer_output_is_graph_output": 1})
+def _():
+    name = "conv_bn_mixed"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 6, 6))
+    c1, _s = add_conv(g, rng, "X", 3, 4, (6, 6), "conv1")
+    add_bn(g, c1, add_bn_inits(g, rng, 4, "bn1"), "bn1_out", "bn1")
+    g.node("Relu", ["bn1_out"], ["relu1_out"], name="relu1")
+    add_bn(g, "relu1_out", add_bn_inits(g, rng, 4, "bn2"), "bn2_out", "bn2")
+    c2, _s = add_conv(g, rng, "bn2_out", 4, 5, (6, 6), "conv2", bias=False)
+    add_bn(g, c2, add_bn_inits(g, rng, 5, "bn3"), "Y", "bn3")
+    g.out("Y", (2, 5, 6, 6))
+    g.out(c2, (2, 5, 6, 6))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("nothing_to_fold.onnx", "Conv->Relu, no BN: output must be byte-identical", 0, 0,
+         byte_identical=True)
+def _():
+    name = "nothing_to_fold"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    g.node("Relu", [c], ["Y"], name="relu")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("demo.onnx",
+         "README demo: ResNet-like block (conv-bn-relu-conv-bn + projection conv-bn, Add, "
+         "Relu, GlobalAveragePool, Flatten, Gemm); 3 fusions", 3, 3)
+def _():
+    name = "demo"
+    rng = rng_for(name)
+    g = G("resnet_block")
+    g.inp("input", (2, 3, 8, 8))
+    # main path
+    g.init("conv1.weight", conv_weight(rng, (8, 3, 3, 3)))
+    g.node("Conv", ["input", "conv1.weight"], ["conv1_out"], name="conv1",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv1_out", add_bn_inits(g, rng, 8, "bn1"), "bn1_out", "bn1")
+    g.node("Relu", ["bn1_out"], ["relu1_out"], name="relu1")
+    g.init("conv2.weight", conv_weight(rng, (8, 8, 3, 3)))
+    g.node("Conv", ["relu1_out", "conv2.weight"], ["conv2_out"], name="conv2",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv2_out", add_bn_inits(g, rng, 8, "bn2"), "bn2_out", "bn2")
+    # projection shortcut
+    g.init("downsample.weight", conv_weight(rng, (8, 3, 1, 1)))
+    g.node("Conv", ["input", "downsample.weight"], ["downsample_out"], name="downsample_conv",
+           kernel_shape=[1, 1])
+    add_bn(g, "downsample_out", add_bn_inits(g, rng, 8, "downsample_bn"), "downsample_bn_out",
+           "downsample_bn")
+    g.node("Add", ["bn2_out", "downsample_bn_out"], ["add_out"], name="add")
+    g.node("Relu", ["add_out"], ["relu2_out"], name="relu2")
+    g.node("GlobalAveragePool", ["relu2_out"], ["pool_out"], name="pool")
+    g.node("Flatten", ["pool_out"], ["flat_out"], name="flatten", axis=1)
+    g.init("fc.weight", conv_weight(rng, (10, 8)))
+    g.init("fc.bias", conv_bias(rng, 10))
+    g.node("Gemm", ["flat_out", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1)
+    g.out("logits", (2, 10))
+    return make_model(g.build(), 13, 7)
+
+
+# --------------------------------------------------------------------------
+# checks and output
+
+
+def iter_graphs(graph):
+    yield graph
+    for n in graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from iter_graphs(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for sg in a.graphs:
+                    yield from iter_graphs(sg)
+
+
+def count_bn(model):
+    return sum(1 for g in iter_graphs(model.graph) for n in g.node
+               if n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx"))
+
+
+def topo_sorted(model):
+    """Copy of model with the main graph's nodes in topological order."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    nodes = list(m.graph.node)
+    avail = {i.name for i in m.graph.input} | {t.name for t in m.graph.initializer} | {""}
+    ordered = []
+    pending = nodes
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in avail for i in n.input):
+                ordered.append(n)
+                avail.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise RuntimeError("graph has a cycle or undefined input")
+        pending = rest
+    del m.graph.node[:]
+    m.graph.node.extend(ordered)
+    return m
+
+
+def run_checker(model, full):
+    try:
+        onnx.checker.check_model(model, full_check=full)
+        return None
+    except Exception as e:  # noqa: BLE001 - report any checker failure
+        return "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[0] if str(e).strip() else "")
+
+
+def verify(fx, model):
+    name = fx["file"]
+    errs = []
+    plain = run_checker(model, False)
+    full = run_checker(model, True) if plain is None else plain
+    if fx["checker"]:
+        if plain is not None:
+            errs.append("onnx.checker rejects the model: " + plain)
+        if fx["full_check"] and full is not None:
+            errs.append("full_check fails: " + full)
+        if not fx["full_check"] and full is None:
+            errs.append("full_check unexpectedly passes (update the expectation)")
+    else:
+        if plain is None:
+            errs.append("checker was expected to reject the model but accepts it")
+        sorted_m = topo_sorted(model)
+        err = run_checker(sorted_m, True)
+        if err is not None:
+            errs.append("model still fails the checker after topological sort: " + err)
+    # hand-written expectations must be self-consistent and match the model
+    n_bn = count_bn(model)
+    if n_bn != fx["bn_before"]:
+        errs.append("bn_before=%d but the model has %d BatchNormalization nodes"
+                    % (fx["bn_before"], n_bn))
+    if fx["folded"] + sum(fx["skipped"].values()) != fx["bn_before"]:
+        errs.append("folded + skipped != bn_before")
+    if fx["bn_after"] != fx["bn_before"] - fx["folded"]:
+        errs.append("bn_after != bn_before - folded")
+    if model.producer_name != PRODUCER_NAME:
+        errs.append("producer_name not set")
+    opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if len(opsets) != 1:
+        errs.append("expected exactly one default-domain opset import")
+    for vi in model.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if not all(d.HasField("dim_value") for d in dims):
+            errs.append("graph input %s has a non-static shape" % vi.name)
+    if errs:
+        raise SystemExit("FIXTURE %s INVALID:\n  %s" % (name, "\n  ".join(errs)))
+    return full
+
+
+def main(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    outdir = argv[1] if len(argv) > 1 else os.path.join(os.path.dirname(here), "testdata")
+    os.makedirs(outdir, exist_ok=True)
+
+    seen = set()
+    entries = []
+    for fx in FIXTURES:
+        if fx["file"] in seen:
+            raise SystemExit("duplicate fixture file " + fx["file"])
+        seen.add(fx["file"])
+        model = fx["build"]()
+        verify(fx, model)
+        data = model.SerializeToString()
+        if len(data) >= MAX_FILE_SIZE:
+            raise SystemExit("%s is %d bytes (limit %d)" % (fx["file"], len(data), MAX_FILE_SIZE))
+        # round trip: what we write is what we checked
+        back = onnx.load_from_string(data)
+        if back.SerializeToString() != data or count_bn(back) != fx["bn_before"]:
+            raise SystemExit("%s does not round-trip" % fx["file"])
+        with open(os.path.join(outdir, fx["file"]), "wb") as f:
+            f.write(data)
+        opset = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")][0]
+        e = dict(file=fx["file"], desc=fx["desc"], args=fx["args"],
+                 bn_before=fx["bn_before"], bn_after=fx["bn_after"], folded=fx["folded"],
+                 skipped=dict(sorted(fx["skipped"].items())),
+                 equivalence=fx["equivalence"], ir_version=model.ir_version, opset=opset,
+                 checker=fx["checker"], full_check=fx["full_check"])
+        if fx["byte_identical"]:
+            e["byte_identical"] = True
+        entries.append(e)
+        print("%-40s %6d bytes  bn %d -> %d  folded %d  skipped %s"
+              % (fx["file"], len(data), fx["bn_before"], fx["bn_after"], fx["folded"],
+                 json.dumps(e["skipped"], sort_keys=True)))
+
+    with open(os.path.join(outdir, "expected.json"), "w", encoding="utf-8", newline="\n") as f:
+        json.dump({"fixtures": entries}, f, indent=2, ensure_ascii=True)
+        f.write("\n")
+    print("wrote %d fixtures and expected.json to %s" % (len(entries), outdir))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
