@@ -85,7 +85,7 @@ static char *node_name_copy(const Onnx__NodeProto *n)
 
 static int record_skip(gctx *c, const bnf_plan *p)
 {
-	const Onnx__NodeProto *bn = c->g->node[p->bn_node];
+	const Onnx__NodeProto *bn = c->g->node[p->node];
 	bnf_result *r = c->res;
 	bnf_skip *s, *v = realloc(r->skips, (r->n_skips + 1) * sizeof(*v));
 	if (!v)
@@ -189,7 +189,7 @@ static int add_initializer(gctx *c, char *name, int dtype, size_t rank, const in
 	int64_t *d = malloc((rank ? rank : 1) * sizeof(*d));
 	bnf_value *v;
 
-	if (!t || !d)
+	if (!t || !d || !name)
 		goto fail;
 	arr = realloc(g->initializer, (g->n_initializer + 1) * sizeof(*arr));
 	if (!arr)
@@ -275,7 +275,8 @@ static int rewire_input(gctx *c, Onnx__NodeProto *node, size_t slot, const char 
 
 /* The tensor a fold writes: edited in place when only this layer reaches
  * it, otherwise a new initializer.  *new_name is set to the name the
- * layer must read, or NULL when the old name stays. */
+ * layer must read, or NULL when the old name stays.  Takes ownership of
+ * data, also on failure. */
 static int write_tensor(gctx *c, const bnf_const *src, const char *base, const char *suffix,
 			int dtype, size_t rank, const int64_t *dims, uint8_t *data, size_t len,
 			char **new_name)
@@ -295,10 +296,11 @@ static int write_tensor(gctx *c, const bnf_const *src, const char *base, const c
 	return add_initializer(c, bnf_strdup(*new_name), dtype, rank, dims, data, len);
 }
 
-static int record_fusion(gctx *c, const bnf_plan *p, bool weight_copied, bool bias_created)
+static int record_fusion(gctx *c, const bnf_plan *p, const char *layer_op, bool weight_copied,
+			 bool bias_created)
 {
 	const Onnx__NodeProto *layer = c->g->node[p->layer_node];
-	const Onnx__NodeProto *bn = c->g->node[p->bn_node];
+	const Onnx__NodeProto *node = c->g->node[p->node];
 	bnf_result *r = c->res;
 	bnf_fusion *f, *v = realloc(r->fusions, (r->n_fusions + 1) * sizeof(*v));
 	if (!v)
@@ -308,19 +310,33 @@ static int record_fusion(gctx *c, const bnf_plan *p, bool weight_copied, bool bi
 	memset(f, 0, sizeof(*f));
 	r->n_fusions++;
 	f->pattern = p->pattern;
+	f->is_bn = p->is_bn;
 	f->graph = bnf_strdup(c->gname);
 	f->layer = node_name_copy(layer);
-	f->layer_op = bnf_strdup(layer->op_type);
-	f->bn = node_name_copy(bn);
-	f->bn_output = bnf_strdup(bn->output[0]);
+	f->layer_op = bnf_strdup(layer_op);
+	f->layer_op_after = bnf_strdup(layer->op_type);
+	f->bn = node_name_copy(node);
+	f->node_op = bnf_strdup(node->op_type);
+	f->bn_output = bnf_strdup(node->output[0]);
 	f->weight = bnf_strdup(layer->input[1]);
-	f->bias = bnf_strdup(layer->input[2]);
+	f->bias = bnf_strdup(layer->n_input > 2 ? layer->input[2] : "");
 	f->channels = p->channels;
 	f->dtype = p->dtype;
 	f->eps = p->eps;
 	f->weight_copied = weight_copied;
 	f->bias_created = bias_created;
-	return f->graph && f->layer && f->layer_op && f->bn && f->bn_output && f->weight && f->bias ? 0 : -1;
+	return f->graph && f->layer && f->layer_op && f->layer_op_after && f->bn && f->node_op &&
+	       f->bn_output && f->weight && f->bias ? 0 : -1;
+}
+
+/* Set a float attribute that exists on node (Gemm beta) to x. */
+static void set_float_attr(Onnx__NodeProto *node, const char *name, float x)
+{
+	Onnx__AttributeProto *a = bnf_node_attr(node, name);
+	if (a) {
+		a->has_f = 1;
+		a->f = x;
+	}
 }
 
 /* Carry out a plan whose reason is BNF_FOLD. Returns 1 when folded, 0 when
@@ -328,84 +344,126 @@ static int record_fusion(gctx *c, const bnf_plan *p, bool weight_copied, bool bi
 static int apply(gctx *c, bnf_plan *p)
 {
 	Onnx__NodeProto *layer = c->g->node[p->layer_node];
-	Onnx__NodeProto *bn = c->g->node[p->bn_node];
+	Onnx__NodeProto *node = c->g->node[p->node];
 	const bnf_tview *w = &p->weight.view;
-	size_t es = bnf_dtype_size(p->dtype), wbytes;
-	bool weight_inplace = p->weight.tensor && p->weight.exclusive;
-	bool bias_inplace = p->has_bias && p->bias.tensor && p->bias.exclusive;
+	size_t es = bnf_dtype_size(p->dtype), wbytes = 0;
+	bool weight_inplace = !p->scale_weight || (p->weight.tensor && p->weight.exclusive);
+	bool bias_inplace = p->has_bias && p->bias.tensor && p->bias.exclusive &&
+			    p->bias.view.rank == 1 && p->bias.view.numel == p->bias_len;
+	bool new_tensor = (p->scale_weight && !weight_inplace) || (p->write_bias && !bias_inplace);
 	uint8_t *wdata = NULL, *bdata = NULL;
 	double *scratch = NULL;
-	char *wname = NULL, *bname = NULL, *out_copy = NULL;
+	char *wname = NULL, *bname = NULL, *out_copy = NULL, *layer_op = NULL;
 	bnf_value *v;
-	int64_t cdim = (int64_t)p->channels;
+	int64_t bdim = (int64_t)p->bias_len;
 	int rc = -1;
 
-	if (c->is_subgraph && c->gi.ir_version < 4 && (!weight_inplace || !bias_inplace)) {
+	if (c->is_subgraph && c->gi.ir_version < 4 && new_tensor) {
 		p->reason = BNF_UNSUPPORTED_STORAGE;
 		snprintf(p->message, sizeof(p->message),
 			 "folding here needs a new initializer inside a subgraph, which IR %d cannot declare",
 			 c->gi.ir_version);
+		if (!p->is_bn)
+			return 0; /* Mul/Add nodes are not reported */
 		return record_skip(c, p) < 0 ? -1 : 0;
 	}
-	if (!bnf_mul_size(w->numel, es, &wbytes) || !(wdata = malloc(wbytes ? wbytes : 1)) ||
-	    !(bdata = malloc(p->channels * es)) || !(scratch = malloc(CHUNK * sizeof(double))))
+	if (!(layer_op = bnf_strdup(layer->op_type)) || !(bdata = malloc(p->bias_len * es + 1)) ||
+	    !(scratch = malloc(CHUNK * sizeof(double))))
 		goto oom;
-	for (size_t done = 0; done < w->numel; done += CHUNK) {
-		size_t n = w->numel - done < CHUNK ? w->numel - done : CHUNK;
-		bnf_transform_apply(&p->transform, w, done, n, scratch, wdata + done * es);
+	if (p->scale_weight) {
+		if (!bnf_mul_size(w->numel, es, &wbytes) || !(wdata = malloc(wbytes ? wbytes : 1)))
+			goto oom;
+		for (size_t done = 0; done < w->numel; done += CHUNK) {
+			size_t n = w->numel - done < CHUNK ? w->numel - done : CHUNK;
+			bnf_transform_apply(&p->transform, w, done, n, scratch, wdata + done * es);
+		}
+		int wr = write_tensor(c, &p->weight, layer->input[1], "_bnfold", p->dtype, w->rank, w->dims,
+				      wdata, wbytes, &wname);
+		wdata = NULL; /* write_tensor owns it, whatever the outcome */
+		if (wr < 0)
+			goto oom;
+		if (wname && rewire_input(c, layer, 1, wname) < 0)
+			goto oom;
 	}
-	for (size_t ch = 0; ch < p->channels; ch++)
-		bnf_encode(p->dtype, p->new_bias[ch], bdata + ch * es);
+	if (p->write_bias) {
+		const bnf_const *old = p->has_bias && bias_inplace ? &p->bias : NULL;
+		for (size_t ch = 0; ch < p->bias_len; ch++)
+			bnf_encode(p->dtype, p->new_bias[ch], bdata + ch * es);
+		int br = write_tensor(c, old, p->has_bias ? layer->input[2] : node->output[0],
+				      p->has_bias ? "_bnfold" : "_bnfold_bias", p->dtype, 1, &bdim, bdata,
+				      p->bias_len * es, &bname);
+		bdata = NULL;
+		if (br < 0)
+			goto oom;
+		if (bname && rewire_input(c, layer, 2, bname) < 0)
+			goto oom;
+	}
+	if (p->new_op_type) {
+		char *op = bnf_strdup(p->new_op_type);
+		if (!op)
+			goto oom;
+		free(layer->op_type);
+		layer->op_type = op;
+	}
+	if (p->reset_gemm_beta)
+		set_float_attr(layer, "beta", 1.0f);
 
-	if (write_tensor(c, &p->weight, layer->input[1], "_bnfold", p->dtype, w->rank, w->dims,
-			 wdata, wbytes, &wname) < 0)
-		goto oom_owned;
-	wdata = NULL;
-	if (wname && rewire_input(c, layer, 1, wname) < 0)
-		goto oom_owned;
-	if (write_tensor(c, p->has_bias ? &p->bias : NULL, p->has_bias ? layer->input[2] : bn->output[0],
-			 p->has_bias ? "_bnfold" : "_bnfold_bias", p->dtype, 1, &cdim, bdata,
-			 p->channels * es, &bname) < 0)
-		goto oom_owned;
-	bdata = NULL;
-	if (bname && rewire_input(c, layer, 2, bname) < 0)
-		goto oom_owned;
-
-	/* The layer takes over the BN's output name; the BN goes. */
-	if (!(out_copy = bnf_strdup(bn->output[0])) || strlist_add(&c->killed, layer->output[0]) < 0)
-		goto oom_owned;
-	if ((v = bnf_graph_value(&c->gi, layer->output[0]))) {
-		v->producer = -1;
-		v->n_consumers = 0;
+	if (p->absorb == BNF_ABSORB_OUTPUT) {
+		/* The layer takes over the node's output name; the node goes. */
+		for (size_t i = 0; i < node->n_input; i++) {
+			if (strcmp(node->input[i], layer->output[0]) == 0 || !node->input[i][0])
+				continue;
+			if ((v = bnf_graph_value(&c->gi, node->input[i])))
+				v->n_consumers--;
+			if (strlist_add(&c->released, node->input[i]) < 0)
+				goto oom;
+		}
+		if (!(out_copy = bnf_strdup(node->output[0])) || strlist_add(&c->killed, layer->output[0]) < 0)
+			goto oom;
+		if ((v = bnf_graph_value(&c->gi, layer->output[0]))) {
+			v->producer = -1;
+			v->n_consumers = 0;
+		}
+		free(layer->output[0]);
+		layer->output[0] = out_copy;
+		out_copy = NULL;
+		if ((v = bnf_graph_value(&c->gi, node->output[0]))) {
+			v->producer = p->layer_node;
+			v->producer_slot = 0;
+		}
+	} else {
+		/* The layer reads what the BN read; the BN goes. */
+		if (!(out_copy = bnf_strdup(node->input[0])) || strlist_add(&c->killed, node->output[0]) < 0)
+			goto oom;
+		free(layer->input[0]);
+		layer->input[0] = out_copy;
+		out_copy = NULL;
+		if ((v = bnf_graph_value(&c->gi, node->output[0]))) {
+			v->producer = -1;
+			v->n_consumers = 0;
+		}
+		for (size_t i = 1; i < node->n_input; i++) {
+			if ((v = bnf_graph_value(&c->gi, node->input[i])))
+				v->n_consumers--;
+			if (strlist_add(&c->released, node->input[i]) < 0)
+				goto oom;
+		}
 	}
-	free(layer->output[0]);
-	layer->output[0] = out_copy;
-	out_copy = NULL;
-	if ((v = bnf_graph_value(&c->gi, bn->output[0]))) {
-		v->producer = p->layer_node;
-		v->producer_slot = 0;
-	}
-	for (int i = 1; i < 5; i++) {
-		if ((v = bnf_graph_value(&c->gi, bn->input[i])))
-			v->n_consumers--;
-		if (strlist_add(&c->released, bn->input[i]) < 0)
-			goto oom_owned;
-	}
-	c->node_removed[p->bn_node] = true;
-	if (record_fusion(c, p, !weight_inplace, !p->has_bias) < 0)
-		goto oom_owned;
+	c->node_removed[p->node] = true;
+	if (record_fusion(c, p, layer_op, p->scale_weight && !weight_inplace, p->write_bias && !p->has_bias) < 0)
+		goto oom;
 	rc = 1;
 	goto done;
 oom:
-	free(wdata);
-	free(bdata);
-oom_owned:
-	bnf_error("%s: out of memory folding '%s'", c->path, bn->output[0]);
+	bnf_error("%s: out of memory folding '%s'", c->path, node->output[0]);
 done:
+	free(wdata); /* NULL once handed to the model */
+	free(bdata);
 	free(scratch);
 	free(wname);
 	free(bname);
 	free(out_copy);
+	free(layer_op);
 	return rc;
 }
 
@@ -434,7 +492,7 @@ static int sweep(gctx *c)
 			continue;
 		node = c->g->node[v->producer];
 		if (!bnf_node_is_onnx(node, "Constant") && !bnf_node_is_onnx(node, "Identity") &&
-		    !bnf_node_is_onnx(node, "ConstantOfShape"))
+		    !bnf_node_is_onnx(node, "ConstantOfShape") && !bnf_node_is_onnx(node, "Reshape"))
 			continue;
 		bool unused = true;
 		for (size_t o = 0; o < node->n_output; o++) {
@@ -565,15 +623,22 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 		if (bnf_node_is_onnx(g->node[n], "BatchNormalization"))
 			res->bn_found++;
 	/* Fold until nothing more folds: a fold can make the next one possible
-	 * (BN after BN, nodes listed out of order). */
+	 * (BN after BN, Add before BN, nodes listed out of order). */
 	while (progress) {
 		progress = false;
 		for (size_t n = 0; n < g->n_node; n++) {
 			bnf_plan p;
+			bool is_bn = bnf_node_is_onnx(g->node[n], "BatchNormalization");
 			int r = 0;
-			if (c.node_removed[n] || handled[n] || !bnf_node_is_onnx(g->node[n], "BatchNormalization"))
+			if (c.node_removed[n] || handled[n])
 				continue;
-			if (bnf_plan_bn(&c.gi, (int)n, &p) < 0) {
+			if (is_bn)
+				r = bnf_plan_bn(&c.gi, (int)n, &p);
+			else if (bnf_node_is_onnx(g->node[n], "Mul") || bnf_node_is_onnx(g->node[n], "Add"))
+				r = bnf_plan_affine(&c.gi, (int)n, &p);
+			else
+				continue;
+			if (r < 0) {
 				bnf_plan_free(&p);
 				goto out;
 			}
@@ -653,11 +718,20 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 	return 0;
 }
 
+size_t bnf_result_bn_folded(const bnf_result *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_fusions; i++)
+		n += r->fusions[i].is_bn;
+	return n;
+}
+
 void bnf_result_free(bnf_result *r)
 {
 	for (size_t i = 0; i < r->n_fusions; i++) {
 		bnf_fusion *f = &r->fusions[i];
-		free(f->graph); free(f->layer); free(f->layer_op); free(f->bn);
+		free(f->graph); free(f->layer); free(f->layer_op); free(f->layer_op_after);
+		free(f->node_op); free(f->bn);
 		free(f->bn_output); free(f->weight); free(f->bias);
 	}
 	for (size_t i = 0; i < r->n_skips; i++) {

@@ -13,7 +13,8 @@
 #define BNF_REASONS(X)                                                                        \
 	X(BNF_FOLD, "fold", "folds")                                                          \
 	X(BNF_NO_LINEAR_PRODUCER, "no_linear_producer",                                       \
-	  "input 0 is not the output of a Conv, so there is no weight to fold into")          \
+	  "input 0 is not the output of a Conv, ConvTranspose, Gemm or MatMul, and the BN "   \
+	  "does not feed a Conv alone: there is no weight to fold into")                      \
 	X(BNF_LAYER_OUTPUT_HAS_OTHER_CONSUMERS, "layer_output_has_other_consumers",           \
 	  "the layer's output is also read by another node, which needs the unfolded values")\
 	X(BNF_LAYER_OUTPUT_IS_GRAPH_OUTPUT, "layer_output_is_graph_output",                   \
@@ -27,9 +28,9 @@
 	X(BNF_PARAM_IS_GRAPH_INPUT, "param_is_graph_input",                                   \
 	  "a parameter or weight is an initializer also listed as a graph input (IR >= 4), "  \
 	  "so a caller may override it; --fold-overridable folds it anyway")                  \
-	X(BNF_WEIGHT_NOT_CONSTANT, "weight_not_constant", "the layer's weight or bias is not a constant") \
-	X(BNF_BAD_WEIGHT_SHAPE, "bad_weight_shape", "the layer's weight or bias has a shape the layer cannot have") \
-	X(BNF_CHANNEL_MISMATCH, "channel_mismatch", "a parameter's length differs from the layer's output channels") \
+	X(BNF_WEIGHT_NOT_CONSTANT, "weight_not_constant", "the layer's weight or bias (Gemm: B or C; MatMul: B) is not a constant") \
+	X(BNF_BAD_WEIGHT_SHAPE, "bad_weight_shape", "the layer's weight or bias has a shape the fold cannot use") \
+	X(BNF_CHANNEL_MISMATCH, "channel_mismatch", "a parameter's length differs from the layer's channels") \
 	X(BNF_UNSUPPORTED_DTYPE, "unsupported_dtype", "a weight or parameter is not float32/float64/float16/bfloat16") \
 	X(BNF_DTYPE_MISMATCH, "dtype_mismatch", "the layer's weight and bias have different types") \
 	X(BNF_UNSUPPORTED_STORAGE, "unsupported_storage",                                     \
@@ -37,7 +38,13 @@
 	  "a new tensor inside a subgraph of an IR < 4 model)")                               \
 	X(BNF_NONPOSITIVE_VARIANCE, "nonpositive_variance", "var + epsilon <= 0 for some channel") \
 	X(BNF_NON_FINITE_PARAM, "non_finite_param", "NaN or Inf in a parameter, weight or bias") \
-	X(BNF_OVERFLOW, "overflow", "a folded value does not fit the tensor's type")
+	X(BNF_OVERFLOW, "overflow", "a folded value does not fit the tensor's type")          \
+	X(BNF_BN_BEFORE_CONV_WITH_PADDING, "bn_before_conv_with_padding",                     \
+	  "the BN feeds a Conv that pads its input; the BN's shift would wrongly reach the padded border") \
+	X(BNF_SHAPE_UNKNOWN, "shape_unknown",                                                 \
+	  "the rank of an input is not recorded in the model, so the channel axis is unknown") \
+	X(BNF_UNSUPPORTED_OPSET, "unsupported_opset",                                         \
+	  "the rewrite needs broadcasting that this opset (< 7) does not have")
 
 typedef enum {
 #define BNF_REASON_ENUM(id, code, text) id,
@@ -92,30 +99,49 @@ typedef struct bnf_transform {
 void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
 			 double *scratch, unsigned char *out);
 
-/* --- the decision for one BN --- */
+/* --- the decision for one node --- */
+
+typedef enum {
+	BNF_ABSORB_OUTPUT, /* the node after the layer goes; the layer takes its output name */
+	BNF_ABSORB_INPUT,  /* a BN before the layer goes; the layer reads the BN's input */
+} bnf_absorb;
 
 typedef struct bnf_plan {
 	bnf_reason reason;
 	char message[400];
-	int bn_node;
-	int layer_node;       /* -1 when there is no candidate layer */
-	const char *pattern;  /* "conv_bn" */
-	size_t channels;
+	int node;             /* the BatchNormalization / Mul / Add node that goes away */
+	bool is_bn;
+	int layer_node;       /* the layer it folds into, -1 when there is none */
+	const char *pattern;  /* "conv_bn", "convtranspose_bn", "gemm_bn", "matmul_bn", "bn_conv", "conv_mul", ... */
+	bnf_absorb absorb;
+	size_t channels;      /* BN / per-channel constant length */
 	int dtype;            /* weight dtype */
 	double eps;
 	bnf_const weight;
-	bnf_const bias;       /* valid when has_bias */
+	bnf_const bias;       /* the layer's current bias (Gemm: C), valid when has_bias */
 	bool has_bias;
+	bool scale_weight;    /* false when only the bias changes (Add) */
+	bool write_bias;      /* false when the bias stays absent (Mul on a layer without bias) */
+	size_t bias_len;      /* elements of the new bias: the layer's output channels */
 	bnf_transform transform;
-	double *scale;        /* channels values */
-	double *new_bias;     /* channels values, unrounded */
+	double *scale;        /* per channel of transform.layout */
+	double *new_bias;     /* bias_len values, unrounded */
+	const char *new_op_type; /* "Gemm" when a MatMul becomes one, else NULL */
+	bool reset_gemm_beta; /* the Gemm's beta attribute must become 1 */
 } bnf_plan;
 
-/* Decide whether node bn_index of gi (a BatchNormalization) folds, filling p.
- * Returns 0 with p->reason set (BNF_FOLD or why not), or -1 after
- * bnf_error() when the model is malformed (inconsistent tensor data) or
- * memory runs out. */
-int bnf_plan_bn(const bnf_graph *gi, int bn_index, bnf_plan *p);
+/* Decide whether the BatchNormalization at node index `node` of gi folds
+ * into the layer before it (Conv, ConvTranspose, Gemm, MatMul) or, failing
+ * that, into a Conv after it.  Returns 0 with p->reason set (BNF_FOLD or
+ * why not), or -1 after bnf_error() when the model is malformed
+ * (inconsistent tensor data) or memory runs out. */
+int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p);
+
+/* The same for a Mul or Add of a per-channel constant after a Conv or
+ * ConvTranspose (the form some exporters give an inference BN).  A reason
+ * other than BNF_FOLD only means "leave it": such nodes are not reported. */
+int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p);
+
 void bnf_plan_free(bnf_plan *p);
 
 #endif

@@ -293,6 +293,62 @@ static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProt
 	return BNF_CONST_OK;
 }
 
+/* Resolve Reshape(constant, constant shape): the data as it is, with new
+ * dims (0 copies the input dim unless allowzero, -1 is inferred). Never
+ * edited in place: the fold writes a new tensor. */
+static bnf_const_status reshape(const bnf_graph *gi, const Onnx__NodeProto *node, bnf_const *c)
+{
+	bnf_const shape;
+	int64_t dims[BNF_MAX_RANK];
+	bool allowzero = bnf_node_attr_int(node, "allowzero", 0) != 0;
+	size_t known = 1;
+	int infer = -1;
+	bnf_const_status st;
+
+	st = bnf_graph_const(gi, node->input[1], &shape);
+	if (st != BNF_CONST_OK) {
+		snprintf(c->msg, sizeof(c->msg), "shape of Reshape: %.200s", shape.msg);
+		return st;
+	}
+	if (shape.view.rank != 1 || shape.view.numel > BNF_MAX_RANK || bnf_tview_read_i64(&shape.view, dims) < 0) {
+		snprintf(c->msg, sizeof(c->msg), "Reshape shape is not a short 1-D integer tensor");
+		return BNF_CONST_UNSUPPORTED;
+	}
+	st = bnf_graph_const(gi, node->input[0], c);
+	if (st != BNF_CONST_OK)
+		return st;
+	for (size_t i = 0; i < shape.view.numel; i++) {
+		if (dims[i] == 0 && !allowzero) {
+			if (i >= c->view.rank)
+				goto bad;
+			dims[i] = c->view.dims[i];
+		}
+		if (dims[i] == -1) {
+			if (infer >= 0)
+				goto bad;
+			infer = (int)i;
+			continue;
+		}
+		if (dims[i] < 0 || !bnf_mul_size(known, (size_t)dims[i], &known))
+			goto bad;
+	}
+	if (infer >= 0) {
+		if (known == 0 || c->view.numel % known != 0)
+			goto bad;
+		dims[infer] = (int64_t)(c->view.numel / known);
+		known = c->view.numel;
+	}
+	if (known != c->view.numel)
+		goto bad;
+	c->view.rank = shape.view.numel;
+	memcpy(c->view.dims, dims, c->view.rank * sizeof(dims[0]));
+	c->exclusive = false;
+	return BNF_CONST_OK;
+bad:
+	snprintf(c->msg, sizeof(c->msg), "Reshape of %zu elements to the given shape is invalid", c->view.numel);
+	return BNF_CONST_MALFORMED;
+}
+
 /* Resolve a Constant node's value into c. */
 static bnf_const_status constant_node(const Onnx__NodeProto *node, bnf_const *c)
 {
@@ -382,10 +438,43 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 		}
 		if (bnf_node_is_onnx(node, "ConstantOfShape"))
 			return const_of_shape(cur, node, c);
+		if (bnf_node_is_onnx(node, "Reshape") && node->n_input == 2)
+			return reshape(cur, node, c);
 		snprintf(c->msg, sizeof(c->msg), "'%s' is computed by a %s node at run time", name,
 			 node->op_type ? node->op_type : "?");
 		return BNF_CONST_NOT_CONSTANT;
 	}
 	snprintf(c->msg, sizeof(c->msg), "'%s' is reached through more than %d Identity nodes", name, MAX_CHAIN);
 	return BNF_CONST_NOT_CONSTANT;
+}
+
+static int type_rank(const Onnx__ValueInfoProto *vi)
+{
+	const Onnx__TypeProto *tp = vi->type;
+	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
+	    !tp->tensor_type->shape)
+		return -1;
+	return (int)tp->tensor_type->shape->n_dim;
+}
+
+int bnf_graph_rank(const bnf_graph *gi, const char *name)
+{
+	for (const bnf_graph *cur = gi; cur; cur = cur->parent) {
+		const Onnx__GraphProto *g = cur->g;
+		const bnf_value *v = bnf_graph_value(cur, name);
+		if (v && v->init >= 0)
+			return (int)g->initializer[v->init]->n_dims;
+		for (size_t i = 0; i < g->n_input; i++)
+			if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0)
+				return type_rank(g->input[i]);
+		for (size_t i = 0; i < g->n_value_info; i++)
+			if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
+				return type_rank(g->value_info[i]);
+		for (size_t i = 0; i < g->n_output; i++)
+			if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
+				return type_rank(g->output[i]);
+		if (v && (v->producer >= 0 || v->is_input))
+			return -1; /* defined here, type not recorded */
+	}
+	return -1;
 }

@@ -75,6 +75,10 @@ typedef struct bnf_const {
 /* Resolve name, read by one node input of gi's graph, to a constant. */
 bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c);
 
+/* The rank recorded for name (graph input, value_info, graph output or
+ * initializer, here or in an enclosing graph), or -1 when unknown. */
+int bnf_graph_rank(const bnf_graph *gi, const char *name);
+
 /* The attribute called name on node, or NULL. */
 Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *node, const char *name);
 /* Integer / float attribute with the spec's default when absent. */

@@ -79,12 +79,15 @@ static void summary(const bnf_result *r, const char *input, const char *output)
 	if (used && used < sizeof(reasons) - 1)
 		strcat(reasons, ")");
 	bnf_info(1, "bnfold: %s -> %s: folded %zu of %zu BatchNormalization, skipped %zu%s; nodes %zu -> %zu",
-		 input, output ? output : "(not written)", r->n_fusions, r->bn_found, r->n_skips, reasons,
+		 input, output ? output : "(not written)", bnf_result_bn_folded(r), r->bn_found, r->n_skips, reasons,
 		 r->nodes_before, r->nodes_after);
+	if (r->n_fusions > bnf_result_bn_folded(r))
+		bnf_info(1, "bnfold: also folded %zu per-channel Mul/Add into the layer before them",
+			 r->n_fusions - bnf_result_bn_folded(r));
 	for (size_t i = 0; i < r->n_fusions; i++) {
 		const bnf_fusion *f = &r->fusions[i];
-		bnf_info(2, "  folded   %s '%s' <- BatchNormalization '%s' (%s, %zu channels, %s%s%s)", f->layer_op,
-			 f->layer, f->bn, f->graph, f->channels, bnf_dtype_name(f->dtype),
+		bnf_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s)", f->layer_op,
+			 f->layer, f->node_op, f->bn, f->pattern, f->graph, f->channels, bnf_dtype_name(f->dtype),
 			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "");
 	}
 	for (size_t i = 0; i < r->n_skips; i++) {

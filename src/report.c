@@ -1,7 +1,9 @@
 #include "report.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 #include "tensor.h"
@@ -11,10 +13,23 @@ static cJSON *str_or_null(const char *s)
 	return s ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
 
+/* epsilon is a float attribute: report the shortest decimal that reads
+ * back as the same float (1e-05, not 9.99999974737875e-06). */
+static double shortest_float(double x)
+{
+	char buf[32];
+	for (int prec = 1; prec <= 9; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, x);
+		if ((float)strtod(buf, NULL) == (float)x)
+			return strtod(buf, NULL);
+	}
+	return x;
+}
+
 char *bnf_report_json(const bnf_result *r, const char *input, const char *output,
 		      const bnf_fold_options *opt)
 {
-	cJSON *root = cJSON_CreateObject(), *o, *arr;
+	cJSON *root = cJSON_CreateObject(), *o, *arr, *aff;
 	char *text = NULL;
 
 	if (!root)
@@ -38,27 +53,39 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 
 	o = cJSON_AddObjectToObject(root, "counts");
 	cJSON_AddNumberToObject(o, "bn_found", (double)r->bn_found);
-	cJSON_AddNumberToObject(o, "folded", (double)r->n_fusions);
+	cJSON_AddNumberToObject(o, "folded", (double)bnf_result_bn_folded(r));
+	cJSON_AddNumberToObject(o, "affine_folded", (double)(r->n_fusions - bnf_result_bn_folded(r)));
 	cJSON_AddNumberToObject(o, "skipped", (double)r->n_skips);
 	cJSON_AddNumberToObject(o, "nodes_before", (double)r->nodes_before);
 	cJSON_AddNumberToObject(o, "nodes_after", (double)r->nodes_after);
 	cJSON_AddNumberToObject(o, "graph_inputs_removed", (double)r->inputs_removed);
 
 	arr = cJSON_AddArrayToObject(root, "fusions");
-	for (size_t i = 0; arr && i < r->n_fusions; i++) {
+	aff = cJSON_AddArrayToObject(root, "affine_fusions");
+	for (size_t i = 0; arr && aff && i < r->n_fusions; i++) {
 		const bnf_fusion *f = &r->fusions[i];
 		cJSON *e = cJSON_CreateObject();
-		if (!e || !cJSON_AddItemToArray(arr, e))
+		if (!e || !cJSON_AddItemToArray(f->is_bn ? arr : aff, e))
 			goto oom;
 		cJSON_AddStringToObject(e, "pattern", f->pattern);
 		cJSON_AddStringToObject(e, "graph", f->graph);
 		cJSON_AddStringToObject(e, "layer", f->layer);
 		cJSON_AddStringToObject(e, "layer_op", f->layer_op);
-		cJSON_AddStringToObject(e, "bn", f->bn);
-		cJSON_AddStringToObject(e, "bn_output", f->bn_output);
+		cJSON_AddItemToObject(e, "rewritten_as",
+				      strcmp(f->layer_op, f->layer_op_after) ? cJSON_CreateString(f->layer_op_after)
+									     : cJSON_CreateNull());
+		if (f->is_bn) {
+			cJSON_AddStringToObject(e, "bn", f->bn);
+			cJSON_AddStringToObject(e, "bn_output", f->bn_output);
+		} else {
+			cJSON_AddStringToObject(e, "node", f->bn);
+			cJSON_AddStringToObject(e, "node_op", f->node_op);
+			cJSON_AddStringToObject(e, "output", f->bn_output);
+		}
 		cJSON_AddNumberToObject(e, "channels", (double)f->channels);
 		cJSON_AddStringToObject(e, "dtype", bnf_dtype_name(f->dtype));
-		cJSON_AddNumberToObject(e, "epsilon", f->eps);
+		if (f->is_bn)
+			cJSON_AddNumberToObject(e, "epsilon", shortest_float(f->eps));
 		cJSON_AddStringToObject(e, "weight", f->weight);
 		cJSON_AddStringToObject(e, "bias", f->bias);
 		cJSON_AddBoolToObject(e, "bias_created", f->bias_created);

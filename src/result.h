@@ -9,8 +9,11 @@
 #include "fold.h"
 
 typedef struct bnf_fusion {
-	char *graph, *layer, *layer_op, *bn, *bn_output, *weight, *bias;
+	/* bn and bn_output name the node that went (a BN, or a Mul/Add);
+	 * layer_op_after differs from layer_op when a MatMul became a Gemm. */
+	char *graph, *layer, *layer_op, *layer_op_after, *bn, *node_op, *bn_output, *weight, *bias;
 	const char *pattern;
+	bool is_bn;
 	size_t channels;
 	int dtype;
 	double eps;
@@ -25,7 +28,7 @@ typedef struct bnf_skip {
 } bnf_skip;
 
 typedef struct bnf_result {
-	bnf_fusion *fusions;
+	bnf_fusion *fusions;  /* BN fusions and Mul/Add fusions (is_bn false) */
 	size_t n_fusions;
 	bnf_skip *skips;
 	size_t n_skips;
@@ -38,5 +41,7 @@ typedef struct bnf_result {
 } bnf_result;
 
 void bnf_result_free(bnf_result *r);
+/* How many of the fusions removed a BatchNormalization. */
+size_t bnf_result_bn_folded(const bnf_result *r);
 
 #endif

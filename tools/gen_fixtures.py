@@ -214,8 +214,10 @@ FIXTURES = []
 
 
 def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=None,
-            checker=True, full_check=True, byte_identical=False):
-    """Register a builder returning a ModelProto, with its hand-written expectations."""
+            checker=True, full_check=True, byte_identical=False, patterns=None, affine_folded=0):
+    """Register a builder returning a ModelProto, with its hand-written expectations.
+    patterns: {pattern: count} over all fusions (BN and Mul/Add), when given;
+    affine_folded: Mul/Add nodes expected to fold into the layer before them."""
     skipped = dict(skipped or {})
 
     def deco(fn):
@@ -223,7 +225,8 @@ def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=
                              bn_before=bn_before, bn_after=bn_before - folded,
                              folded=folded, skipped=skipped, equivalence=equivalence,
                              checker=checker, full_check=full_check,
-                             byte_identical=byte_identical, build=fn))
+                             byte_identical=byte_identical, patterns=patterns,
+                             affine_folded=affine_folded, build=fn))
         return fn
     return deco
 
@@ -829,12 +832,245 @@ def _():
     return nonfinite_fixture("conv_bn_inf_bias", "conv_bias", -np.inf)
 
 
+
+# ---------------------------------------------------------------- other layers (issue 4)
+
+def convtranspose_bn(name, cin, cout, group, bias, spatial=(4, 4), k=3, stride=2, out_pad=1, pad=1):
+    """X -> ConvTranspose(group, stride, output_padding) -> BN -> Y.
+    Weight [C_in, C_out/group, k, k]."""
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, cin) + spatial)
+    w = conv_weight(rng, (cin, cout // group, k, k))
+    ins = ["X", g.init("ct_W", w)]
+    if bias:
+        ins.append(g.init("ct_B", conv_bias(rng, cout)))
+    g.node("ConvTranspose", ins, ["ct_out"], name="ct", kernel_shape=[k, k], strides=[stride, stride],
+           pads=[pad] * 4, output_padding=[out_pad, out_pad], group=group)
+    osp = tuple((n - 1) * stride - 2 * pad + k + out_pad for n in spatial)
+    add_bn(g, "ct_out", add_bn_inits(g, rng, cout, "bn"), "Y", "bn")
+    g.out("Y", (2, cout) + osp)
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("convtranspose_bn.onnx", "ConvTranspose (group 1, stride 2, output_padding 1, bias) -> BN",
+         1, 1, patterns={"convtranspose_bn": 1})
+def _():
+    return convtranspose_bn("convtranspose_bn", 3, 4, 1, True)
+
+
+@fixture("convtranspose_bn_group2.onnx", "ConvTranspose group 2 (weight [4, 3, 3, 3], C_out 6), no bias -> BN",
+         1, 1, patterns={"convtranspose_bn": 1})
+def _():
+    return convtranspose_bn("convtranspose_bn_group2", 4, 6, 2, False)
+
+
+@fixture("convtranspose_bn_depthwise.onnx", "depthwise ConvTranspose (group = C_in = C_out = 4) -> BN",
+         1, 1, patterns={"convtranspose_bn": 1})
+def _():
+    return convtranspose_bn("convtranspose_bn_depthwise", 4, 4, 4, True)
+
+
+@fixture("convtranspose_add_bn.onnx",
+         "ConvTranspose without bias -> Add([C,1,1] constant) -> BN, as PaddleOCR exports: "
+         "the Add becomes the bias, then the BN folds", 1, 1,
+         patterns={"convtranspose_add": 1, "convtranspose_bn": 1}, affine_folded=1)
+def _():
+    name = "convtranspose_add_bn"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 4, 4, 4))
+    g.init("ct_W", conv_weight(rng, (4, 3, 2, 2)))
+    g.node("ConvTranspose", ["X", "ct_W"], ["ct_out"], name="ct", kernel_shape=[2, 2], strides=[2, 2])
+    g.init("add_C", conv_bias(rng, 3).reshape(3, 1, 1))
+    g.node("Add", ["ct_out", "add_C"], ["add_out"], name="add")
+    add_bn(g, "add_out", add_bn_inits(g, rng, 3, "bn"), "Y", "bn")
+    g.out("Y", (2, 3, 8, 8))
+    return make_model(g.build(), 11, 7)
+
+
+def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4):
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("A", (m, k))
+    b = conv_weight(rng, (n, k) if trans_b else (k, n))
+    ins = ["A", g.init("gemm_B", b)]
+    if c_shape is not None:
+        ins.append(g.init("gemm_C", rng.normal(0, 0.3, c_shape).astype(F32)))
+    attrs = {}
+    if trans_b:
+        attrs["transB"] = 1
+    if alpha != 1.0:
+        attrs["alpha"] = alpha
+    if beta != 1.0:
+        attrs["beta"] = beta
+    g.node("Gemm", ins, ["gemm_out"], name="gemm", **attrs)
+    add_bn(g, "gemm_out", add_bn_inits(g, rng, n, "bn"), "Y", "bn")
+    g.out("Y", (m, n))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("gemm_bn_transb0.onnx", "Gemm transB=0 (B [K,N]: columns scale), C [N] -> BN", 1, 1,
+         patterns={"gemm_bn": 1})
+def _():
+    return gemm_bn("gemm_bn_transb0", False, (4,))
+
+
+@fixture("gemm_bn_transb1.onnx", "Gemm transB=1 (B [N,K]: rows scale), alpha 0.5, beta 2, C [1,N] -> BN",
+         1, 1, patterns={"gemm_bn": 1})
+def _():
+    return gemm_bn("gemm_bn_transb1", True, (1, 4), alpha=0.5, beta=2.0)
+
+
+@fixture("gemm_bn_noc.onnx", "Gemm without C, alpha 2 -> BN (C is created)", 1, 1, patterns={"gemm_bn": 1})
+def _():
+    return gemm_bn("gemm_bn_noc", False, None, alpha=2.0)
+
+
+@fixture("gemm_bn_scalar_c.onnx", "Gemm with a one-element C, beta 0.5 -> BN (C broadcast to [N])", 1, 1,
+         patterns={"gemm_bn": 1})
+def _():
+    return gemm_bn("gemm_bn_scalar_c", True, (1,), beta=0.5)
+
+
+def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False):
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("A", a_shape)
+    a = "A"
+    if relu_first:
+        g.node("Relu", ["A"], ["a_relu"], name="relu")
+        a = "a_relu"
+        if value_info:
+            g.vi("a_relu", a_shape)
+    g.init("mm_B", conv_weight(rng, (a_shape[-1], n)))
+    g.node("MatMul", [a, "mm_B"], ["mm_out"], name="mm")
+    add_bn(g, "mm_out", add_bn_inits(g, rng, bn_c, "bn"), "Y", "bn")
+    g.out("Y", tuple(a_shape[:-1]) + (n,))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("matmul_bn.onnx", "MatMul (A [2,5], constant B [5,4]) -> BN: becomes one Gemm with a bias",
+         1, 1, patterns={"matmul_bn": 1})
+def _():
+    return matmul_bn("matmul_bn", (2, 5), 4, 4)
+
+
+@fixture("matmul_bn_rank3.onnx",
+         "MatMul with A [2,3,5] -> BN: BN's channel axis is 1 (length 3), not the MatMul's last axis",
+         1, 0, skipped={"bad_weight_shape": 1})
+def _():
+    return matmul_bn("matmul_bn_rank3", (2, 3, 5), 4, 3)
+
+
+@fixture("matmul_bn_unknown_rank.onnx",
+         "MatMul whose input comes from a Relu with no recorded shape -> BN (shape_unknown)",
+         1, 0, skipped={"shape_unknown": 1})
+def _():
+    return matmul_bn("matmul_bn_unknown_rank", (2, 5), 4, 4, value_info=False, relu_first=True)
+
+
+def conv_affine(name, ops, bias=True):
+    """X -> Conv -> (Mul|Add with per-channel constants)... -> Y.  ops: list of
+    (op, const shape) applied in order; the constant is put on the left for Mul."""
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    cur, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv", bias=bias)
+    for i, (op, shape) in enumerate(ops):
+        vals = (rng.uniform(0.5, 1.5, shape) * np.where(rng.rand(*shape) < 0.3, -1, 1)).astype(F32) \
+            if op == "Mul" else rng.normal(0, 0.5, shape).astype(F32)
+        cname = g.init("%s%d_const" % (op.lower(), i), vals)
+        out = "Y" if i == len(ops) - 1 else "%s%d_out" % (op.lower(), i)
+        ins = [cname, cur] if op == "Mul" else [cur, cname]
+        g.node(op, ins, [out], name="%s%d" % (op.lower(), i))
+        cur = out
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_mul_add.onnx", "Conv -> Mul([4,1,1]) -> Add([1,4,1,1]): an exported inference BN",
+         0, 0, patterns={"conv_mul": 1, "conv_add": 1}, affine_folded=2)
+def _():
+    return conv_affine("conv_mul_add", [("Mul", (4, 1, 1)), ("Add", (1, 4, 1, 1))])
+
+
+@fixture("conv_mul_scalar.onnx", "Conv without bias -> Mul(scalar): the weight scales, no bias is added",
+         0, 0, patterns={"conv_mul": 1}, affine_folded=1)
+def _():
+    return conv_affine("conv_mul_scalar", [("Mul", ())], bias=False)
+
+
+@fixture("conv_add.onnx", "Conv without bias -> Add([4,1,1]): the constant becomes the bias",
+         0, 0, patterns={"conv_add": 1}, affine_folded=1)
+def _():
+    return conv_affine("conv_add", [("Add", (4, 1, 1))], bias=False)
+
+
+@fixture("conv_add_spatial.onnx", "Conv -> Add([1,4,5,5]) varies over space: not a bias, stays",
+         0, 0, patterns={}, byte_identical=True)
+def _():
+    return conv_affine("conv_add_spatial", [("Add", (1, 4, 5, 5))])
+
+
+def bn_conv(name, group=1, pads=0, auto_pad=None, bias=True, extra_reader=False, cin=4, cout=6):
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, cin, 6, 6))
+    add_bn(g, "X", add_bn_inits(g, rng, cin, "bn"), "bn_out", "bn")
+    w = conv_weight(rng, (cout, cin // group, 3, 3))
+    ins = ["bn_out", g.init("conv_W", w)]
+    if bias:
+        ins.append(g.init("conv_B", conv_bias(rng, cout)))
+    attrs = dict(kernel_shape=[3, 3], group=group)
+    if auto_pad:
+        attrs["auto_pad"] = auto_pad
+    else:
+        attrs["pads"] = [pads] * 4
+    g.node("Conv", ins, ["Y"], name="conv", **attrs)
+    osp = 6 if (auto_pad or pads) else 4
+    g.out("Y", (2, cout, osp, osp))
+    if extra_reader:
+        g.node("Relu", ["bn_out"], ["R"], name="relu")
+        g.out("R", (2, cin, 6, 6))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("bn_conv.onnx", "BN on the graph input -> Conv without padding: folds into the Conv's input channels",
+         1, 1, patterns={"bn_conv": 1})
+def _():
+    return bn_conv("bn_conv")
+
+
+@fixture("bn_conv_group.onnx", "BN -> grouped Conv (group 2), no padding, no bias: folds, bias created",
+         1, 1, patterns={"bn_conv": 1})
+def _():
+    return bn_conv("bn_conv_group", group=2, bias=False)
+
+
+@fixture("bn_conv_padded.onnx", "BN -> Conv with pads 1: the shift would reach the zero border",
+         1, 0, skipped={"bn_before_conv_with_padding": 1})
+def _():
+    return bn_conv("bn_conv_padded", pads=1)
+
+
+@fixture("bn_conv_same.onnx", "BN -> Conv with auto_pad SAME_UPPER: skipped",
+         1, 0, skipped={"bn_before_conv_with_padding": 1})
+def _():
+    return bn_conv("bn_conv_same", auto_pad="SAME_UPPER")
+
+
+@fixture("bn_conv_two_readers.onnx", "BN output read by a Conv and a Relu: nothing to fold into",
+         1, 0, skipped={"no_linear_producer": 1})
+def _():
+    return bn_conv("bn_conv_two_readers", extra_reader=True)
+
 # ---------------------------------------------------------------- mixed / other
 
 @fixture("conv_bn_mixed.onnx",
-         "conv1->bn1 folds; bn2 after Relu (no_linear_producer); conv2 output is a graph "
-         "output so bn3 is skipped (layer_output_is_graph_output)",
-         3, 1, skipped={"no_linear_producer": 1, "layer_output_is_graph_output": 1})
+         "conv1->bn1 folds; bn2 after Relu feeds conv2, which pads (bn_before_conv_with_padding); "
+         "conv2 output is a graph output so bn3 is skipped (layer_output_is_graph_output)",
+         3, 1, skipped={"bn_before_conv_with_padding": 1, "layer_output_is_graph_output": 1})
 def _():
     name = "conv_bn_mixed"
     rng = rng_for(name)
@@ -1023,6 +1259,10 @@ def main(argv):
                  checker=fx["checker"], full_check=fx["full_check"])
         if fx["byte_identical"]:
             e["byte_identical"] = True
+        if fx["patterns"] is not None:
+            e["patterns"] = dict(sorted(fx["patterns"].items()))
+        if fx["affine_folded"]:
+            e["affine_folded"] = fx["affine_folded"]
         entries.append(e)
         print("%-40s %6d bytes  bn %d -> %d  folded %d  skipped %s"
               % (fx["file"], len(data), fx["bn_before"], fx["bn_after"], fx["folded"],

@@ -609,7 +609,15 @@ async function comparePair(ort, origFile, foldFile, opts, tol) {
         g = parseGraphNodes(fs.readFileSync(origFile));
       } catch (e) { throw new StageError('load_original', e); }
       const want = [...(opts.exposeBn ? g.bnOutputs : []), ...opts.expose];
-      expose = [...new Set(want)].filter((n) => g.produced.has(n) && !g.outputs.has(n));
+      // A BN folded into the Conv after it leaves no tensor of its own:
+      // compare only tensors both models still produce.
+      let gf;
+      try {
+        if (!fs.existsSync(foldFile)) throw new Error(`no such file: ${foldFile}`);
+        gf = parseGraphNodes(fs.readFileSync(foldFile));
+      } catch (e) { throw new StageError('load_folded', e); }
+      expose = [...new Set(want)].filter((n) => g.produced.has(n) && !g.outputs.has(n) &&
+        (gf.produced.has(n) || !opts.exposeBn || opts.expose.includes(n)));
       const notProduced = opts.expose.filter((n) => !g.produced.has(n));
       if (notProduced.length) throw new StageError('inputs', new Error(`--expose: no main-graph node of the original produces ${notProduced.join(', ')}`));
     }

@@ -166,9 +166,15 @@ def main():
             # INDEX.tsv (written by another tool) counts Conv->BN pairs; the ones
             # that must stay are those whose Conv output has another reader or
             # whose weight is not constant.  Every other pair must fold.
-            must_fold = conv_bn - as_int(pat.get("producer_out_multi_use")) - as_int(pat.get("producer_weight_not_const"))
-            if c["folded"] != must_fold:
-                bad.append("folded %d, INDEX.tsv says %d Conv->BN pairs can fold" % (c["folded"], must_fold))
+            # Layer -> Add(constant) -> BN folds too (the Add becomes the bias).
+            # BNs folded into the Conv after them (bn_conv) are counted apart.
+            must_fold = (conv_bn + as_int(pat.get("convtranspose_bn")) + as_int(pat.get("gemm_bn"))
+                         + as_int(pat.get("matmul_bn")) + as_int(pat.get("producer_add_bn"))
+                         - as_int(pat.get("producer_out_multi_use")) - as_int(pat.get("producer_weight_not_const")))
+            after_layer = sum(1 for f in rep.get("fusions", []) if f.get("pattern") != "bn_conv")
+            if after_layer != must_fold:
+                bad.append("folded %d into the layer before, INDEX.tsv says %d layer->BN pairs can fold"
+                           % (after_layer, must_fold))
             tap.add(not bad, "%s: bn_found=%d folded=%d (conv_bn=%d) BN left=%s" % (
                 rel, c["bn_found"], c["folded"], conv_bn, n_out), bad + diag)
             if not os.path.isfile(out):

@@ -124,6 +124,16 @@ def main():
                 got_sk = oc.skipped_by_reason(rep)
                 want_sk = {k: v for k, v in (fx.get("skipped") or {}).items() if v}
                 cmp_ok = (c.get("bn_found") == fx["bn_before"] and c.get("folded") == fx["folded"] and got_sk == want_sk)
+                got_pat = {}
+                for f in (rep.get("fusions") or []) + (rep.get("affine_fusions") or []):
+                    got_pat[f.get("pattern")] = got_pat.get(f.get("pattern"), 0) + 1
+                want_aff = fx.get("affine_folded", 0)
+                pat_ok = c.get("affine_folded", 0) == want_aff and (
+                    "patterns" not in fx or got_pat == fx["patterns"])
+                tap.add(pat_ok, "%s: fusion patterns %s, Mul/Add folded %s" % (
+                    name, oc.fmt_reasons(got_pat), c.get("affine_folded", 0)),
+                    None if pat_ok else ["expected patterns %s, Mul/Add folded %s" % (
+                        oc.fmt_reasons(fx.get("patterns", {})), want_aff)])
                 tap.add(cmp_ok, "%s: report counts bn_found=%s folded=%s skipped=%s" % (
                     name, c.get("bn_found"), c.get("folded"), oc.fmt_reasons(got_sk)),
                     None if cmp_ok else ["expected bn_found=%s folded=%s skipped=%s" % (
@@ -178,7 +188,7 @@ def main():
                 tap.add(err is None, "%s: onnx.checker%s passes on output" % (name, " (full_check)" if full else ""), err)
             else:
                 tap.skip("%s: onnx.checker on output" % name, "fixture says checker=false")
-            if fx.get("byte_identical", fx["folded"] == 0):
+            if fx.get("byte_identical", fx["folded"] == 0 and fx.get("affine_folded", 0) == 0):
                 same = oc.files_identical(src, out)
                 tap.add(same, "%s: output byte-identical to input (nothing folded)" % name,
                         None if same else "sizes %d vs %d" % (os.path.getsize(src), os.path.getsize(out)))
