@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "graph.h"
+#include "payload.h"
 #include "tensor.h"
 
 #define CHUNK 4096 /* elements transformed per step */
@@ -61,8 +62,22 @@ typedef struct gctx {
 	strlist released;     /* names that lost a reader */
 	strlist killed;       /* names no longer defined */
 	strlist drop_inputs;  /* graph inputs to remove */
+	bnf_payloads *pl;     /* may be NULL */
 	bnf_result *res;
 } gctx;
+
+/* Free payload memory, unless it is borrowed (see payload.h). */
+static void free_payload(const gctx *c, void *p)
+{
+	if (!bnf_payloads_borrowed(c->pl, p))
+		free(p);
+}
+
+/* Free a message through the payload-aware allocator. */
+static void free_message(const gctx *c, ProtobufCMessage *m)
+{
+	protobuf_c_message_free_unpacked(m, c->pl ? &c->pl->allocator : NULL);
+}
 
 static int count_nodes(const Onnx__GraphProto *g)
 {
@@ -125,13 +140,13 @@ static char *unique_name(const gctx *c, const char *base, const char *suffix)
 }
 
 /* Replace the tensor's data with raw bytes (owned), dropping typed fields. */
-static void set_raw(Onnx__TensorProto *t, uint8_t *data, size_t len)
+static void set_raw(const gctx *c, Onnx__TensorProto *t, uint8_t *data, size_t len)
 {
 	free(t->float_data); t->float_data = NULL; t->n_float_data = 0;
 	free(t->double_data); t->double_data = NULL; t->n_double_data = 0;
 	free(t->int32_data); t->int32_data = NULL; t->n_int32_data = 0;
 	if (t->has_raw_data)
-		free(t->raw_data.data);
+		free_payload(c, t->raw_data.data);
 	t->has_raw_data = 1;
 	t->raw_data.data = data;
 	t->raw_data.len = len;
@@ -225,7 +240,7 @@ static int add_initializer(gctx *c, char *name, int dtype, size_t rank, const in
 			return -1;
 		in = realloc(g->input, (g->n_input + 1) * sizeof(*in));
 		if (!in) {
-			protobuf_c_message_free_unpacked(&vi->base, NULL);
+			free_message(c, &vi->base);
 			return -1;
 		}
 		g->input = in;
@@ -234,7 +249,8 @@ static int add_initializer(gctx *c, char *name, int dtype, size_t rank, const in
 	}
 	return 0;
 fail:
-	free(t); free(d); free(name); free(data);
+	free(t); free(d); free(name);
+	free_payload(c, data);
 	return -1;
 }
 
@@ -283,14 +299,14 @@ static int write_tensor(gctx *c, const bnf_const *src, const char *base, const c
 {
 	*new_name = NULL;
 	if (src && src->tensor && src->exclusive) {
-		set_raw(src->tensor, data, len);
+		set_raw(c, src->tensor, data, len);
 		/* A folded initializer that callers could override is a constant now. */
 		if (src->is_graph_input && c->gi.ir_version >= 4 && strlist_add(&c->drop_inputs, src->tensor->name) < 0)
 			return -1;
 		return 0;
 	}
 	if (!(*new_name = unique_name(c, base, suffix))) {
-		free(data);
+		free_payload(c, data);
 		return -1;
 	}
 	return add_initializer(c, bnf_strdup(*new_name), dtype, rank, dims, data, len);
@@ -371,11 +387,19 @@ static int apply(gctx *c, bnf_plan *p)
 	    !(scratch = malloc(CHUNK * sizeof(double))))
 		goto oom;
 	if (p->scale_weight) {
-		if (!bnf_mul_size(w->numel, es, &wbytes) || !(wdata = malloc(wbytes ? wbytes : 1)))
+		if (!bnf_mul_size(w->numel, es, &wbytes))
 			goto oom;
-		for (size_t done = 0; done < w->numel; done += CHUNK) {
-			size_t n = w->numel - done < CHUNK ? w->numel - done : CHUNK;
-			bnf_transform_apply(&p->transform, w, done, n, scratch, wdata + done * es);
+		if (c->pl && (w->src || w->lazy || w->uniform)) {
+			/* Not in memory: computed chunk by chunk when written. */
+			if (!(wdata = bnf_payloads_add(c->pl, w, &p->transform, wbytes)))
+				goto done;
+		} else {
+			if (!(wdata = malloc(wbytes ? wbytes : 1)))
+				goto oom;
+			for (size_t done = 0; done < w->numel; done += CHUNK) {
+				size_t n = w->numel - done < CHUNK ? w->numel - done : CHUNK;
+				bnf_transform_apply(&p->transform, w, done, n, scratch, wdata + done * es);
+			}
 		}
 		int wr = write_tensor(c, &p->weight, layer->input[1], "_bnfold", p->dtype, w->rank, w->dims,
 				      wdata, wbytes, &wname);
@@ -457,7 +481,7 @@ static int apply(gctx *c, bnf_plan *p)
 oom:
 	bnf_error("%s: out of memory folding '%s'", c->path, node->output[0]);
 done:
-	free(wdata); /* NULL once handed to the model */
+	free_payload(c, wdata); /* NULL once handed to the model */
 	free(bdata);
 	free(scratch);
 	free(wname);
@@ -527,7 +551,7 @@ static void compact(gctx *c)
 
 	for (size_t i = 0; i < g->n_node; i++) {
 		if (c->node_removed[i])
-			protobuf_c_message_free_unpacked(&g->node[i]->base, NULL);
+			free_message(c, &g->node[i]->base);
 		else
 			g->node[j++] = g->node[i];
 	}
@@ -535,7 +559,7 @@ static void compact(gctx *c)
 	j = 0;
 	for (size_t i = 0; i < g->n_initializer; i++) {
 		if (c->init_removed[i])
-			protobuf_c_message_free_unpacked(&g->initializer[i]->base, NULL);
+			free_message(c, &g->initializer[i]->base);
 		else
 			g->initializer[j++] = g->initializer[i];
 	}
@@ -543,7 +567,7 @@ static void compact(gctx *c)
 	j = 0;
 	for (size_t i = 0; i < g->n_input; i++) {
 		if (g->input[i]->name && strlist_has(&c->drop_inputs, g->input[i]->name)) {
-			protobuf_c_message_free_unpacked(&g->input[i]->base, NULL);
+			free_message(c, &g->input[i]->base);
 			c->res->inputs_removed++;
 		} else {
 			g->input[j++] = g->input[i];
@@ -558,7 +582,7 @@ static void compact(gctx *c)
 		bool gone = name && strlist_has(&c->killed, name) &&
 			    (!v || (v->producer < 0 && (v->init < 0 || c->init_removed[v->init]) && !v->is_input));
 		if (gone)
-			protobuf_c_message_free_unpacked(&g->value_info[i]->base, NULL);
+			free_message(c, &g->value_info[i]->base);
 		else
 			g->value_info[j++] = g->value_info[i];
 	}
@@ -611,6 +635,8 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 	c.res = res;
 	if (bnf_graph_build(&c.gi, g, parent, path, ir, opset, opt->fold_overridable) < 0)
 		return -1;
+	c.pl = opt->payloads;
+	c.gi.payloads = opt->payloads;
 	c.init_cap = g->n_initializer + 1;
 	c.node_removed = calloc(g->n_node + 1, sizeof(bool));
 	c.init_removed = calloc(c.init_cap, sizeof(bool));

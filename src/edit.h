@@ -7,8 +7,14 @@
 #include "onnx.pb-c.h"
 #include "result.h"
 
+struct bnf_payloads;
+
 typedef struct bnf_fold_options {
 	bool fold_overridable; /* fold initializers that are also graph inputs (IR >= 4) */
+	/* Payloads not in memory (payload.h), or NULL when the whole model is.
+	 * With it, a folded weight read from the input file becomes a computed
+	 * payload instead of being materialised. */
+	struct bnf_payloads *payloads;
 } bnf_fold_options;
 
 /* Find every BatchNormalization in the model (subgraphs included), fold

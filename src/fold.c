@@ -60,23 +60,6 @@ void bnf_bn_bias(const double *b, const double *mean, const double *beta, const 
 		out[c] = ((b ? b[c] : 0.0) - mean[c]) * s[c] + beta[c];
 }
 
-size_t bnf_layout_channel(const bnf_layout *l, size_t i)
-{
-	size_t row = i / (l->per_group * l->inner);
-	return (row / l->rows_per_group) * l->per_group + (i / l->inner) % l->per_group;
-}
-
-void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
-			 double *scratch, unsigned char *out)
-{
-	size_t es = bnf_dtype_size(tf->dtype);
-	bnf_tview_read_range(src, first, n, scratch);
-	for (size_t i = 0; i < n; i++) {
-		double y = scratch[i] * tf->scale[bnf_layout_channel(&tf->layout, first + i)];
-		bnf_encode(tf->dtype, y, out + i * es);
-	}
-}
-
 /* ---- the decision ---- */
 
 static int skip(bnf_plan *p, bnf_reason r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -71,34 +71,6 @@ bnf_reason bnf_bn_scale(const double *gamma, const double *mean, const double *v
 void bnf_bn_bias(const double *b, const double *mean, const double *beta, const double *s,
 		 size_t n, double *out);
 
-/* Where the output channel lives in a weight tensor laid out as rows of
- * `per_group * inner` elements: element i belongs to channel
- * (row / rows_per_group) * per_group + (i / inner) % per_group,
- * with row = i / (per_group * inner).
- *   Conv [C_out, C_in/g, k...]:           inner = prod(dims[1:]), per_group = C_out, rows_per_group = 1
- *   ConvTranspose [C_in, C_out/g, k...]:   inner = prod(dims[2:]), per_group = C_out/g, rows_per_group = C_in/g
- *   Gemm B [K, N] (transB = 0):            inner = 1, per_group = N, rows_per_group = K */
-typedef struct bnf_layout {
-	size_t inner;
-	size_t per_group;
-	size_t rows_per_group;
-	size_t channels;
-} bnf_layout;
-
-size_t bnf_layout_channel(const bnf_layout *l, size_t i);
-
-/* A payload transform: out[i] = in[i] * scale[channel(i)], stored as dtype. */
-typedef struct bnf_transform {
-	int dtype;
-	bnf_layout layout;
-	const double *scale;
-} bnf_transform;
-
-/* Apply the transform to elements [first, first + n) of `src` and store them,
- * rounded once, into out (n * dtype size bytes). */
-void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
-			 double *scratch, unsigned char *out);
-
 /* --- the decision for one node --- */
 
 typedef enum {

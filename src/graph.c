@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "payload.h"
 
 #define MAX_CHAIN 64 /* Identity hops followed before giving up (cycles) */
 
@@ -350,13 +351,14 @@ bad:
 }
 
 /* Resolve a Constant node's value into c. */
-static bnf_const_status constant_node(const Onnx__NodeProto *node, bnf_const *c)
+static bnf_const_status constant_node(const Onnx__NodeProto *node, const bnf_payloads *pl, bnf_const *c)
 {
 	Onnx__AttributeProto *a;
 	bnf_tensor_status ts;
 
 	if ((a = bnf_node_attr(node, "value")) && a->t) {
 		ts = bnf_tview_from_tensor(a->t, &c->view, c->msg, sizeof(c->msg));
+		bnf_tview_bind(&c->view, pl);
 		if (ts == BNF_TENSOR_MALFORMED)
 			return BNF_CONST_MALFORMED;
 		if (ts == BNF_TENSOR_UNSUPPORTED)
@@ -413,6 +415,7 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 				return BNF_CONST_OVERRIDABLE;
 			}
 			ts = bnf_tview_from_tensor(t, &c->view, c->msg, sizeof(c->msg));
+			bnf_tview_bind(&c->view, cur->payloads);
 			if (ts != BNF_TENSOR_OK)
 				return ts == BNF_TENSOR_MALFORMED ? BNF_CONST_MALFORMED : BNF_CONST_UNSUPPORTED;
 			c->tensor = t;
@@ -431,7 +434,7 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 			continue;
 		}
 		if (bnf_node_is_onnx(node, "Constant")) {
-			bnf_const_status st = constant_node(node, c);
+			bnf_const_status st = constant_node(node, cur->payloads, c);
 			if (st == BNF_CONST_OK && c->tensor)
 				c->exclusive = exclusive;
 			return st;

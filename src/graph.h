@@ -28,6 +28,7 @@ typedef struct bnf_graph {
 	int ir_version;
 	int opset;                      /* default-domain opset in force */
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
+	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;

@@ -172,8 +172,10 @@ int main(int argc, char **argv)
 		return EXIT_IO;
 	}
 
-	if (bnf_input_open(input, &in) < 0)
+	if (bnf_input_open(input, &in, true) < 0)
 		goto done;
+	if (in.streaming)
+		opt.payloads = &in.payloads;
 	if (bnf_fold_model(in.model, input, &opt, &res) < 0)
 		goto done;
 	if (report_path && !(report = bnf_report_json(&res, input, output, &opt)))
@@ -181,9 +183,9 @@ int main(int argc, char **argv)
 	if (bnf_output_open(output, &out) < 0)
 		goto done;
 	if (res.n_fusions == 0)
-		bnf_output_write(&out, in.data, in.len); /* nothing changed: the input, byte for byte */
+		bnf_output_write_input(&out, &in); /* nothing changed: the input, byte for byte */
 	else
-		bnf_output_write_model(&out, in.model);
+		bnf_output_write_model(&out, in.model, opt.payloads);
 	if (bnf_output_commit(&out) < 0)
 		goto done;
 	if (report) {

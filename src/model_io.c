@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* copy_file_range */
 #include "model_io.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "payload.h"
 
 #define OUT_BUF (1u << 20)
 
@@ -60,7 +62,326 @@ static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
 	return 0;
 }
 
-int bnf_input_open(const char *path, bnf_input *in)
+/* ---- the structure scan: the model without its large payloads ---- */
+
+/* Message types on the way from ModelProto to every TensorProto. */
+enum { M_OTHER, M_MODEL, M_GRAPH, M_NODE, M_ATTR, M_TENSOR, M_SPARSE, M_TRAINING, M_FUNCTION };
+
+#define MAX_DEPTH 64  /* nesting of graphs in graphs; deeper input is refused */
+#define PLACEHOLDER 16 /* magic (8) + payload index (8) */
+
+/* The message type of field `field` inside a message of type `type`. */
+static int child_type(int type, uint32_t field)
+{
+	switch (type) {
+	case M_MODEL: return field == 7 ? M_GRAPH : field == 20 ? M_TRAINING : field == 25 ? M_FUNCTION : M_OTHER;
+	case M_GRAPH: return field == 1 ? M_NODE : field == 5 ? M_TENSOR : field == 15 ? M_SPARSE : M_OTHER;
+	case M_NODE: return field == 5 ? M_ATTR : M_OTHER;
+	case M_ATTR:
+		return field == 5 || field == 10 ? M_TENSOR : field == 6 || field == 11 ? M_GRAPH
+		       : field == 22 || field == 23 ? M_SPARSE : M_OTHER;
+	case M_SPARSE: return field == 1 || field == 2 ? M_TENSOR : M_OTHER;
+	case M_TRAINING: return field == 1 || field == 2 ? M_GRAPH : M_OTHER;
+	case M_FUNCTION: return field == 7 ? M_NODE : M_OTHER;
+	default: return M_OTHER;
+	}
+}
+
+typedef struct growbuf {
+	uint8_t *p;
+	size_t len, cap;
+} growbuf;
+
+static int gb_put(growbuf *b, const void *data, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *np;
+		while (cap < b->len + n)
+			cap *= 2;
+		if (!(np = realloc(b->p, cap)))
+			return -1;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	return 0;
+}
+
+static int gb_varint(growbuf *b, uint64_t v)
+{
+	uint8_t tmp[10];
+	size_t n = 0;
+	do {
+		tmp[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			tmp[n] |= 0x80;
+		n++;
+	} while (v);
+	return gb_put(b, tmp, n);
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*p >= end)
+			return -1;
+		x |= (uint64_t)(**p & 0x7f) << shift;
+		if (!(*(*p)++ & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+typedef struct payload_span {
+	uint64_t off, len;
+} payload_span;
+
+typedef struct scanner {
+	const uint8_t *base;
+	uint8_t magic[8];
+	payload_span *spans;
+	size_t n_spans, cap_spans;
+	const char *why; /* what was wrong, for the error line */
+} scanner;
+
+/* Copy the message [p, p + n) of `type` into out, replacing every raw_data
+ * of a TensorProto of BNF_STREAM_MIN bytes or more by a placeholder. */
+static int scan_msg(scanner *s, const uint8_t *p, size_t n, int type, int depth, growbuf *out)
+{
+	const uint8_t *end = p + n;
+
+	if (depth > MAX_DEPTH) {
+		s->why = "graphs nested too deeply";
+		return -1;
+	}
+	while (p < end) {
+		const uint8_t *start = p, *value;
+		uint64_t tag, len;
+		uint32_t field;
+		int child;
+
+		if (get_varint(&p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+			goto corrupt;
+		field = (uint32_t)(tag >> 3);
+		switch (tag & 7) {
+		case 0:
+			if (get_varint(&p, end, &len) < 0)
+				goto corrupt;
+			break;
+		case 1:
+			if (end - p < 8)
+				goto corrupt;
+			p += 8;
+			break;
+		case 5:
+			if (end - p < 4)
+				goto corrupt;
+			p += 4;
+			break;
+		case 2:
+			if (get_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p))
+				goto corrupt;
+			value = p;
+			p += len;
+			if (type == M_TENSOR && field == 9 && len >= BNF_STREAM_MIN) {
+				uint8_t idx[8];
+				payload_span *v;
+				if (s->n_spans == s->cap_spans) {
+					size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
+					if (!(v = realloc(s->spans, cap * sizeof(*v))))
+						goto oom;
+					s->spans = v;
+					s->cap_spans = cap;
+				}
+				s->spans[s->n_spans] = (payload_span){(uint64_t)(value - s->base), len};
+				for (int i = 0; i < 8; i++)
+					idx[i] = (uint8_t)((uint64_t)s->n_spans >> (8 * i));
+				s->n_spans++;
+				if (gb_varint(out, tag) < 0 || gb_varint(out, PLACEHOLDER) < 0 ||
+				    gb_put(out, s->magic, 8) < 0 || gb_put(out, idx, 8) < 0)
+					goto oom;
+				continue;
+			}
+			child = child_type(type, field);
+			if (child != M_OTHER) {
+				growbuf sub = {0};
+				if (scan_msg(s, value, len, child, depth + 1, &sub) < 0) {
+					free(sub.p);
+					return -1;
+				}
+				if (gb_varint(out, tag) < 0 || gb_varint(out, sub.len) < 0 || gb_put(out, sub.p, sub.len) < 0) {
+					free(sub.p);
+					goto oom;
+				}
+				free(sub.p);
+				continue;
+			}
+			break;
+		default:
+			goto corrupt; /* groups (3, 4) are not used by ONNX; 6 and 7 do not exist */
+		}
+		if (gb_put(out, start, (size_t)(p - start)) < 0)
+			goto oom;
+	}
+	return 0;
+corrupt:
+	s->why = "truncated or corrupt";
+	return -1;
+oom:
+	s->why = "out of memory";
+	return -1;
+}
+
+/* Visit every TensorProto of the model. */
+typedef int (*tensor_fn)(Onnx__TensorProto *t, void *ctx);
+
+static int walk_graph(Onnx__GraphProto *g, tensor_fn fn, void *ctx);
+
+static int walk_sparse(Onnx__SparseTensorProto *sp, tensor_fn fn, void *ctx)
+{
+	if (sp->values && fn(sp->values, ctx) < 0)
+		return -1;
+	return sp->indices ? fn(sp->indices, ctx) : 0;
+}
+
+static int walk_nodes(Onnx__NodeProto **nodes, size_t n, tensor_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t a = 0; a < nodes[i]->n_attribute; a++) {
+			Onnx__AttributeProto *at = nodes[i]->attribute[a];
+			if ((at->t && fn(at->t, ctx) < 0) || (at->g && walk_graph(at->g, fn, ctx) < 0) ||
+			    (at->sparse_tensor && walk_sparse(at->sparse_tensor, fn, ctx) < 0))
+				return -1;
+			for (size_t k = 0; k < at->n_tensors; k++)
+				if (fn(at->tensors[k], ctx) < 0)
+					return -1;
+			for (size_t k = 0; k < at->n_graphs; k++)
+				if (walk_graph(at->graphs[k], fn, ctx) < 0)
+					return -1;
+			for (size_t k = 0; k < at->n_sparse_tensors; k++)
+				if (walk_sparse(at->sparse_tensors[k], fn, ctx) < 0)
+					return -1;
+		}
+	return 0;
+}
+
+static int walk_graph(Onnx__GraphProto *g, tensor_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < g->n_initializer; i++)
+		if (fn(g->initializer[i], ctx) < 0)
+			return -1;
+	for (size_t i = 0; i < g->n_sparse_initializer; i++)
+		if (walk_sparse(g->sparse_initializer[i], fn, ctx) < 0)
+			return -1;
+	return walk_nodes(g->node, g->n_node, fn, ctx);
+}
+
+static int walk_model(Onnx__ModelProto *m, tensor_fn fn, void *ctx)
+{
+	if (m->graph && walk_graph(m->graph, fn, ctx) < 0)
+		return -1;
+	for (size_t i = 0; i < m->n_training_info; i++) {
+		Onnx__TrainingInfoProto *ti = m->training_info[i];
+		if ((ti->initialization && walk_graph(ti->initialization, fn, ctx) < 0) ||
+		    (ti->algorithm && walk_graph(ti->algorithm, fn, ctx) < 0))
+			return -1;
+	}
+	for (size_t i = 0; i < m->n_functions; i++)
+		if (walk_nodes(m->functions[i]->node, m->functions[i]->n_node, fn, ctx) < 0)
+			return -1;
+	return 0;
+}
+
+typedef struct resolve_ctx {
+	scanner *s;
+	bnf_input *in;
+	bool *done;
+	size_t n_done;
+} resolve_ctx;
+
+/* Point a placeholder raw_data back at its payload in the file. */
+static int resolve_placeholder(Onnx__TensorProto *t, void *vctx)
+{
+	resolve_ctx *r = vctx;
+	uint64_t idx = 0;
+	if (!t->has_raw_data || t->raw_data.len != PLACEHOLDER || memcmp(t->raw_data.data, r->s->magic, 8) != 0)
+		return 0;
+	for (int i = 0; i < 8; i++)
+		idx |= (uint64_t)t->raw_data.data[8 + i] << (8 * i);
+	if (idx >= r->s->n_spans || r->done[idx])
+		return -1;
+	r->done[idx] = true;
+	r->n_done++;
+	r->in->payloads.allocator.free(r->in->payloads.allocator.allocator_data, t->raw_data.data);
+	t->raw_data.data = (uint8_t *)r->in->data + r->s->spans[idx].off;
+	t->raw_data.len = (size_t)r->s->spans[idx].len;
+	return 0;
+}
+
+static void fill_random(uint8_t *p, size_t n)
+{
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? read(fd, p, n) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (got != (ssize_t)n) { /* no entropy source: still unlikely in real data */
+		uint64_t x = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)p;
+		for (size_t i = 0; i < n; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
+			p[i] = (uint8_t)(x >> 56);
+	}
+}
+
+/* Parse in->data leaving large payloads in the file. */
+static int open_streaming(bnf_input *in)
+{
+	scanner s = {0};
+	growbuf skel = {0};
+	resolve_ctx r = {0};
+	int rc = -1;
+
+	s.base = in->data;
+	fill_random(s.magic, sizeof(s.magic));
+	in->src = (bnf_source){.base = in->data, .len = in->len, .fd = in->fd, .err = 0};
+	if (bnf_payloads_init(&in->payloads, &in->src) < 0)
+		return -1;
+	in->streaming = true;
+	if (scan_msg(&s, in->data, in->len, M_MODEL, 0, &skel) < 0) {
+		if (strcmp(s.why, "out of memory") == 0)
+			bnf_error("%s: out of memory reading the model", in->path);
+		else
+			bnf_error("%s: not an ONNX model (%s)", in->path, s.why);
+		goto out;
+	}
+	in->model = onnx__model_proto__unpack(&in->payloads.allocator, skel.len, skel.p ? skel.p : (uint8_t *)"");
+	if (!in->model) {
+		bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", in->path);
+		goto out;
+	}
+	r.s = &s;
+	r.in = in;
+	if (!(r.done = calloc(s.n_spans + 1, sizeof(bool)))) {
+		bnf_error("%s: out of memory", in->path);
+		goto out;
+	}
+	if (walk_model(in->model, resolve_placeholder, &r) < 0 || r.n_done != s.n_spans) {
+		bnf_error("%s: not an ONNX model (a tensor holds raw_data twice, or data is misplaced)", in->path);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(r.done);
+	free(s.spans);
+	free(skel.p);
+	return rc;
+}
+
+int bnf_input_open(const char *path, bnf_input *in, bool stream)
 {
 	struct stat st;
 	int fd = -1;
@@ -68,6 +389,7 @@ int bnf_input_open(const char *path, bnf_input *in)
 
 	memset(in, 0, sizeof(*in));
 	in->path = path;
+	in->fd = -1;
 	if (strcmp(path, "-") == 0) {
 		if (read_all(0, "(stdin)", &buf, &in->len) < 0)
 			return -1;
@@ -100,22 +422,29 @@ int bnf_input_open(const char *path, bnf_input *in)
 				goto fail;
 			}
 			in->mapped = true;
+			in->fd = fd;
+			fd = -1;
 		} else {
 			if (read_all(fd, path, &buf, &in->len) < 0)
 				goto fail;
 			in->data = buf;
+			close(fd);
+			fd = -1;
 		}
-		close(fd);
-		fd = -1;
 	}
 	if (in->len == 0) {
 		bnf_error("%s: input is empty, not an ONNX model", path);
 		goto fail;
 	}
-	in->model = onnx__model_proto__unpack(NULL, in->len, in->data);
-	if (!in->model) {
-		bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", path);
-		goto fail;
+	if (stream && in->mapped) {
+		if (open_streaming(in) < 0)
+			goto fail;
+	} else {
+		in->model = onnx__model_proto__unpack(NULL, in->len, in->data);
+		if (!in->model) {
+			bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", path);
+			goto fail;
+		}
 	}
 	if (!in->model->has_ir_version || !in->model->graph) {
 		bnf_error("%s: not an ONNX model (no %s)", path, in->model->graph ? "ir_version" : "graph");
@@ -132,14 +461,19 @@ fail:
 void bnf_input_close(bnf_input *in)
 {
 	if (in->model)
-		onnx__model_proto__free_unpacked(in->model, NULL);
+		onnx__model_proto__free_unpacked(in->model, in->streaming ? &in->payloads.allocator : NULL);
+	if (in->streaming)
+		bnf_payloads_free(&in->payloads);
 	if (in->data) {
 		if (in->mapped)
 			munmap((void *)in->data, in->len);
 		else
 			free((void *)in->data);
 	}
+	if (in->fd >= 0)
+		close(in->fd);
 	memset(in, 0, sizeof(*in));
+	in->fd = -1;
 }
 
 bool bnf_same_file(const char *a, const char *b)
@@ -264,17 +598,92 @@ void bnf_output_write(bnf_output *out, const void *data, size_t len)
 typedef struct stream_buffer {
 	ProtobufCBuffer base;
 	bnf_output *out;
+	const bnf_payloads *pl;
 } stream_buffer;
+
+/* Copy [off, off + len) of the input file to the output: in the kernel
+ * (copy_file_range) when both are files, else through the buffer. */
+static void copy_from_source(bnf_output *out, const bnf_source *src, uint64_t off, size_t len)
+{
+	uint8_t *buf = out->buf;
+
+	if (out->err)
+		return;
+	flush_raw(out, out->buf, out->used);
+	out->used = 0;
+	while (len > 0 && !out->err) {
+		loff_t in_off = (loff_t)off;
+		ssize_t n = out->tmp_path ? copy_file_range(src->fd, &in_off, out->fd, NULL, len, 0) : -1;
+		if (n > 0) {
+			off += (uint64_t)n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == 0 && out->tmp_path) { /* the input shrank under us */
+			out->err = EIO;
+			return;
+		}
+		n = pread(src->fd, buf, len < OUT_BUF ? len : OUT_BUF, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			out->err = n < 0 ? errno : EIO;
+			return;
+		}
+		flush_raw(out, buf, (size_t)n);
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+}
+
+/* Write a computed payload chunk by chunk. */
+static void write_lazy(bnf_output *out, const bnf_lazy *lz)
+{
+	enum { CHUNK = 4096 };
+	double scratch[CHUNK];
+	uint8_t bytes[CHUNK * 8];
+	size_t es = bnf_dtype_size(lz->tf.dtype), numel = lz->src.numel;
+
+	for (size_t done = 0; done < numel && !out->err; done += CHUNK) {
+		size_t n = numel - done < CHUNK ? numel - done : CHUNK;
+		bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, bytes);
+		bnf_output_write(out, bytes, n * es);
+	}
+	if (lz->src.src && lz->src.src->err && !out->err)
+		out->err = lz->src.src->err;
+}
 
 static void stream_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 {
-	bnf_output_write(((stream_buffer *)b)->out, data, len);
+	stream_buffer *sb = (stream_buffer *)b;
+	const bnf_payloads *pl = sb->pl;
+	const bnf_lazy *lz;
+
+	if (pl && (lz = bnf_payloads_lazy(pl, data)) != NULL) {
+		write_lazy(sb->out, lz);
+		return;
+	}
+	if (pl && pl->src && len > 0 && data >= pl->src->base && data < pl->src->base + pl->src->len) {
+		copy_from_source(sb->out, pl->src, (uint64_t)(data - pl->src->base), len);
+		return;
+	}
+	bnf_output_write(sb->out, data, len);
 }
 
-void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m)
+void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m, const bnf_payloads *pl)
 {
-	stream_buffer sb = {{stream_append}, out};
+	stream_buffer sb = {{stream_append}, out, pl};
 	protobuf_c_message_pack_to_buffer(&m->base, &sb.base);
+	if (pl && pl->src && pl->src->err && !out->err)
+		out->err = pl->src->err;
+}
+
+void bnf_output_write_input(bnf_output *out, const bnf_input *in)
+{
+	if (in->mapped)
+		copy_from_source(out, &(bnf_source){.base = in->data, .len = in->len, .fd = in->fd}, 0, in->len);
+	else
+		bnf_output_write(out, in->data, in->len);
 }
 
 int bnf_output_commit(bnf_output *out)

@@ -10,18 +10,30 @@
 #include <stdint.h>
 
 #include "onnx.pb-c.h"
+#include "payload.h"
 
 typedef struct bnf_input {
 	const char *path;   /* as given; "-" is stdin */
 	const uint8_t *data;
 	size_t len;
 	bool mapped;        /* data is an mmap of the file, else malloc'd */
+	int fd;             /* the open file while mapped, else -1 */
+	bool streaming;     /* large payloads were left in the file (see payload.h) */
+	bnf_source src;
+	bnf_payloads payloads;
 	Onnx__ModelProto *model;
 } bnf_input;
 
-/* Read and parse path into in.  On failure prints one line naming the file
- * (missing, unreadable, a directory, empty, not an ONNX model) and returns -1. */
-int bnf_input_open(const char *path, bnf_input *in);
+/* Payloads at least this large stay in the input file when streaming. */
+#define BNF_STREAM_MIN 1024
+
+/* Read and parse path into in.  With stream set and a regular file, the
+ * structure is parsed without the raw_data payloads of BNF_STREAM_MIN bytes
+ * or more: they stay in the file and in->payloads tracks them, so memory
+ * does not grow with the weights.  On failure prints one line naming the
+ * file (missing, unreadable, a directory, empty, not an ONNX model) and
+ * returns -1. */
+int bnf_input_open(const char *path, bnf_input *in, bool stream);
 void bnf_input_close(bnf_input *in);
 
 /* Where output goes and how it gets there. */
@@ -46,8 +58,11 @@ int bnf_output_commit(bnf_output *out);
 /* Give up: remove the temp file, close. Safe after commit. */
 void bnf_output_abort(bnf_output *out);
 
-/* Serialize the model into out (protobuf wire format). */
-void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m);
+/* Serialize the model into out (protobuf wire format); payloads left in the
+ * input file are copied from it, computed ones computed now. */
+void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m, const bnf_payloads *pl);
+/* Copy the input, byte for byte. */
+void bnf_output_write_input(bnf_output *out, const bnf_input *in);
 
 /* Write a whole buffer to path with the rules above. */
 int bnf_write_file(const char *path, const void *data, size_t len);

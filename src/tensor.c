@@ -1,11 +1,14 @@
 #include "tensor.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
+#include "payload.h"
 
 size_t bnf_dtype_size(int dtype)
 {
@@ -94,6 +97,7 @@ bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v
 				 t->raw_data.len, numel, bnf_dtype_name(v->dtype), numel * esize);
 			return BNF_TENSOR_MALFORMED;
 		}
+		v->raw = t->raw_data.data;
 		return BNF_TENSOR_OK;
 	}
 	if (typed_count(t, v->dtype) != numel) {
@@ -176,10 +180,66 @@ void bnf_encode(int dtype, double x, uint8_t *out)
 	}
 }
 
+void bnf_tview_bind(bnf_tview *v, const bnf_payloads *pl)
+{
+	const bnf_source *src = pl ? pl->src : NULL;
+	if (!v->raw || !pl)
+		return;
+	if ((v->lazy = bnf_payloads_lazy(pl, v->raw)))
+		return;
+	if (!src || v->raw < src->base || v->raw >= src->base + src->len)
+		return;
+	v->src = pl->src;
+	v->src_off = (uint64_t)(v->raw - src->base);
+}
+
+static void decode_run(int dtype, const uint8_t *p, size_t n, double *out)
+{
+	if (dtype == BNF_DT_FLOAT) {
+		for (size_t i = 0; i < n; i++, p += 4) {
+			uint32_t b = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+			float f;
+			memcpy(&f, &b, 4);
+			out[i] = f;
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = bnf_decode(dtype, p + i * bnf_dtype_size(dtype));
+}
+
+/* Elements [first, first + n) from the input file, through a small buffer. */
+static void read_from_source(const bnf_tview *v, size_t first, size_t n, double *out)
+{
+	uint8_t buf[1 << 14];
+	size_t es = bnf_dtype_size(v->dtype), per = sizeof(buf) / es;
+
+	while (n > 0) {
+		size_t k = n < per ? n : per, got = 0;
+		uint64_t off = v->src_off + (uint64_t)first * es;
+		while (got < k * es) {
+			ssize_t r = pread(v->src->fd, buf + got, k * es - got, (off_t)(off + got));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				if (!v->src->err)
+					v->src->err = r < 0 ? errno : EIO;
+				for (size_t i = 0; i < n; i++)
+					out[i] = NAN;
+				return;
+			}
+			got += (size_t)r;
+		}
+		decode_run(v->dtype, buf, k, out);
+		out += k;
+		first += k;
+		n -= k;
+	}
+}
+
 void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *out)
 {
 	const Onnx__TensorProto *t = v->tensor;
-	size_t es = bnf_dtype_size(v->dtype);
 
 	if (v->uniform) {
 		for (size_t i = 0; i < n; i++)
@@ -191,19 +251,16 @@ void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *ou
 			out[i] = v->floats[first + i];
 		return;
 	}
-	if (t->has_raw_data) {
-		const uint8_t *p = t->raw_data.data + first * es;
-		if (v->dtype == BNF_DT_FLOAT) {
-			for (size_t i = 0; i < n; i++, p += 4) {
-				uint32_t b = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-				float f;
-				memcpy(&f, &b, 4);
-				out[i] = f;
-			}
-			return;
-		}
-		for (size_t i = 0; i < n; i++)
-			out[i] = bnf_decode(v->dtype, p + i * es);
+	if (v->lazy) {
+		bnf_lazy_read(v->lazy, first, n, out);
+		return;
+	}
+	if (v->src) {
+		read_from_source(v, first, n, out);
+		return;
+	}
+	if (v->raw) {
+		decode_run(v->dtype, v->raw + first * bnf_dtype_size(v->dtype), n, out);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -229,15 +286,13 @@ int bnf_tview_read_i64(const bnf_tview *v, int64_t *out)
 {
 	const Onnx__TensorProto *t = v->tensor;
 
-	if (v->dtype != BNF_DT_INT64 && v->dtype != BNF_DT_INT32)
-		return -1;
-	if (!t)
-		return -1;
+	if ((v->dtype != BNF_DT_INT64 && v->dtype != BNF_DT_INT32) || !t || v->src || v->lazy)
+		return -1; /* shapes are small: never left in the file */
 	for (size_t i = 0; i < v->numel; i++) {
-		if (t->has_raw_data)
+		if (v->raw)
 			out[i] = v->dtype == BNF_DT_INT64
-				 ? (int64_t)load_le(t->raw_data.data + 8 * i, 8)
-				 : (int32_t)(uint32_t)load_le(t->raw_data.data + 4 * i, 4);
+				 ? (int64_t)load_le(v->raw + 8 * i, 8)
+				 : (int32_t)(uint32_t)load_le(v->raw + 4 * i, 4);
 		else
 			out[i] = v->dtype == BNF_DT_INT64 ? t->int64_data[i] : t->int32_data[i];
 	}
@@ -317,3 +372,21 @@ double bnf_round_to(int dtype, double x)
 	default: return NAN;
 	}
 }
+
+size_t bnf_layout_channel(const bnf_layout *l, size_t i)
+{
+	size_t row = i / (l->per_group * l->inner);
+	return (row / l->rows_per_group) * l->per_group + (i / l->inner) % l->per_group;
+}
+
+void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
+			 double *scratch, unsigned char *out)
+{
+	size_t es = bnf_dtype_size(tf->dtype);
+	bnf_tview_read_range(src, first, n, scratch);
+	for (size_t i = 0; i < n; i++) {
+		double y = scratch[i] * tf->scale[bnf_layout_channel(&tf->layout, first + i)];
+		bnf_encode(tf->dtype, y, out + i * es);
+	}
+}
+

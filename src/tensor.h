@@ -22,6 +22,17 @@ enum {
 
 #define BNF_MAX_RANK 8
 
+/* The input file, for tensor payloads that stay in it (see model_io.h):
+ * bytes in [base, base + len) are read with pread from fd, never through
+ * the mapping, so reading a payload does not grow the process's memory.
+ * err keeps the first read errno; callers check it before writing. */
+typedef struct bnf_source {
+	const uint8_t *base;
+	size_t len;
+	int fd;
+	int err;
+} bnf_source;
+
 /* A read-only view of a constant tensor.  Either `tensor` holds the data, or
  * the view is `uniform` (every element equals `fill`: ConstantOfShape,
  * Constant value_float), or `floats` points at Constant value_floats. */
@@ -31,10 +42,42 @@ typedef struct bnf_tview {
 	int64_t dims[BNF_MAX_RANK];
 	size_t numel;
 	const Onnx__TensorProto *tensor;
+	const uint8_t *raw;      /* little-endian data (raw_data), or NULL for typed fields */
+	bnf_source *src;         /* set when raw lies in the input file: read at src_off */
+	uint64_t src_off;
+	const struct bnf_lazy *lazy; /* set when raw is a payload computed at write time */
 	bool uniform;
 	double fill;
 	const float *floats;
 } bnf_tview;
+
+/* Where the output channel lives in a weight tensor laid out as rows of
+ * `per_group * inner` elements: element i belongs to channel
+ * (row / rows_per_group) * per_group + (i / inner) % per_group,
+ * with row = i / (per_group * inner).
+ *   Conv [C_out, C_in/g, k...]:           inner = prod(dims[1:]), per_group = C_out, rows_per_group = 1
+ *   ConvTranspose [C_in, C_out/g, k...]:   inner = prod(dims[2:]), per_group = C_out/g, rows_per_group = C_in/g
+ *   Gemm B [K, N] (transB = 0):            inner = 1, per_group = N, rows_per_group = K */
+typedef struct bnf_layout {
+	size_t inner;
+	size_t per_group;
+	size_t rows_per_group;
+	size_t channels;
+} bnf_layout;
+
+size_t bnf_layout_channel(const bnf_layout *l, size_t i);
+
+/* A payload transform: out[i] = in[i] * scale[channel(i)], stored as dtype. */
+typedef struct bnf_transform {
+	int dtype;
+	bnf_layout layout;
+	const double *scale;
+} bnf_transform;
+
+/* Apply the transform to elements [first, first + n) of `src` and store them,
+ * rounded once, into out (n * dtype size bytes). */
+void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
+			 double *scratch, unsigned char *out);
 
 /* Outcome of bnf_tview_from_tensor(). */
 typedef enum {
@@ -56,7 +99,15 @@ bool bnf_dtype_is_float(int dtype);
 bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v,
 					char *err, size_t errlen);
 
-/* Read all v->numel elements of a float view as doubles into out. */
+struct bnf_payloads;
+/* When v's raw bytes are not in memory (left in the input file, or a
+ * payload computed at write time: see payload.h), read them from where
+ * they are from now on; the view then stays valid after the tensor is
+ * edited.  pl may be NULL (everything in memory). */
+void bnf_tview_bind(bnf_tview *v, const struct bnf_payloads *pl);
+
+/* Read all v->numel elements of a float view as doubles into out.  A
+ * failed read from the input file fills NaN and sets src->err. */
 void bnf_tview_read(const bnf_tview *v, double *out);
 /* Read elements [first, first + n) of a float view (bounds are the caller's). */
 void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *out);
