@@ -345,13 +345,13 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 			bnf_error("%s: out of memory", input);
 			goto done;
 		}
+		if (!o->in_place && bnf_same_file(input, output)) {
+			bnf_error("%s: refusing to overwrite the input; use --in-place to replace it", output);
+			goto done;
+		}
 		if (derived && !o->force && stat(output, &st) == 0) {
 			bnf_error("%s: already exists; use -f to replace it%s", output,
 				  o->out_dir ? "" : " or -o to choose another name");
-			goto done;
-		}
-		if (!o->in_place && bnf_same_file(input, output)) {
-			bnf_error("%s: refusing to overwrite the input; use --in-place to replace it", output);
 			goto done;
 		}
 	}
