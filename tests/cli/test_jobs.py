@@ -208,6 +208,12 @@ try:
     check(rc == 1 and not errs and [o["input"] for o in objs] == [demo, mixed],
           "--check --report over several files: one valid JSON line per file read", errs or [o["input"] for o in objs])
     os.unlink(rep)
+    rc, _, err = run(["--check", demo, "--report", os.path.join(tmp, "no", "dir", "r.json")])
+    check(rc == 1 and "cannot create a file in" in err and ": foldable Conv" in err,
+          "--check: a report that cannot be written gives exit 1 (over 3)", "exit %d: %s" % (rc, err))
+    rc, _, err = run(["--check", demo, nothing, "--report", nothing])
+    check(rc == 1 and "refusing to overwrite the input with the report" in err, "--report over an input is refused",
+          "exit %d: %s" % (rc, err))
     check(tree(tmp) == before, "--check wrote no file", sorted(set(tree(tmp)) ^ set(before)))
 
     # ------------------------------------------------------------- --list
