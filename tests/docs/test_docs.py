@@ -90,6 +90,8 @@ if check(man is not None, "man is installed (tools/deps installs man-db and grof
 man_tags = "\n".join(re.findall(r"^\.TP\n(.*)$", man_section("OPTIONS"), re.M))
 rc, help_text, _ = run([BNFOLD, "--help"])
 check(rc == 0, "--help exits 0")
+check(all(len(l) < 80 for l in help_text.splitlines()), "--help fits 79 columns",
+      [l for l in help_text.splitlines() if len(l) >= 80])
 for name in longopts:
     check("--" + name in help_text, "--help mentions --%s" % name)
     check(re.search(r"--%s\b" % re.escape(name), man_tags), "man page OPTIONS has an entry for --%s" % name)
