@@ -1,40 +1,70 @@
-/* bnfold command line: options, exit codes, messages. */
+/* bnfold command line: options, exit codes, messages.  The work is in
+ * cli_run.c. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "cli_run.h"
 #include "common.h"
-#include "edit.h"
 #include "model_io.h"
-#include "report.h"
 
-enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
+/* Documented in --help, bnfold.1 and README.md. */
+enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3 };
+
+/* Long options without a short form. */
+enum { OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM };
 
 static void usage(FILE *f)
 {
 	fputs("Usage: bnfold [OPTIONS] INPUT.onnx [-o OUTPUT.onnx]\n"
-	      "Fold BatchNormalization nodes into the Conv before them, exactly.\n"
+	      "       bnfold [OPTIONS] INPUT.onnx... [-O DIR | --in-place]\n"
+	      "       bnfold --check [OPTIONS] INPUT.onnx...\n"
+	      "       bnfold --list [OPTIONS] INPUT.onnx...\n"
+	      "Fold BatchNormalization nodes into the layer before them, exactly.\n"
 	      "\n"
-	      "  -o, --output FILE       write the folded model to FILE ('-' = stdout);\n"
-	      "                          default INPUT with .onnx replaced by .folded.onnx\n"
-	      "                          (stdout when INPUT is '-')\n"
-	      "      --report FILE       write a JSON report of every fusion and skip ('-' = stdout)\n"
-	      "      --fold-overridable  also fold initializers listed as graph inputs (IR >= 4),\n"
-	      "                          treating them as constants and removing those inputs\n"
-	      "      --in-place          replace INPUT with the folded model (atomically)\n"
-	      "  -f, --force             replace an existing file at the default output path\n"
-	      "  -q, --quiet             print errors only\n"
-	      "  -v, --verbose           print every fusion and skip\n"
+	      "Jobs (default: write the folded model):\n"
+	      "      --check             write no model; exit 3 if a BatchNormalization would\n"
+	      "                          fold in any INPUT, listing each one on stderr\n"
+	      "  -l, --list, --dry-run   write no model; print a table of every\n"
+	      "                          BatchNormalization (fold or skip, and why) on stdout\n"
+	      "\n"
+	      "Output:\n"
+	      "  -o, --output FILE       write the folded model of the only INPUT to FILE\n"
+	      "                          ('-' = stdout)\n"
+	      "  -O, --output-dir DIR    write each folded model to DIR under its input's name\n"
+	      "      --in-place          replace each INPUT with its folded model (atomically)\n"
+	      "  -f, --force             replace an existing file at a derived output path\n"
+	      "                          (default: INPUT with .onnx replaced by .folded.onnx,\n"
+	      "                          or stdout when INPUT is '-')\n"
+	      "      --report FILE       write a JSON report of every fusion and skip\n"
+	      "                          ('-' = stdout); one JSON line per INPUT if several\n"
+	      "\n"
+	      "Folding:\n"
+	      "      --fold-overridable  also fold initializers listed as graph inputs\n"
+	      "                          (IR >= 4), treating them as constants and removing\n"
+	      "                          those inputs\n"
+	      "      --no-stream         read every weight into memory instead of streaming\n"
+	      "                          it from the input (slower; the same output)\n"
+	      "\n"
+	      "Messages:\n"
+	      "  -q, --quiet             print errors only (no summary, list or table)\n"
+	      "  -v, --verbose           print every fusion and skip; --list adds DETAILS\n"
 	      "  -V, --version           print the version\n"
 	      "  -h, --help              print this help\n"
 	      "\n"
-	      "Exit status: 0 success, 1 input or output error, 2 usage error.\n"
+	      "Exit status: 0 success (--check: nothing left to fold), 1 input or output\n"
+	      "error in any INPUT (the others are still processed), 2 usage error,\n"
+	      "3 --check found a BatchNormalization that would fold.\n"
 	      "\n"
 	      "Examples:\n"
 	      "  bnfold model.onnx -o model.folded.onnx --report fold.json\n"
+	      "  bnfold models/*.onnx -O folded/        # folded/NAME.onnx for each input\n"
+	      "  bnfold --in-place model.onnx\n"
+	      "  bnfold - -o - < model.onnx > folded.onnx\n"
+	      "  bnfold --check models/*.onnx || echo 'fold these models first'\n"
+	      "  bnfold --list -v model.onnx\n"
 	      "  bnfold --fold-overridable old_export.onnx\n",
 	      f);
 }
@@ -52,82 +82,105 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* INPUT minus a trailing ".onnx", plus ".folded.onnx". */
-static char *default_output(const char *input)
+static bool is_stdio(const char *path)
 {
-	size_t n = strlen(input);
-	if (n > 5 && strcmp(input + n - 5, ".onnx") == 0)
-		n -= 5;
-	return bnf_asprintf("%.*s.folded.onnx", (int)n, input);
+	return strcmp(path, "-") == 0;
 }
 
-static void summary(const bnf_result *r, const char *input, const char *output)
+/* Usage errors that need every option and input: returns EXIT_OK or EXIT_USAGE. */
+static int check_combination(const bnf_run_options *o, const char *report_path, char **inputs, int n)
 {
-	char reasons[512] = "";
-	size_t used = 0;
+	const char *job = o->job == BNF_JOB_CHECK ? "--check" : "--list";
+	int n_stdin = 0;
 
-	for (int k = 0; k < BNF_REASON_COUNT; k++) {
-		size_t n = 0;
-		for (size_t i = 0; i < r->n_skips; i++)
-			n += r->skips[i].reason == (bnf_reason)k;
-		if (n && used < sizeof(reasons)) {
-			int w = snprintf(reasons + used, sizeof(reasons) - used, "%s%s %zu", used ? ", " : " (",
-					 bnf_reason_code((bnf_reason)k), n);
-			used += w > 0 ? (size_t)w : 0;
+	for (int i = 0; i < n; i++)
+		n_stdin += is_stdio(inputs[i]);
+	if (n_stdin > 1)
+		return usage_error("stdin ('-') can be read only once");
+	if (o->job != BNF_JOB_FOLD) {
+		if (o->output || o->out_dir || o->in_place)
+			return usage_error("%s writes no model; %s cannot be used with it", job,
+					   o->output ? "-o" : o->out_dir ? "-O" : "--in-place");
+		if (o->job == BNF_JOB_LIST && report_path && is_stdio(report_path))
+			return usage_error("the table and the report cannot both go to stdout");
+		return EXIT_OK;
+	}
+	if (o->in_place && (o->output || o->out_dir))
+		return usage_error("--in-place and %s cannot be used together", o->output ? "-o" : "-O");
+	if (o->output && o->out_dir)
+		return usage_error("-o and -O cannot be used together");
+	if (o->output && n > 1)
+		return usage_error("-o takes one input; use -O DIR for several");
+	if (n_stdin && o->in_place)
+		return usage_error("--in-place needs a file, not stdin");
+	if (n_stdin && o->out_dir)
+		return usage_error("-O needs input files, not stdin; use -o");
+	if (n_stdin && n > 1)
+		return usage_error("stdin ('-') cannot be one of several inputs when writing models");
+	if (n == 1 && report_path && is_stdio(report_path)) {
+		char *out = bnf_run_output_path(o, inputs[0]);
+		bool both = !out || is_stdio(out);
+		free(out);
+		if (both)
+			return usage_error("the model and the report cannot both go to stdout");
+	}
+	/* Two inputs must not share an output (same base name under -O, or the same input twice). */
+	if (n > 1 && !o->in_place) {
+		char **outs = calloc((size_t)n, sizeof(*outs));
+		int rc = EXIT_OK;
+		for (int i = 0; outs && i < n && rc == EXIT_OK; i++) {
+			if (!(outs[i] = bnf_run_output_path(o, inputs[i])))
+				break;
+			for (int j = 0; j < i && rc == EXIT_OK; j++)
+				if (strcmp(outs[i], outs[j]) == 0)
+					rc = usage_error("'%s' and '%s' would both be written to '%s'", inputs[j],
+							 inputs[i], outs[i]);
 		}
+		for (int i = 0; outs && i < n; i++)
+			free(outs[i]);
+		free(outs);
+		return rc;
 	}
-	if (used && used < sizeof(reasons) - 1)
-		strcat(reasons, ")");
-	bnf_info(1, "bnfold: %s -> %s: folded %zu of %zu BatchNormalization, skipped %zu%s; nodes %zu -> %zu",
-		 input, output ? output : "(not written)", bnf_result_bn_folded(r), r->bn_found, r->n_skips, reasons,
-		 r->nodes_before, r->nodes_after);
-	if (r->n_fusions > bnf_result_bn_folded(r))
-		bnf_info(1, "bnfold: also folded %zu per-channel Mul/Add into the layer before them",
-			 r->n_fusions - bnf_result_bn_folded(r));
-	for (size_t i = 0; i < r->n_fusions; i++) {
-		const bnf_fusion *f = &r->fusions[i];
-		bnf_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s)", f->layer_op,
-			 f->layer, f->node_op, f->bn, f->pattern, f->graph, f->channels, bnf_dtype_name(f->dtype),
-			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "");
-	}
-	for (size_t i = 0; i < r->n_skips; i++) {
-		const bnf_skip *s = &r->skips[i];
-		bnf_info(2, "  skipped  BatchNormalization '%s' (output '%s', %s): %s: %s", s->bn, s->bn_output,
-			 s->graph, bnf_reason_code(s->reason), s->message);
-	}
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"output", required_argument, NULL, 'o'},
-		{"report", required_argument, NULL, 'R'},
-		{"fold-overridable", no_argument, NULL, 'O'},
-		{"in-place", no_argument, NULL, 'I'},
+		{"output-dir", required_argument, NULL, 'O'},
+		{"report", required_argument, NULL, OPT_REPORT},
+		{"fold-overridable", no_argument, NULL, OPT_FOLD_OVERRIDABLE},
+		{"no-stream", no_argument, NULL, OPT_NO_STREAM},
+		{"in-place", no_argument, NULL, OPT_IN_PLACE},
 		{"force", no_argument, NULL, 'f'},
+		{"check", no_argument, NULL, OPT_CHECK},
+		{"list", no_argument, NULL, 'l'},
+		{"dry-run", no_argument, NULL, 'l'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *input, *output = NULL, *report_path = NULL;
-	char *derived = NULL, *report = NULL;
-	bool in_place = false, force = false;
-	bnf_fold_options opt = {0};
-	bnf_input in = {0};
-	bnf_result res = {0};
-	bnf_output out;
-	int c, rc = EXIT_IO;
+	const char *report_path = NULL;
+	bnf_run_options o = {0};
+	bnf_run run = {0};
+	bool check = false, list = false;
+	int c, n, rc;
 
 	opterr = 0; /* unknown options are reported below, in bnfold's words */
-	while ((c = getopt_long(argc, argv, ":o:fqvVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:O:flqvVh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'o': output = optarg; break;
-		case 'R': report_path = optarg; break;
-		case 'O': opt.fold_overridable = true; break;
-		case 'I': in_place = true; break;
-		case 'f': force = true; break;
+		case 'o': o.output = optarg; break;
+		case 'O': o.out_dir = optarg; break;
+		case OPT_REPORT: report_path = optarg; break;
+		case OPT_FOLD_OVERRIDABLE: o.fold.fold_overridable = true; break;
+		case OPT_NO_STREAM: o.no_stream = true; break;
+		case OPT_IN_PLACE: o.in_place = true; break;
+		case 'f': o.force = true; break;
+		case OPT_CHECK: check = true; break;
+		case 'l': list = true; break;
 		case 'q': bnf_display_level = 0; break;
 		case 'v': bnf_display_level = 2; break;
 		case 'V': printf("bnfold %s\n", BNF_VERSION); return EXIT_OK;
@@ -138,68 +191,34 @@ int main(int argc, char **argv)
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1)
-		return usage_error(optind == argc ? "no input file given" : "more than one input file given");
-	input = argv[optind];
-	if (in_place && output)
-		return usage_error("--in-place and -o cannot be used together");
-	if (in_place && strcmp(input, "-") == 0)
-		return usage_error("--in-place needs a file, not stdin");
-	if (in_place) {
-		output = input;
-	} else if (!output) {
-		struct stat st;
-		if (strcmp(input, "-") == 0) {
-			output = "-";
-		} else {
-			if (!(derived = default_output(input)))
-				return bnf_error("out of memory"), EXIT_IO;
-			output = derived;
-			if (!force && stat(output, &st) == 0) {
-				bnf_error("%s: already exists; use -f to replace it or -o to choose another name", output);
-				free(derived);
-				return EXIT_IO;
-			}
+	n = argc - optind;
+	if (n == 0)
+		return usage_error("no input file given");
+	if (check && list)
+		return usage_error("--check and --list cannot be used together");
+	o.job = check ? BNF_JOB_CHECK : list ? BNF_JOB_LIST : BNF_JOB_FOLD;
+	o.headings = n > 1;
+	o.report = report_path != NULL;
+	o.report_lines = n > 1;
+	if ((rc = check_combination(&o, report_path, argv + optind, n)) != EXIT_OK)
+		return rc;
+	for (int i = optind; report_path && i < argc; i++)
+		if (bnf_same_file(report_path, argv[i])) {
+			bnf_error("%s: refusing to overwrite the input with the report", report_path);
+			return EXIT_IO;
 		}
-	}
-	if (report_path && strcmp(report_path, "-") == 0 && strcmp(output, "-") == 0) {
-		free(derived);
-		return usage_error("the model and the report cannot both go to stdout");
-	}
-	if (!in_place && bnf_same_file(input, output)) {
-		bnf_error("%s: refusing to overwrite the input; use --in-place to replace it", output);
-		free(derived);
+	if (o.out_dir && bnf_run_check_dir(o.out_dir) < 0)
 		return EXIT_IO;
-	}
 
-	if (bnf_input_open(input, &in, true) < 0)
-		goto done;
-	if (in.streaming)
-		opt.payloads = &in.payloads;
-	if (bnf_fold_model(in.model, input, &opt, &res) < 0)
-		goto done;
-	if (report_path && !(report = bnf_report_json(&res, input, output, &opt)))
-		goto done;
-	if (bnf_output_open(output, &out) < 0)
-		goto done;
-	if (res.n_fusions == 0)
-		bnf_output_write_input(&out, &in); /* nothing changed: the input, byte for byte */
-	else
-		bnf_output_write_model(&out, in.model, opt.payloads);
-	if (bnf_output_commit(&out) < 0)
-		goto done;
-	if (report) {
-		size_t n = strlen(report);
-		report[n] = '\n';
-		if (bnf_write_file(report_path, report, n + 1) < 0)
-			goto done;
-	}
-	summary(&res, input, output);
-	rc = EXIT_OK;
-done:
-	free(report);
-	free(derived);
-	bnf_result_free(&res);
-	bnf_input_close(&in);
+	/* One failing input does not stop the others. */
+	for (int i = optind; i < argc; i++)
+		bnf_run_file(&run, &o, argv[i]);
+	if (n > 1)
+		bnf_run_totals(&run, &o);
+	if (report_path && bnf_run_write_report(&run, report_path) < 0)
+		run.failed++;
+
+	rc = run.failed ? EXIT_IO : o.job == BNF_JOB_CHECK && run.folded ? EXIT_FOLDABLE : EXIT_OK;
+	bnf_run_free(&run);
 	return rc;
 }

@@ -470,8 +470,8 @@ void bnf_input_close(bnf_input *in)
 		else
 			free((void *)in->data);
 	}
-	if (in->fd >= 0)
-		close(in->fd);
+	if (in->mapped && in->fd >= 0)
+		close(in->fd); /* only a mapped input keeps its file open */
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
 }

@@ -77,7 +77,7 @@ try:
     # --- usage errors: exit 2 ---
     case("no arguments is a usage error", [], 2, r"no input file")
     case("unknown option is a usage error", ["--frobnicate", demo], 2, r"unknown option '--frobnicate'")
-    case("two inputs is a usage error", [demo, demo], 2, r"more than one input")
+    case("-o with two inputs is a usage error", [demo, NOTHING, "-o", out], 2, r"-o takes one input")
     case("--in-place with -o is a usage error", ["--in-place", demo, "-o", out], 2, r"cannot be used together")
     case("model and report both on stdout is a usage error", [demo, "-o", "-", "--report", "-"], 2, r"both go to stdout")
 

@@ -1,0 +1,67 @@
+/* The command line's three jobs, one input at a time: fold (write a model),
+ * check (CI gate) and list (inspection table).  main.c parses the options
+ * and decides exit codes; this file reads, folds, writes and prints what a
+ * user reads (as zstd's fileio.c does for zstdcli.c). */
+#ifndef BNF_CLI_RUN_H
+#define BNF_CLI_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "edit.h"
+
+typedef enum bnf_job {
+	BNF_JOB_FOLD,  /* write the folded model */
+	BNF_JOB_CHECK, /* write no model; list each BN that would fold */
+	BNF_JOB_LIST,  /* write no model; a table of every BN on stdout */
+} bnf_job;
+
+typedef struct bnf_run_options {
+	bnf_job job;
+	bnf_fold_options fold;
+	const char *output;  /* FOLD: -o FILE for the only input, or NULL */
+	const char *out_dir; /* FOLD: -O DIR, or NULL */
+	bool in_place;       /* FOLD: replace each input */
+	bool force;          /* FOLD: replace an existing derived output */
+	bool headings;       /* LIST: "FILE:" above each table (several inputs) */
+	bool report;         /* collect the JSON report */
+	bool report_lines;   /* report as one JSON line per input (several inputs) */
+	bool no_stream;      /* read every payload into memory (the simple path, for tests) */
+} bnf_run_options;
+
+/* What a run over several inputs has done so far. */
+typedef struct bnf_run {
+	size_t files, failed;
+	size_t tables;             /* LIST: tables printed */
+	size_t bn_found, folded;   /* FOLD: folded; CHECK/LIST: would fold */
+	size_t files_foldable;     /* CHECK/LIST: inputs with a BN that would fold */
+	char *report;              /* collected report text, report_len bytes */
+	size_t report_len, report_cap;
+	bool report_failed;        /* out of memory while collecting */
+} bnf_run;
+
+/* The path the folded model of input goes to: -o, DIR/<base name of
+ * input> for -O, input itself for --in-place, "-" when input is "-", else
+ * input with a trailing ".onnx" replaced by ".folded.onnx".  malloc'd, NULL
+ * when memory runs out. */
+char *bnf_run_output_path(const bnf_run_options *o, const char *input);
+
+/* -1 after an error naming dir unless it is an existing directory. */
+int bnf_run_check_dir(const char *dir);
+
+/* Do the job for one input and print its lines (errors, summary, the
+ * table or the foldable list, by display level).  Returns 0, or -1 after
+ * an error naming the file; nothing is written for it then. */
+int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input);
+
+/* One line of totals on stderr after several inputs. */
+void bnf_run_totals(const bnf_run *run, const bnf_run_options *o);
+
+/* Write the collected report to path ("-" = stdout): one object for one
+ * input, one JSON line per input that was read for several.  Nothing is
+ * written when no input was read.  -1 after an error. */
+int bnf_run_write_report(bnf_run *run, const char *path);
+
+void bnf_run_free(bnf_run *run);
+
+#endif

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""The documentation against the code it documents.  Prints TAP.
+
+- the man page renders with no groff/man warnings;
+- the getopt table of src/main.c, --help, the man page and README.md name
+  the same options;
+- every exit status of src/main.c is in --help, the man page and README.md;
+- every reason code of BNF_REASONS (src/fold.h) is in README.md, the man
+  page and the report schema, and the schema has no other;
+- the version agrees between meson.build, --version and the man page;
+- `meson install --destdir` puts bin/bnfold and share/man/man1/bnfold.1 in place.
+"""
+import argparse
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bnfold", required=True)
+ap.add_argument("--source-root", required=True)
+ap.add_argument("--build-root", required=True)
+args = ap.parse_args()
+
+SRC = os.path.abspath(args.source_root)
+BUILD = os.path.abspath(args.build_root)
+BNFOLD = os.path.abspath(args.bnfold)
+MAN = os.path.join(SRC, "src", "bnfold.1")
+results = []
+
+
+def check(ok, desc, diag=""):
+    results.append((bool(ok), desc, diag))
+    return bool(ok)
+
+
+def read(*parts):
+    with open(os.path.join(SRC, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def run(argv, **kw):
+    p = subprocess.run(argv, capture_output=True, timeout=120, **kw)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+main_c = read("src", "main.c")
+fold_h = read("src", "fold.h")
+readme = read("README.md")
+man_src = read("src", "bnfold.1")
+man_text = man_src.replace("\\-", "-")  # roff's \- is the '-' a user types
+schema = json.loads(read("src", "report.schema.json"))
+
+
+def man_section(title):
+    m = re.search(r"^\.SH \"?%s\"?\n(.*?)(?=^\.SH |\Z)" % re.escape(title), man_text, re.M | re.S)
+    return m.group(1) if m else ""
+
+
+# ------------------------------------------------------------ the code's truth
+longopts = re.findall(r'\{"([a-z][a-z-]*)", (?:no|required|optional)_argument, NULL, [^}]*\}', main_c)
+m = re.search(r'getopt_long\(argc, argv, "([^"]*)"', main_c)
+shortopts = [c for c in (m.group(1) if m else "") if c.isalnum()]
+check(len(longopts) >= 10 and len(shortopts) >= 5, "found the getopt table in src/main.c",
+      "long %s short %s" % (longopts, shortopts))
+exit_codes = {name: int(v) for name, v in re.findall(r"\b(EXIT_[A-Z]+) = (\d+)", main_c)}
+check(sorted(exit_codes.values()) == [0, 1, 2, 3], "exit codes of src/main.c are 0, 1, 2, 3", exit_codes)
+reasons = [c for c in re.findall(r'X\(BNF_[A-Z_]+,\s*"([a-z_]+)"', fold_h) if c != "fold"]
+check(len(reasons) >= 10, "found the BNF_REASONS table in src/fold.h", reasons)
+
+# ------------------------------------------------------------ man renders
+man = shutil.which("man")
+if check(man is not None, "man is installed (tools/deps installs man-db and groff-base)"):
+    env = dict(os.environ, MANWIDTH="80", LANG="C.UTF-8", MAN_KEEP_FORMATTING="")
+    rc, out, err = run([man, "--warnings", "-l", MAN], env=env)
+    check(rc == 0 and err.strip() == "", "man --warnings -l src/bnfold.1 renders with no warnings", "exit %d: %s" % (rc, err))
+    for sec in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "REPORT", "REASON CODES", "EXAMPLES"]:
+        check(re.search(r"^%s$" % sec, out, re.M), "man page has section %s" % sec)
+    too_wide = [l for l in out.splitlines() if len(l) > 80]
+    check(not too_wide, "rendered man page fits 80 columns", too_wide[:5])
+    rc, out, err = run(["groff", "-man", "-Tutf8", "-ww", "-z", MAN])
+    check(rc == 0 and err.strip() == "", "groff -man -ww reports nothing", err)
+
+# ------------------------------------------------------------ options
+# The tag lines of the man page's option entries: the line after each .TP.
+man_tags = "\n".join(re.findall(r"^\.TP\n(.*)$", man_section("OPTIONS"), re.M))
+rc, help_text, _ = run([BNFOLD, "--help"])
+check(rc == 0, "--help exits 0")
+check(all(len(l) < 80 for l in help_text.splitlines()), "--help fits 79 columns",
+      [l for l in help_text.splitlines() if len(l) >= 80])
+for name in longopts:
+    check("--" + name in help_text, "--help mentions --%s" % name)
+    check(re.search(r"--%s\b" % re.escape(name), man_tags), "man page OPTIONS has an entry for --%s" % name)
+    check("`--%s" % name in readme or "--%s`" % name in readme or ", --%s" % name in readme,
+          "README mentions --%s" % name)
+for c in shortopts:
+    check(re.search(r"(^|\s)-%s[ ,]" % c, help_text, re.M), "--help mentions -%s" % c)
+    check(re.search(r"(?<![\w-])-%s\b" % c, man_tags), "man page OPTIONS has an entry for -%s" % c)
+    check("`-%s" % c in readme, "README mentions -%s" % c)
+known = set(longopts)
+stray_help = sorted(set(re.findall(r"(?<![\w-])--([a-z][a-z-]+)", help_text)) - known)
+check(not stray_help, "--help names no option the program lacks", stray_help)
+stray_man = sorted(set(re.findall(r"(?<![\w-])--([a-z][a-z-]+)", man_section("OPTIONS") + man_section("SYNOPSIS")
+                                  + man_section("EXAMPLES"))) - known)
+check(not stray_man, "man page names no option the program lacks", stray_man)
+opt_rows = re.findall(r"^\| `(-[^`]*)` \|", readme, re.M)
+readme_long = set(re.findall(r"--([a-z][a-z-]+)", " ".join(opt_rows)))
+check(readme_long == known, "README options table lists exactly the program's long options",
+      "missing %s, extra %s" % (sorted(known - readme_long), sorted(readme_long - known)))
+
+# ------------------------------------------------------------ exit status
+help_exit = help_text[help_text.find("Exit status"):]
+man_exit = man_section("EXIT STATUS")
+for name, v in sorted(exit_codes.items(), key=lambda kv: kv[1]):
+    check(re.search(r"\b%d\b" % v, help_exit), "--help documents exit status %d (%s)" % (v, name))
+    check(re.search(r"^\.B %d$" % v, man_exit, re.M), "man page documents exit status %d (%s)" % (v, name))
+    check(re.search(r"^\| `%d` \|" % v, readme, re.M), "README documents exit status %d (%s)" % (v, name))
+
+# ------------------------------------------------------------ reason codes
+schema_reasons = schema["properties"]["skipped"]["items"]["properties"]["reason"]["enum"]
+man_reasons = man_section("REASON CODES")
+for code in reasons:
+    check("| `%s` |" % code in readme, "README explains reason %s" % code)
+    check(re.search(r"^\.B %s$" % code, man_reasons, re.M), "man page explains reason %s" % code)
+check(sorted(schema_reasons) == sorted(reasons), "report schema's reason enum is exactly BNF_REASONS",
+      "missing %s, extra %s" % (sorted(set(reasons) - set(schema_reasons)), sorted(set(schema_reasons) - set(reasons))))
+readme_reasons = re.findall(r"^\| `([a-z_]+)` \|", readme[readme.find("### Why a BN is skipped"):], re.M)
+check(sorted(readme_reasons) == sorted(reasons), "README reason table has no code fold.h lacks",
+      sorted(set(readme_reasons) ^ set(reasons)))
+
+# ------------------------------------------------------------ version
+rc, out, _ = run([BNFOLD, "--version"])
+v = re.search(r"version : '([^']+)'", read("meson.build"))
+th = re.search(r'^\.TH BNFOLD 1 "[^"]*" "bnfold ([^"]+)"', man_src, re.M)
+check(v and th and out.strip() == "bnfold " + v.group(1) and th.group(1) == v.group(1),
+      "meson.build, --version and the man page agree on the version",
+      "%s / %s / %s" % (out.strip(), v and v.group(1), th and th.group(1)))
+
+# ------------------------------------------------------------ meson install
+meson = shutil.which("meson")
+if check(meson is not None, "meson is installed"):
+    stage = tempfile.mkdtemp(prefix="bnfold-install-")
+    try:
+        rc, out, err = run([meson, "install", "-C", BUILD, "--no-rebuild", "--destdir", stage])
+        check(rc == 0, "meson install --destdir succeeds", err[-500:])
+        rc, opts, err = run([meson, "introspect", "--buildoptions", BUILD])
+        o = {x["name"]: x["value"] for x in json.loads(opts)} if rc == 0 else {}
+        prefix = o.get("prefix", "/usr/local").lstrip("/")
+        bindir, mandir = o.get("bindir", "bin"), o.get("mandir", "share/man")
+        exe = os.path.join(stage, prefix, bindir, "bnfold")
+        page = os.path.join(stage, prefix, mandir, "man1", "bnfold.1")
+        rc, out, _ = run([exe, "--version"]) if os.path.isfile(exe) else (-1, "", "")
+        check(os.access(exe, os.X_OK) and rc == 0 and out.startswith("bnfold "),
+              "meson install puts an executable bin/bnfold in place", exe)
+        check(os.path.isfile(page) and filecmp.cmp(page, MAN, shallow=False),
+              "meson install puts share/man/man1/bnfold.1 in place", page)
+        got = sorted(os.path.relpath(os.path.join(r, f), stage) for r, _, fs in os.walk(stage) for f in fs)
+        check(len(got) == 2, "meson install installs nothing else", got)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+print("TAP version 13")
+for i, (ok, desc, diag) in enumerate(results, 1):
+    print(f"{'ok' if ok else 'not ok'} {i} - {desc}")
+    if not ok and diag:
+        for line in str(diag).splitlines():
+            print(f"# {line}")
+print(f"1..{len(results)}")
+sys.exit(0 if all(r[0] for r in results) else 1)
