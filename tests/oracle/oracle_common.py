@@ -127,6 +127,20 @@ def run_bnfold(bnfold, inp, out, report, extra_args=(), timeout=300):
                 cmd=cmd, error=None)
 
 
+def same_as_simple_path(bnfold, inp, out, extra_args=()):
+    """Fold inp again with --no-stream (every payload in memory, the simple
+    path) and compare with the streamed output `out`.  Returns (ok, diag)."""
+    simple = out + ".simple.onnx"
+    rep = out + ".simple.json"
+    r = run_bnfold(bnfold, inp, simple, rep, list(extra_args) + ["--no-stream"])
+    if r["rc"] != 0:
+        return False, describe_run(r)
+    a, b = sha256(out), sha256(simple)
+    os.unlink(simple)
+    os.unlink(rep)
+    return a == b, [] if a == b else ["streamed %s != --no-stream %s" % (a[:16], b[:16])]
+
+
 def tail(text, n=15):
     lines = (text or "").rstrip().splitlines()
     if len(lines) > n:

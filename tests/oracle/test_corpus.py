@@ -137,6 +137,9 @@ def main():
             if not unchanged:
                 diag.append("bnfold modified its INPUT file")
             tap.add(ok, "%s: bnfold --fold-overridable exits 0, report schema-valid (%.2fs)" % (rel, r["seconds"]), diag)
+            if r["rc"] == 0:
+                same, sdiag = oc.same_as_simple_path(args.bnfold, src, out, ["--fold-overridable"])
+                tap.add(same, "%s: streamed output byte-identical to --no-stream" % rel, sdiag)
             if r["rc"] != 0 or rep is None or errs:
                 continue
 

@@ -107,6 +107,9 @@ def main():
             tap.add(oc.sha256(src) == before, "%s: input file unchanged" % name)
             if want_exit != 0:
                 continue
+            if ran_ok:
+                same, diag = oc.same_as_simple_path(args.bnfold, src, out, fx.get("args", []))
+                tap.add(same, "%s: streamed output byte-identical to --no-stream" % name, diag)
 
             # ---- report
             rep = None
