@@ -283,26 +283,37 @@ static int layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProt
 }
 
 /* Complete the transform from p->scale and scan the weight once: every
- * element finite, every folded element representable.  0 (skip recorded)
- * or 1. */
-static int check_weight(bnf_plan *p, const char *wname, double *scratch)
+ * element finite, every folded element representable (rounding is
+ * monotonic, so the largest |w| of a channel decides).  1 when usable, 0
+ * after a skip, -1 when memory runs out. */
+static int check_weight(bnf_plan *p, const char *wname)
 {
 	const bnf_tview *w = &p->weight.view;
+	const bnf_layout *l = &p->transform.layout;
+	double *maxabs = malloc((l->channels ? l->channels : 1) * sizeof(double));
+	size_t bad = 0;
+	int r;
 
 	p->transform.dtype = p->dtype;
 	p->transform.scale = p->scale;
-	for (size_t done = 0; done < w->numel; done += CHUNK) {
-		size_t n = w->numel - done < CHUNK ? w->numel - done : CHUNK;
-		bnf_tview_read_range(w, done, n, scratch);
-		for (size_t i = 0; i < n; i++) {
-			size_t c = bnf_layout_channel(&p->transform.layout, done + i);
-			if (!isfinite(scratch[i]))
-				return skip(p, BNF_NON_FINITE_PARAM, "weight '%s' element %zu is %g", wname, done + i, scratch[i]);
-			if (p->scale_weight && !isfinite(bnf_round_to(p->dtype, scratch[i] * p->scale[c])))
-				return skip(p, BNF_OVERFLOW, "folded weight '%s' element %zu is %g, beyond %s", wname,
-					    done + i, scratch[i] * p->scale[c], bnf_dtype_name(p->dtype));
+	if (!maxabs)
+		return -1;
+	r = bnf_tview_channel_maxabs(w, l, maxabs, &bad);
+	if (r != 0) {
+		free(maxabs);
+		if (r < 0)
+			return -1;
+		return skip(p, BNF_NON_FINITE_PARAM, "weight '%s' element %zu is not finite", wname, bad);
+	}
+	for (size_t c = 0; c < l->channels && p->scale_weight; c++) {
+		double y = maxabs[c] * fabs(p->scale[c]);
+		if (!isfinite(bnf_round_to(p->dtype, y))) {
+			free(maxabs);
+			return skip(p, BNF_OVERFLOW, "folded weight '%s' reaches %g in channel %zu, beyond %s", wname, y, c,
+				    bnf_dtype_name(p->dtype));
 		}
 	}
+	free(maxabs);
 	for (size_t c = 0; c < p->bias_len; c++)
 		if (!isfinite(bnf_round_to(p->dtype, p->new_bias[c])))
 			return skip(p, BNF_OVERFLOW, "folded bias of channel %zu is %g, beyond %s", c, p->new_bias[c],
@@ -375,7 +386,7 @@ static int plan_after_layer(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 		goto out;
 	}
 	bnf_bn_bias(old_bias, vals[2], vals[1], p->scale, p->channels, p->new_bias);
-	r = check_weight(p, layer->input[1], scratch) < 0 ? -1 : 0;
+	r = check_weight(p, layer->input[1]) < 0 ? oom(gi, bn) : 0;
 out:
 	free4(vals);
 	free(old_bias);
@@ -493,7 +504,9 @@ static int plan_before_conv(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 			p->new_bias[(done + i) / (cin_g * K)] +=
 				scratch[i] * t[bnf_layout_channel(&p->transform.layout, done + i)];
 	}
-	r = check_weight(p, conv->input[1], scratch);
+	r = check_weight(p, conv->input[1]);
+	if (r < 0)
+		r = oom(gi, bn);
 out:
 	free4(vals);
 	free(old_bias);
@@ -636,7 +649,9 @@ int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p)
 	}
 	p->scale_weight = is_mul;
 	p->write_bias = !is_mul || old_bias;
-	r = check_weight(p, layer->input[1], scratch);
+	r = check_weight(p, layer->input[1]);
+	if (r < 0)
+		r = oom(gi, op);
 out:
 	free(kv);
 	free(old_bias);

@@ -123,14 +123,61 @@ static int gb_varint(growbuf *b, uint64_t v)
 	return gb_put(b, tmp, n);
 }
 
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+typedef struct payload_span {
+	uint64_t off, len;
+} payload_span;
+
+/* Sequential reads of the input through one small buffer (pread): the
+ * scan touches only the structure, and memory does not grow with the file. */
+typedef struct reader {
+	int fd;
+	uint64_t size, pos;
+	uint64_t buf_start;
+	size_t buf_len;
+	int err;
+	uint8_t buf[1 << 16];
+} reader;
+
+/* Make [pos, pos + need) available in the buffer; need <= sizeof(buf). */
+static int rd_fill(reader *r, size_t need)
+{
+	size_t have;
+	if (r->pos >= r->buf_start && r->pos + need <= r->buf_start + r->buf_len)
+		return 0;
+	if (r->pos + need > r->size)
+		return -1;
+	r->buf_start = r->pos;
+	r->buf_len = 0;
+	have = (size_t)(r->size - r->pos < sizeof(r->buf) ? r->size - r->pos : sizeof(r->buf));
+	while (r->buf_len < have) {
+		ssize_t n = pread(r->fd, r->buf + r->buf_len, have - r->buf_len, (off_t)(r->pos + r->buf_len));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r->err = n < 0 ? errno : EIO;
+			return -1;
+		}
+		r->buf_len += (size_t)n;
+	}
+	return r->buf_len >= need ? 0 : -1;
+}
+
+static const uint8_t *rd_at(const reader *r)
+{
+	return r->buf + (r->pos - r->buf_start);
+}
+
+static int rd_varint(reader *r, uint64_t end, uint64_t *v)
 {
 	uint64_t x = 0;
 	for (int shift = 0; shift < 64; shift += 7) {
-		if (*p >= end)
+		uint8_t b;
+		if (r->pos >= end || rd_fill(r, 1) < 0)
 			return -1;
-		x |= (uint64_t)(**p & 0x7f) << shift;
-		if (!(*(*p)++ & 0x80)) {
+		b = *rd_at(r);
+		r->pos++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
 			*v = x;
 			return 0;
 		}
@@ -138,100 +185,118 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -1;
 }
 
-typedef struct payload_span {
-	uint64_t off, len;
-} payload_span;
+/* Append the next n bytes of the input to out. */
+static int rd_copy(reader *r, uint64_t n, growbuf *out)
+{
+	while (n > 0) {
+		size_t k = n < sizeof(r->buf) ? (size_t)n : sizeof(r->buf);
+		if (rd_fill(r, k) < 0)
+			return -1;
+		if (gb_put(out, rd_at(r), k) < 0)
+			return -2;
+		r->pos += k;
+		n -= k;
+	}
+	return 0;
+}
 
 typedef struct scanner {
-	const uint8_t *base;
+	reader *rd;
 	uint8_t magic[8];
 	payload_span *spans;
 	size_t n_spans, cap_spans;
 	const char *why; /* what was wrong, for the error line */
 } scanner;
 
-/* Copy the message [p, p + n) of `type` into out, replacing every raw_data
- * of a TensorProto of BNF_STREAM_MIN bytes or more by a placeholder. */
-static int scan_msg(scanner *s, const uint8_t *p, size_t n, int type, int depth, growbuf *out)
+/* Copy the message from the reader's position up to `end`, of `type`, into
+ * out, replacing every raw_data of a TensorProto of BNF_STREAM_MIN bytes or
+ * more by a placeholder and skipping its bytes. */
+static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out)
 {
-	const uint8_t *end = p + n;
+	reader *r = s->rd;
+	int rc = 0;
 
 	if (depth > MAX_DEPTH) {
 		s->why = "graphs nested too deeply";
 		return -1;
 	}
-	while (p < end) {
-		const uint8_t *start = p, *value;
-		uint64_t tag, len;
+	while (r->pos < end) {
+		uint64_t tag, v, len;
 		uint32_t field;
 		int child;
 
-		if (get_varint(&p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+		if (rd_varint(r, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
 			goto corrupt;
 		field = (uint32_t)(tag >> 3);
+		if (gb_varint(out, tag) < 0)
+			goto oom;
 		switch (tag & 7) {
 		case 0:
-			if (get_varint(&p, end, &len) < 0)
+			if (rd_varint(r, end, &v) < 0)
 				goto corrupt;
+			if (gb_varint(out, v) < 0)
+				goto oom;
 			break;
 		case 1:
-			if (end - p < 8)
-				goto corrupt;
-			p += 8;
-			break;
 		case 5:
-			if (end - p < 4)
+			len = (tag & 7) == 1 ? 8 : 4;
+			if (end - r->pos < len)
 				goto corrupt;
-			p += 4;
+			if ((rc = rd_copy(r, len, out)) < 0)
+				goto copy_failed;
 			break;
 		case 2:
-			if (get_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p))
+			if (rd_varint(r, end, &len) < 0 || len > end - r->pos)
 				goto corrupt;
-			value = p;
-			p += len;
 			if (type == M_TENSOR && field == 9 && len >= BNF_STREAM_MIN) {
 				uint8_t idx[8];
-				payload_span *v;
 				if (s->n_spans == s->cap_spans) {
 					size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
-					if (!(v = realloc(s->spans, cap * sizeof(*v))))
+					payload_span *sp = realloc(s->spans, cap * sizeof(*sp));
+					if (!sp)
 						goto oom;
-					s->spans = v;
+					s->spans = sp;
 					s->cap_spans = cap;
 				}
-				s->spans[s->n_spans] = (payload_span){(uint64_t)(value - s->base), len};
+				s->spans[s->n_spans] = (payload_span){r->pos, len};
 				for (int i = 0; i < 8; i++)
 					idx[i] = (uint8_t)((uint64_t)s->n_spans >> (8 * i));
 				s->n_spans++;
-				if (gb_varint(out, tag) < 0 || gb_varint(out, PLACEHOLDER) < 0 ||
-				    gb_put(out, s->magic, 8) < 0 || gb_put(out, idx, 8) < 0)
+				if (gb_varint(out, PLACEHOLDER) < 0 || gb_put(out, s->magic, 8) < 0 || gb_put(out, idx, 8) < 0)
 					goto oom;
-				continue;
+				r->pos += len; /* the payload stays in the file */
+				break;
 			}
 			child = child_type(type, field);
 			if (child != M_OTHER) {
+				/* The sub-message shrinks: scan it, then write its new length. */
 				growbuf sub = {0};
-				if (scan_msg(s, value, len, child, depth + 1, &sub) < 0) {
+				if (scan_msg(s, r->pos + len, child, depth + 1, &sub) < 0) {
 					free(sub.p);
 					return -1;
 				}
-				if (gb_varint(out, tag) < 0 || gb_varint(out, sub.len) < 0 || gb_put(out, sub.p, sub.len) < 0) {
+				if (gb_varint(out, sub.len) < 0 || gb_put(out, sub.p, sub.len) < 0) {
 					free(sub.p);
 					goto oom;
 				}
 				free(sub.p);
-				continue;
+				break;
 			}
+			if (gb_varint(out, len) < 0)
+				goto oom;
+			if ((rc = rd_copy(r, len, out)) < 0)
+				goto copy_failed;
 			break;
 		default:
 			goto corrupt; /* groups (3, 4) are not used by ONNX; 6 and 7 do not exist */
 		}
-		if (gb_put(out, start, (size_t)(p - start)) < 0)
-			goto oom;
 	}
 	return 0;
+copy_failed:
+	if (rc == -2)
+		goto oom;
 corrupt:
-	s->why = "truncated or corrupt";
+	s->why = r->err ? strerror(r->err) : "truncated or corrupt";
 	return -1;
 oom:
 	s->why = "out of memory";
@@ -337,21 +402,35 @@ static void fill_random(uint8_t *p, size_t n)
 	}
 }
 
-/* Parse in->data leaving large payloads in the file. */
-static int open_streaming(bnf_input *in)
+/* Parse the file leaving large payloads in it.  in->data is then only an
+ * address range (PROT_NONE) whose offsets stand for file offsets. */
+static int open_streaming(bnf_input *in, int fd)
 {
 	scanner s = {0};
 	growbuf skel = {0};
 	resolve_ctx r = {0};
+	reader *rd = calloc(1, sizeof(*rd));
 	int rc = -1;
 
-	s.base = in->data;
+	if (!rd)
+		return bnf_error("%s: out of memory", in->path);
+	in->data = mmap(NULL, in->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (in->data == MAP_FAILED) {
+		in->data = NULL;
+		free(rd);
+		return bnf_error("%s: cannot reserve address space: %s", in->path, strerror(errno));
+	}
+	in->reserved = true;
+	in->fd = fd;
+	rd->fd = fd;
+	rd->size = in->len;
+	s.rd = rd;
 	fill_random(s.magic, sizeof(s.magic));
-	in->src = (bnf_source){.base = in->data, .len = in->len, .fd = in->fd, .err = 0};
+	in->src = (bnf_source){.base = in->data, .len = in->len, .fd = fd, .err = 0};
 	if (bnf_payloads_init(&in->payloads, &in->src) < 0)
-		return -1;
+		goto out;
 	in->streaming = true;
-	if (scan_msg(&s, in->data, in->len, M_MODEL, 0, &skel) < 0) {
+	if (scan_msg(&s, in->len, M_MODEL, 0, &skel) < 0) {
 		if (strcmp(s.why, "out of memory") == 0)
 			bnf_error("%s: out of memory reading the model", in->path);
 		else
@@ -378,7 +457,19 @@ out:
 	free(r.done);
 	free(s.spans);
 	free(skel.p);
+	free(rd);
 	return rc;
+}
+
+/* The parsed model is ONNX at all; closes in otherwise. */
+static int check_model(bnf_input *in)
+{
+	if (!in->model->has_ir_version || !in->model->graph) {
+		bnf_error("%s: not an ONNX model (no %s)", in->path, in->model->graph ? "ir_version" : "graph");
+		bnf_input_close(in);
+		return -1;
+	}
+	return 0;
 }
 
 int bnf_input_open(const char *path, bnf_input *in, bool stream)
@@ -415,6 +506,13 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 				goto fail;
 			}
 			in->len = (size_t)st.st_size;
+			if (stream) {
+				int r = open_streaming(in, fd);
+				fd = -1; /* in owns it now */
+				if (r < 0)
+					goto fail;
+				return check_model(in);
+			}
 			in->data = mmap(NULL, in->len, PROT_READ, MAP_PRIVATE, fd, 0);
 			if (in->data == MAP_FAILED) {
 				in->data = NULL;
@@ -436,21 +534,12 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 		bnf_error("%s: input is empty, not an ONNX model", path);
 		goto fail;
 	}
-	if (stream && in->mapped) {
-		if (open_streaming(in) < 0)
-			goto fail;
-	} else {
-		in->model = onnx__model_proto__unpack(NULL, in->len, in->data);
-		if (!in->model) {
-			bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", path);
-			goto fail;
-		}
-	}
-	if (!in->model->has_ir_version || !in->model->graph) {
-		bnf_error("%s: not an ONNX model (no %s)", path, in->model->graph ? "ir_version" : "graph");
+	in->model = onnx__model_proto__unpack(NULL, in->len, in->data);
+	if (!in->model) {
+		bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", path);
 		goto fail;
 	}
-	return 0;
+	return check_model(in);
 fail:
 	if (fd >= 0)
 		close(fd);
@@ -465,13 +554,13 @@ void bnf_input_close(bnf_input *in)
 	if (in->streaming)
 		bnf_payloads_free(&in->payloads);
 	if (in->data) {
-		if (in->mapped)
+		if (in->mapped || in->reserved)
 			munmap((void *)in->data, in->len);
 		else
 			free((void *)in->data);
 	}
-	if (in->mapped && in->fd >= 0)
-		close(in->fd); /* only a mapped input keeps its file open */
+	if ((in->mapped || in->reserved) && in->fd >= 0)
+		close(in->fd); /* only a regular file input keeps its file open */
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
 }
@@ -639,11 +728,15 @@ static void copy_from_source(bnf_output *out, const bnf_source *src, uint64_t of
 /* Write a computed payload chunk by chunk. */
 static void write_lazy(bnf_output *out, const bnf_lazy *lz)
 {
-	enum { CHUNK = 4096 };
-	double scratch[CHUNK];
-	uint8_t bytes[CHUNK * 8];
+	enum { CHUNK = 1 << 16 };
 	size_t es = bnf_dtype_size(lz->tf.dtype), numel = lz->src.numel;
+	double *scratch = malloc(CHUNK * sizeof(double));
+	uint8_t *bytes = malloc(CHUNK * 8);
 
+	if (!scratch || !bytes) {
+		out->err = ENOMEM;
+		goto done;
+	}
 	for (size_t done = 0; done < numel && !out->err; done += CHUNK) {
 		size_t n = numel - done < CHUNK ? numel - done : CHUNK;
 		bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, bytes);
@@ -651,6 +744,9 @@ static void write_lazy(bnf_output *out, const bnf_lazy *lz)
 	}
 	if (lz->src.src && lz->src.src->err && !out->err)
 		out->err = lz->src.src->err;
+done:
+	free(scratch);
+	free(bytes);
 }
 
 static void stream_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
@@ -680,7 +776,7 @@ void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m, const bn
 
 void bnf_output_write_input(bnf_output *out, const bnf_input *in)
 {
-	if (in->mapped)
+	if (in->mapped || in->reserved)
 		copy_from_source(out, &(bnf_source){.base = in->data, .len = in->len, .fd = in->fd}, 0, in->len);
 	else
 		bnf_output_write(out, in->data, in->len);

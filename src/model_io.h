@@ -16,8 +16,9 @@ typedef struct bnf_input {
 	const char *path;   /* as given; "-" is stdin */
 	const uint8_t *data;
 	size_t len;
-	bool mapped;        /* data is an mmap of the file, else malloc'd */
-	int fd;             /* the open file while mapped, else -1 */
+	bool mapped;        /* data is an mmap of the file */
+	bool reserved;      /* data is only address space standing for the file (streaming) */
+	int fd;             /* the open regular file, else -1 */
 	bool streaming;     /* large payloads were left in the file (see payload.h) */
 	bnf_source src;
 	bnf_payloads payloads;

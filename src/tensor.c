@@ -4,6 +4,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -379,10 +380,69 @@ size_t bnf_layout_channel(const bnf_layout *l, size_t i)
 	return (row / l->rows_per_group) * l->per_group + (i / l->inner) % l->per_group;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_LE 1
+#else
+#define HOST_LE 0
+#endif
+
+int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst)
+{
+	size_t es = bnf_dtype_size(v->dtype), got = 0, len = n * es;
+	uint64_t off;
+
+	if (v->lazy || !(v->raw || v->src))
+		return -1;
+	if (!v->src) {
+		memcpy(dst, v->raw + first * es, len);
+		return 0;
+	}
+	off = v->src_off + (uint64_t)first * es;
+	while (got < len) {
+		ssize_t r = pread(v->src->fd, (uint8_t *)dst + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (!v->src->err)
+				v->src->err = r < 0 ? errno : EIO;
+			memset((uint8_t *)dst + got, 0, len - got);
+			return 0;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Elements [i, i + run) share one channel: the rest of i's inner block. */
+static size_t run_length(const bnf_layout *l, size_t i, size_t left)
+{
+	size_t run = l->inner - i % l->inner;
+	return run < left ? run : left;
+}
+
+/* float32 stored little-endian on a little-endian host: work on the bytes. */
+static bool fast_f32(const bnf_tview *v)
+{
+	return HOST_LE && v->dtype == BNF_DT_FLOAT && !v->lazy && (v->raw || v->src);
+}
+
 void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
 			 double *scratch, unsigned char *out)
 {
 	size_t es = bnf_dtype_size(tf->dtype);
+
+	if (tf->dtype == BNF_DT_FLOAT && fast_f32(src)) {
+		float *f = (float *)(void *)out;
+		bnf_tview_raw_range(src, first, n, out);
+		for (size_t i = 0; i < n;) {
+			size_t run = run_length(&tf->layout, first + i, n - i);
+			double s = tf->scale[bnf_layout_channel(&tf->layout, first + i)];
+			for (size_t k = i; k < i + run; k++)
+				f[k] = (float)((double)f[k] * s); /* the plan checked it fits */
+			i += run;
+		}
+		return;
+	}
 	bnf_tview_read_range(src, first, n, scratch);
 	for (size_t i = 0; i < n; i++) {
 		double y = scratch[i] * tf->scale[bnf_layout_channel(&tf->layout, first + i)];
@@ -390,3 +450,47 @@ void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 	}
 }
 
+int bnf_tview_channel_maxabs(const bnf_tview *v, const bnf_layout *l, double *maxabs, size_t *bad)
+{
+	enum { CHUNK = 1 << 16 };
+	bool fast = fast_f32(v) && !(v->raw && !v->src);
+	double *scratch = malloc(CHUNK * (fast ? sizeof(float) : sizeof(double)));
+	int rc = 0;
+
+	if (!scratch)
+		return -1;
+	for (size_t c = 0; c < l->channels; c++)
+		maxabs[c] = 0.0;
+	for (size_t done = 0; done < v->numel && rc == 0; done += CHUNK) {
+		size_t n = v->numel - done < CHUNK ? v->numel - done : CHUNK;
+		const float *f = NULL;
+		if (fast_f32(v) && v->raw && !v->src)
+			f = (const float *)(const void *)(v->raw + done * 4);
+		else if (fast) {
+			bnf_tview_raw_range(v, done, n, scratch);
+			f = (const float *)(const void *)scratch;
+		} else {
+			bnf_tview_read_range(v, done, n, scratch);
+		}
+		for (size_t i = 0; i < n;) {
+			size_t run = run_length(l, done + i, n - i), c = bnf_layout_channel(l, done + i);
+			double m = maxabs[c];
+			for (size_t k = i; k < i + run; k++) {
+				double x = f ? (double)f[k] : scratch[k];
+				double a = fabs(x);
+				if (!(a <= DBL_MAX)) { /* NaN or Inf */
+					*bad = done + k;
+					rc = 1;
+					break;
+				}
+				m = a > m ? a : m;
+			}
+			maxabs[c] = m;
+			i += run;
+			if (rc)
+				break;
+		}
+	}
+	free(scratch);
+	return rc;
+}

@@ -79,6 +79,16 @@ typedef struct bnf_transform {
 void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
 			 double *scratch, unsigned char *out);
 
+/* Copy the stored little-endian bytes of elements [first, first + n) to
+ * dst; -1 when the view has no raw bytes (typed fields, uniform, computed).
+ * A failed read from the input file zero-fills and sets src->err. */
+int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst);
+
+/* For each channel of l, the largest |x| of v into maxabs (l->channels
+ * values).  Returns 0, 1 when an element is NaN or Inf (*bad = its index),
+ * -1 when memory runs out. */
+int bnf_tview_channel_maxabs(const bnf_tview *v, const bnf_layout *l, double *maxabs, size_t *bad);
+
 /* Outcome of bnf_tview_from_tensor(). */
 typedef enum {
 	BNF_TENSOR_OK = 0,
