@@ -365,7 +365,7 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	if (bnf_input_open(input, &in, !o->no_stream) < 0)
 		goto done;
 	fold = o->fold;
-	fold.payloads = in.streaming ? &in.payloads : NULL;
+	fold.payloads = &in.payloads;
 	if (o->job == BNF_JOB_LIST && bn_order(in.model->graph, &order) < 0) {
 		bnf_error("%s: out of memory", input);
 		goto done;
@@ -379,10 +379,11 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	case BNF_JOB_FOLD:
 		if (bnf_output_open(output, &out) < 0)
 			goto done;
-		if (res.n_fusions == 0)
-			bnf_output_write_input(&out, &in); /* nothing changed: the input, byte for byte */
-		else
-			bnf_output_write_model(&out, in.model, fold.payloads);
+		if ((res.n_fusions == 0 && !in.has_external ? bnf_output_write_input(&out, &in) /* unchanged, byte for byte */
+							     : bnf_output_write_model(&out, in.model, &in.payloads, o->inline_all)) < 0) {
+			bnf_output_abort(&out);
+			goto done;
+		}
 		if (bnf_output_commit(&out) < 0)
 			goto done;
 		fold_summary(&res, input, output);

@@ -389,8 +389,10 @@ static int apply(gctx *c, bnf_plan *p)
 	if (p->scale_weight) {
 		if (!bnf_mul_size(w->numel, es, &wbytes))
 			goto oom;
-		if (c->pl && (w->src || w->lazy || w->uniform)) {
-			/* Not in memory: computed chunk by chunk when written. */
+		/* Not in memory: computed chunk by chunk when written (always for
+		 * external data, so that it stays external in the output). */
+		if (c->pl && ((w->src && w->src->external) ||
+			      (!c->pl->materialize && (w->src || w->lazy || w->uniform)))) {
 			if (!(wdata = bnf_payloads_add(c->pl, w, &p->transform, wbytes)))
 				goto done;
 		} else {

@@ -34,7 +34,7 @@
 	X(BNF_UNSUPPORTED_DTYPE, "unsupported_dtype", "a weight or parameter is not float32/float64/float16/bfloat16") \
 	X(BNF_DTYPE_MISMATCH, "dtype_mismatch", "the layer's weight and bias have different types") \
 	X(BNF_UNSUPPORTED_STORAGE, "unsupported_storage",                                     \
-	  "a tensor is stored in a way this version does not rewrite (external data, rank > 8, "\
+	  "a tensor is stored in a way this version does not rewrite (rank > 8, "              \
 	  "a new tensor inside a subgraph of an IR < 4 model)")                               \
 	X(BNF_NONPOSITIVE_VARIANCE, "nonpositive_variance", "var + epsilon <= 0 for some channel") \
 	X(BNF_NON_FINITE_PARAM, "non_finite_param", "NaN or Inf in a parameter, weight or bias") \

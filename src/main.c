@@ -14,7 +14,7 @@
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3 };
 
 /* Long options without a short form. */
-enum { OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM };
+enum { OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE };
 
 static void usage(FILE *f)
 {
@@ -45,6 +45,9 @@ static void usage(FILE *f)
 	      "      --fold-overridable  also fold initializers listed as graph inputs\n"
 	      "                          (IR >= 4), treating them as constants and removing\n"
 	      "                          those inputs\n"
+	      "      --inline            put weights kept in external data files into the\n"
+	      "                          model itself (below 2 GB); by default they go to\n"
+	      "                          OUTPUT.data beside the output\n"
 	      "      --no-stream         read every weight into memory instead of streaming\n"
 	      "                          it from the input (slower; the same output)\n"
 	      "\n"
@@ -152,6 +155,7 @@ int main(int argc, char **argv)
 		{"report", required_argument, NULL, OPT_REPORT},
 		{"fold-overridable", no_argument, NULL, OPT_FOLD_OVERRIDABLE},
 		{"no-stream", no_argument, NULL, OPT_NO_STREAM},
+		{"inline", no_argument, NULL, OPT_INLINE},
 		{"in-place", no_argument, NULL, OPT_IN_PLACE},
 		{"force", no_argument, NULL, 'f'},
 		{"check", no_argument, NULL, OPT_CHECK},
@@ -177,6 +181,7 @@ int main(int argc, char **argv)
 		case OPT_REPORT: report_path = optarg; break;
 		case OPT_FOLD_OVERRIDABLE: o.fold.fold_overridable = true; break;
 		case OPT_NO_STREAM: o.no_stream = true; break;
+		case OPT_INLINE: o.inline_all = true; break;
 		case OPT_IN_PLACE: o.in_place = true; break;
 		case 'f': o.force = true; break;
 		case OPT_CHECK: check = true; break;

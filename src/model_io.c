@@ -410,25 +410,25 @@ static int open_streaming(bnf_input *in, int fd)
 	growbuf skel = {0};
 	resolve_ctx r = {0};
 	reader *rd = calloc(1, sizeof(*rd));
+	bnf_source *src;
 	int rc = -1;
 
-	if (!rd)
+	if (!rd) {
+		close(fd);
 		return bnf_error("%s: out of memory", in->path);
-	in->data = mmap(NULL, in->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (in->data == MAP_FAILED) {
-		in->data = NULL;
-		free(rd);
-		return bnf_error("%s: cannot reserve address space: %s", in->path, strerror(errno));
 	}
+	/* The registry owns fd and the address range from here on. */
+	if (!(src = bnf_payloads_add_source(&in->payloads, fd, in->len, in->path, false))) {
+		free(rd);
+		return -1;
+	}
+	in->data = src->base;
 	in->reserved = true;
 	in->fd = fd;
 	rd->fd = fd;
 	rd->size = in->len;
 	s.rd = rd;
 	fill_random(s.magic, sizeof(s.magic));
-	in->src = (bnf_source){.base = in->data, .len = in->len, .fd = fd, .err = 0};
-	if (bnf_payloads_init(&in->payloads, &in->src) < 0)
-		goto out;
 	in->streaming = true;
 	if (scan_msg(&s, in->len, M_MODEL, 0, &skel) < 0) {
 		if (strcmp(s.why, "out of memory") == 0)
@@ -461,11 +461,83 @@ out:
 	return rc;
 }
 
-/* The parsed model is ONNX at all; closes in otherwise. */
+/* One external tensor: point its raw_data into the data file's source
+ * and forget the external fields (the writer decides the layout again). */
+static int resolve_external(Onnx__TensorProto *t, void *vctx)
+{
+	bnf_input *in = vctx;
+	const char *location = NULL, *name = t->name ? t->name : "";
+	uint64_t offset = 0, length = UINT64_MAX, numel = 1;
+	size_t es;
+	bnf_source *src;
+	char err[300];
+
+	if (!t->has_data_location || t->data_location != ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+		return 0;
+	for (size_t i = 0; i < t->n_external_data; i++) {
+		const char *k = t->external_data[i]->key, *v = t->external_data[i]->value;
+		char *end;
+		if (!k || !v)
+			continue;
+		if (strcmp(k, "location") == 0) {
+			location = v;
+		} else if (strcmp(k, "offset") == 0 || strcmp(k, "length") == 0) {
+			unsigned long long x;
+			errno = 0;
+			x = strtoull(v, &end, 10);
+			if (errno || end == v || *end || v[0] == '-')
+				return bnf_error("%s: tensor '%s': external data %s '%s' is not a number", in->path, name, k, v);
+			if (k[0] == 'o')
+				offset = x;
+			else
+				length = x;
+		}
+	}
+	if (!location)
+		return bnf_error("%s: tensor '%s': external data has no location", in->path, name);
+	for (size_t d = 0; d < t->n_dims; d++) {
+		if (t->dims[d] < 0 || (t->dims[d] && numel > UINT64_MAX / (uint64_t)t->dims[d]))
+			return bnf_error("%s: tensor '%s': dims are negative or overflow", in->path, name);
+		numel *= (uint64_t)t->dims[d];
+	}
+	es = bnf_dtype_size(t->has_data_type ? t->data_type : 0);
+	if (length == UINT64_MAX) {
+		if (!es || numel > UINT64_MAX / es)
+			return bnf_error("%s: tensor '%s': external data without a length, of a type bnfold cannot size",
+					 in->path, name);
+		length = numel * es;
+	}
+	if (!(src = bnf_payloads_external(&in->payloads, location, err, sizeof(err))))
+		return bnf_error("%s: tensor '%s': %s", in->path, name, err);
+	if (offset > src->len || length > src->len - offset)
+		return bnf_error("%s: tensor '%s': external data [%llu, +%llu) lies past the end of '%s' (%zu bytes)",
+				 in->path, name, (unsigned long long)offset, (unsigned long long)length, location, src->len);
+	for (size_t i = 0; i < t->n_external_data; i++)
+		protobuf_c_message_free_unpacked(&t->external_data[i]->base, &in->payloads.allocator);
+	in->payloads.allocator.free(in->payloads.allocator.allocator_data, t->external_data);
+	t->external_data = NULL;
+	t->n_external_data = 0;
+	t->has_data_location = 0;
+	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__DEFAULT;
+	if (t->has_raw_data)
+		in->payloads.allocator.free(in->payloads.allocator.allocator_data, t->raw_data.data);
+	t->has_raw_data = 1;
+	t->raw_data.data = (uint8_t *)src->base + offset;
+	t->raw_data.len = (size_t)length;
+	in->has_external = true;
+	return 0;
+}
+
+/* The parsed model is ONNX at all, and its external data is where it
+ * says; closes in otherwise. */
 static int check_model(bnf_input *in)
 {
 	if (!in->model->has_ir_version || !in->model->graph) {
 		bnf_error("%s: not an ONNX model (no %s)", in->path, in->model->graph ? "ir_version" : "graph");
+		bnf_input_close(in);
+		return -1;
+	}
+	if (walk_model(in->model, resolve_external, in) < 0) {
 		bnf_input_close(in);
 		return -1;
 	}
@@ -481,6 +553,9 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 	memset(in, 0, sizeof(*in));
 	in->path = path;
 	in->fd = -1;
+	if (bnf_payloads_init(&in->payloads, path) < 0)
+		return -1;
+	in->payloads.materialize = !stream;
 	if (strcmp(path, "-") == 0) {
 		if (read_all(0, "(stdin)", &buf, &in->len) < 0)
 			return -1;
@@ -508,7 +583,7 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 			in->len = (size_t)st.st_size;
 			if (stream) {
 				int r = open_streaming(in, fd);
-				fd = -1; /* in owns it now */
+				fd = -1; /* the payload registry owns it now */
 				if (r < 0)
 					goto fail;
 				return check_model(in);
@@ -550,17 +625,16 @@ fail:
 void bnf_input_close(bnf_input *in)
 {
 	if (in->model)
-		onnx__model_proto__free_unpacked(in->model, in->streaming ? &in->payloads.allocator : NULL);
-	if (in->streaming)
-		bnf_payloads_free(&in->payloads);
-	if (in->data) {
-		if (in->mapped || in->reserved)
+		onnx__model_proto__free_unpacked(in->model, &in->payloads.allocator);
+	if (in->data && !in->reserved) { /* a reserved range belongs to the registry */
+		if (in->mapped)
 			munmap((void *)in->data, in->len);
 		else
 			free((void *)in->data);
 	}
-	if ((in->mapped || in->reserved) && in->fd >= 0)
-		close(in->fd); /* only a regular file input keeps its file open */
+	if (in->mapped && in->fd >= 0)
+		close(in->fd);
+	bnf_payloads_free(&in->payloads); /* closes the sources' files */
 	memset(in, 0, sizeof(*in));
 	in->fd = -1;
 }
@@ -749,42 +823,161 @@ done:
 	free(bytes);
 }
 
+/* Write one payload: computed, copied from a source file, or in memory. */
+static void write_payload(bnf_output *out, const bnf_payloads *pl, const uint8_t *data, size_t len)
+{
+	const bnf_lazy *lz;
+	bnf_source *src;
+
+	if (pl && (lz = bnf_payloads_lazy(pl, data)) != NULL) {
+		write_lazy(out, lz);
+		return;
+	}
+	if (pl && len > 0 && (src = bnf_payloads_source_of(pl, data)) != NULL) {
+		copy_from_source(out, src, (uint64_t)(data - src->base), len);
+		if (src->err && !out->err)
+			out->err = src->err;
+		return;
+	}
+	bnf_output_write(out, data, len);
+}
+
 static void stream_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 {
 	stream_buffer *sb = (stream_buffer *)b;
-	const bnf_payloads *pl = sb->pl;
-	const bnf_lazy *lz;
-
-	if (pl && (lz = bnf_payloads_lazy(pl, data)) != NULL) {
-		write_lazy(sb->out, lz);
-		return;
-	}
-	if (pl && pl->src && len > 0 && data >= pl->src->base && data < pl->src->base + pl->src->len) {
-		copy_from_source(sb->out, pl->src, (uint64_t)(data - pl->src->base), len);
-		return;
-	}
-	bnf_output_write(sb->out, data, len);
+	write_payload(sb->out, sb->pl, data, len);
 }
 
-void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m, const bnf_payloads *pl)
+typedef struct extern_ctx {
+	bnf_output *data;     /* the data file */
+	const bnf_payloads *pl;
+	const char *location; /* its name, relative to the model */
+	uint64_t off;
+	int err;
+} extern_ctx;
+
+static Onnx__StringStringEntryProto *kv(const char *k, const char *v)
+{
+	Onnx__StringStringEntryProto *e = malloc(sizeof(*e));
+	if (!e)
+		return NULL;
+	onnx__string_string_entry_proto__init(e);
+	e->key = bnf_strdup(k);
+	e->value = bnf_strdup(v);
+	if (!e->key || !e->value) {
+		free(e->key);
+		free(e->value);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* A tensor whose payload came from external data goes to the data file. */
+static int externalize(Onnx__TensorProto *t, void *vctx)
+{
+	extern_ctx *x = vctx;
+	char off[32], len[32];
+	Onnx__StringStringEntryProto **e;
+
+	if (!t->has_raw_data || !bnf_payloads_from_external(x->pl, t->raw_data.data))
+		return 0;
+	write_payload(x->data, x->pl, t->raw_data.data, t->raw_data.len);
+	snprintf(off, sizeof(off), "%llu", (unsigned long long)x->off);
+	snprintf(len, sizeof(len), "%zu", t->raw_data.len);
+	if (!(e = calloc(3, sizeof(*e))) || !(e[0] = kv("location", x->location)) || !(e[1] = kv("offset", off)) ||
+	    !(e[2] = kv("length", len))) {
+		if (e)
+			for (int i = 0; i < 3; i++)
+				if (e[i])
+					protobuf_c_message_free_unpacked(&e[i]->base, NULL);
+		free(e);
+		x->err = ENOMEM;
+		return -1;
+	}
+	x->off += t->raw_data.len;
+	t->external_data = e;
+	t->n_external_data = 3;
+	t->has_data_location = 1;
+	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+	t->has_raw_data = 0; /* the data pointer stays for freeing */
+	return 0;
+}
+
+static bool has_external(const bnf_payloads *pl)
+{
+	for (size_t i = 0; pl && i < pl->n_srcs; i++)
+		if (pl->srcs[i]->external)
+			return true;
+	return false;
+}
+
+int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_payloads *pl, bool inline_all)
 {
 	stream_buffer sb = {{stream_append}, out, pl};
+
+	if (has_external(pl) && !inline_all) {
+		/* Tensors stored outside the model stay outside: all of them, folded
+		 * or not, go to one new file beside the output, which is then
+		 * self-contained.  The input's data files are never written. */
+		extern_ctx x = {0};
+		const char *base;
+		char *data_path, *location;
+		int r;
+		if (!out->final_path)
+			return bnf_error("%s: the model keeps its weights in external data, which needs a regular output "
+					 "file beside it; use --inline to put them in the model", out->path);
+		base = strrchr(out->final_path, '/') ? strrchr(out->final_path, '/') + 1 : out->final_path;
+		if (!(data_path = bnf_asprintf("%s.data", out->final_path)) || !(out->data = calloc(1, sizeof(*out->data)))) {
+			free(data_path);
+			return bnf_error("%s: out of memory", out->path);
+		}
+		if (bnf_output_open(data_path, out->data) < 0) {
+			free(data_path);
+			free(out->data);
+			out->data = NULL;
+			return -1;
+		}
+		free(data_path);
+		if (!(location = bnf_asprintf("%s.data", base)))
+			return bnf_error("%s: out of memory", out->path);
+		x.data = out->data;
+		x.pl = pl;
+		x.location = location;
+		r = walk_model(m, externalize, &x);
+		free(location);
+		if (r < 0)
+			return bnf_error("%s: out of memory", out->path);
+	}
+	if (has_external(pl) && inline_all && protobuf_c_message_get_packed_size(&m->base) > INT32_MAX)
+		return bnf_error("%s: with its external data inlined the model would pass the 2 GB protobuf limit; "
+				 "drop --inline", out->path);
 	protobuf_c_message_pack_to_buffer(&m->base, &sb.base);
-	if (pl && pl->src && pl->src->err && !out->err)
-		out->err = pl->src->err;
+	return 0;
 }
 
-void bnf_output_write_input(bnf_output *out, const bnf_input *in)
+int bnf_output_write_input(bnf_output *out, const bnf_input *in)
 {
+	if (in->has_external)
+		return bnf_error("%s: nothing to fold, but the model keeps its weights in external data: copy the "
+				 "model file and its data files instead", in->path);
 	if (in->mapped || in->reserved)
 		copy_from_source(out, &(bnf_source){.base = in->data, .len = in->len, .fd = in->fd}, 0, in->len);
 	else
 		bnf_output_write(out, in->data, in->len);
+	return 0;
 }
 
 int bnf_output_commit(bnf_output *out)
 {
 	int rc = -1;
+	if (out->data) { /* the data file first: the model must not point at a missing one */
+		int r = bnf_output_commit(out->data);
+		free(out->data);
+		out->data = NULL;
+		if (r < 0)
+			goto done;
+	}
 	flush_raw(out, out->buf, out->used);
 	out->used = 0;
 	if (out->err) {
@@ -826,6 +1019,11 @@ done:
 
 void bnf_output_abort(bnf_output *out)
 {
+	if (out->data) {
+		bnf_output_abort(out->data);
+		free(out->data);
+		out->data = NULL;
+	}
 	if (out->fd > 2)
 		close(out->fd);
 	out->fd = -1;

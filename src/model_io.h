@@ -20,7 +20,7 @@ typedef struct bnf_input {
 	bool reserved;      /* data is only address space standing for the file (streaming) */
 	int fd;             /* the open regular file, else -1 */
 	bool streaming;     /* large payloads were left in the file (see payload.h) */
-	bnf_source src;
+	bool has_external;  /* some tensor's data is in an external file */
 	bnf_payloads payloads;
 	Onnx__ModelProto *model;
 } bnf_input;
@@ -28,7 +28,8 @@ typedef struct bnf_input {
 /* Payloads at least this large stay in the input file when streaming. */
 #define BNF_STREAM_MIN 1024
 
-/* Read and parse path into in.  With stream set and a regular file, the
+/* Read and parse path into in.  External data is located and checked
+ * (relative to the model's directory, never outside it).  With stream set and a regular file, the
  * structure is parsed without the raw_data payloads of BNF_STREAM_MIN bytes
  * or more: they stay in the file and in->payloads tracks them, so memory
  * does not grow with the weights.  On failure prints one line naming the
@@ -47,6 +48,7 @@ typedef struct bnf_output {
 	int err;            /* first write errno */
 	uint8_t *buf;
 	size_t used;
+	struct bnf_output *data; /* the external data file written beside it, or NULL */
 } bnf_output;
 
 /* Open path for writing (see above). -1 after an error naming the path. */
@@ -60,10 +62,13 @@ int bnf_output_commit(bnf_output *out);
 void bnf_output_abort(bnf_output *out);
 
 /* Serialize the model into out (protobuf wire format); payloads left in the
- * input file are copied from it, computed ones computed now. */
-void bnf_output_write_model(bnf_output *out, const Onnx__ModelProto *m, const bnf_payloads *pl);
-/* Copy the input, byte for byte. */
-void bnf_output_write_input(bnf_output *out, const bnf_input *in);
+ * input file are copied from it, computed ones computed now.  Tensors read
+ * from external data go to OUTPUT.data beside a regular output file
+ * (committed with it), unless inline_all puts everything in the model.
+ * Edits the model's external-data fields.  -1 after bnf_error(). */
+int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_payloads *pl, bool inline_all);
+/* Copy the input, byte for byte (-1 when its weights live elsewhere). */
+int bnf_output_write_input(bnf_output *out, const bnf_input *in);
 
 /* Write a whole buffer to path with the rules above. */
 int bnf_write_file(const char *path, const void *data, size_t len);

@@ -1,8 +1,14 @@
 #include "payload.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -20,10 +26,9 @@ static void pl_free(void *data, void *ptr)
 		free(ptr);
 }
 
-int bnf_payloads_init(bnf_payloads *pl, bnf_source *src)
+int bnf_payloads_init(bnf_payloads *pl, const char *model_path)
 {
 	memset(pl, 0, sizeof(*pl));
-	pl->src = src;
 	/* Address space only: tokens are compared, never dereferenced. */
 	pl->arena = mmap(NULL, TOKEN_SPACE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (pl->arena == MAP_FAILED) {
@@ -34,6 +39,15 @@ int bnf_payloads_init(bnf_payloads *pl, bnf_source *src)
 	pl->allocator.alloc = pl_alloc;
 	pl->allocator.free = pl_free;
 	pl->allocator.allocator_data = pl;
+	if (model_path && strcmp(model_path, "-") != 0) {
+		const char *slash = strrchr(model_path, '/');
+		pl->dir = slash ? bnf_asprintf("%.*s", (int)(slash - model_path + (slash == model_path)), model_path)
+				: bnf_strdup(".");
+		if (!pl->dir) {
+			bnf_payloads_free(pl);
+			return bnf_error("out of memory");
+		}
+	}
 	return 0;
 }
 
@@ -44,9 +58,121 @@ void bnf_payloads_free(bnf_payloads *pl)
 		free(pl->lazy[i]);
 	}
 	free(pl->lazy);
+	for (size_t i = 0; i < pl->n_srcs; i++) {
+		bnf_source *s = pl->srcs[i];
+		if (s->base && s->len)
+			munmap((void *)s->base, s->len);
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s->path);
+		free(s);
+	}
+	free(pl->srcs);
+	free(pl->dir);
 	if (pl->arena)
 		munmap(pl->arena, pl->cap);
 	memset(pl, 0, sizeof(*pl));
+}
+
+bnf_source *bnf_payloads_add_source(bnf_payloads *pl, int fd, size_t len, const char *path, bool external)
+{
+	bnf_source *s = calloc(1, sizeof(*s)), **v = realloc(pl->srcs, (pl->n_srcs + 1) * sizeof(*v));
+	if (v)
+		pl->srcs = v;
+	if (!s || !v || !(s->path = bnf_strdup(path))) {
+		free(s);
+		close(fd);
+		bnf_error("%s: out of memory", path);
+		return NULL;
+	}
+	s->fd = fd;
+	s->len = len;
+	s->external = external;
+	if (len) {
+		void *base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (base == MAP_FAILED) {
+			bnf_error("%s: cannot reserve address space: %s", path, strerror(errno));
+			close(fd);
+			free(s->path);
+			free(s);
+			return NULL;
+		}
+		s->base = base;
+	}
+	pl->srcs[pl->n_srcs++] = s;
+	return s;
+}
+
+bnf_source *bnf_payloads_source_of(const bnf_payloads *pl, const void *ptr)
+{
+	const uint8_t *p = ptr;
+	for (size_t i = 0; pl && p && i < pl->n_srcs; i++) {
+		const bnf_source *s = pl->srcs[i];
+		if (s->base && p >= s->base && p < s->base + s->len)
+			return pl->srcs[i];
+	}
+	return NULL;
+}
+
+bnf_source *bnf_payloads_external(bnf_payloads *pl, const char *location, char *err, size_t errlen)
+{
+	char *path = NULL, *real = NULL, *realdir = NULL;
+	bnf_source *src = NULL;
+	struct stat st;
+	int fd = -1;
+
+	for (size_t i = 0; i < pl->n_srcs; i++)
+		if (pl->srcs[i]->external && strcmp(pl->srcs[i]->path + strlen(pl->dir) + 1, location) == 0)
+			return pl->srcs[i];
+	if (!pl->dir) {
+		snprintf(err, errlen, "external data '%s' cannot be located for a model read from stdin", location);
+		return NULL;
+	}
+	if (!location[0] || location[0] == '/') {
+		snprintf(err, errlen, "external data location '%s' is %s", location, location[0] ? "absolute" : "empty");
+		return NULL;
+	}
+	for (const char *c = location; *c; c = strchr(c, '/') ? strchr(c, '/') + 1 : c + strlen(c)) {
+		if (strncmp(c, "..", 2) == 0 && (c[2] == '/' || c[2] == '\0')) {
+			snprintf(err, errlen, "external data location '%s' leaves the model's directory", location);
+			return NULL;
+		}
+	}
+	if (!(path = bnf_asprintf("%s/%s", pl->dir, location))) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (!(real = realpath(path, NULL))) {
+		snprintf(err, errlen, "external data '%s': %s", location, strerror(errno));
+		goto out;
+	}
+	if (!(realdir = realpath(pl->dir, NULL))) {
+		snprintf(err, errlen, "the model's directory '%s': %s", pl->dir, strerror(errno));
+		goto out;
+	}
+	if (strncmp(real, realdir, strlen(realdir)) != 0 || real[strlen(realdir)] != '/') {
+		snprintf(err, errlen, "external data '%s' resolves outside the model's directory", location);
+		goto out;
+	}
+	if ((fd = open(real, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "external data '%s': %s", location, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "external data '%s' is not a regular file", location);
+		goto out;
+	}
+	src = bnf_payloads_add_source(pl, fd, (size_t)st.st_size, path, true);
+	fd = -1;
+	if (!src)
+		snprintf(err, errlen, "cannot open external data '%s'", location);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(real);
+	free(realdir);
+	return src;
 }
 
 uint8_t *bnf_payloads_add(bnf_payloads *pl, const bnf_tview *src, const bnf_transform *tf, size_t len)
@@ -91,7 +217,18 @@ bool bnf_payloads_borrowed(const bnf_payloads *pl, const void *ptr)
 		return false;
 	if (pl->arena && p >= pl->arena && p < pl->arena + pl->cap)
 		return true;
-	return pl->src && p >= pl->src->base && p < pl->src->base + pl->src->len;
+	return bnf_payloads_source_of(pl, ptr) != NULL;
+}
+
+bool bnf_payloads_from_external(const bnf_payloads *pl, const void *ptr)
+{
+	const bnf_lazy *lz = bnf_payloads_lazy(pl, ptr);
+	const bnf_source *s;
+	if (lz)
+		return lz->src.lazy ? bnf_payloads_from_external(pl, lz->src.raw)
+				    : lz->src.src && lz->src.src->external;
+	s = bnf_payloads_source_of(pl, ptr);
+	return s && s->external;
 }
 
 void bnf_lazy_read(const bnf_lazy *lz, size_t first, size_t n, double *out)

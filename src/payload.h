@@ -26,7 +26,10 @@ typedef struct bnf_lazy {
 } bnf_lazy;
 
 typedef struct bnf_payloads {
-	bnf_source *src;    /* the input file, or NULL */
+	bnf_source **srcs;  /* files payloads are read from (owned) */
+	size_t n_srcs;
+	char *dir;          /* the model's directory, for external data; NULL for stdin */
+	bool materialize;   /* the simple path: fold into memory, no computed payloads */
 	uint8_t *arena;     /* address range reserved for tokens: token i = arena + i */
 	size_t cap;
 	bnf_lazy **lazy;
@@ -34,9 +37,23 @@ typedef struct bnf_payloads {
 	ProtobufCAllocator allocator;
 } bnf_payloads;
 
-/* Set up an empty registry for src (may be NULL). -1 after bnf_error(). */
-int bnf_payloads_init(bnf_payloads *pl, bnf_source *src);
+/* Set up an empty registry; model_path locates external data (NULL or "-":
+ * external data is refused).  -1 after bnf_error(). */
+int bnf_payloads_init(bnf_payloads *pl, const char *model_path);
 void bnf_payloads_free(bnf_payloads *pl);
+
+/* Take fd (a regular file of len bytes, path for messages) as a source:
+ * reserves its address range.  The registry owns fd from now on, also on
+ * failure.  NULL after bnf_error(). */
+bnf_source *bnf_payloads_add_source(bnf_payloads *pl, int fd, size_t len, const char *path, bool external);
+
+/* The source whose range holds ptr, or NULL. */
+bnf_source *bnf_payloads_source_of(const bnf_payloads *pl, const void *ptr);
+
+/* The external data file `location` (relative to the model's directory),
+ * opened once.  Absolute paths, ".." and symlinks leading out of the
+ * model's directory are refused.  NULL with a reason in err. */
+bnf_source *bnf_payloads_external(bnf_payloads *pl, const char *location, char *err, size_t errlen);
 
 /* Register "src x tf" (len bytes when written; tf.layout.channels scale
  * values are copied) and return its token, or NULL after bnf_error(). */
@@ -44,8 +61,12 @@ uint8_t *bnf_payloads_add(bnf_payloads *pl, const bnf_tview *src, const bnf_tran
 
 /* The computed payload behind ptr, or NULL. */
 const bnf_lazy *bnf_payloads_lazy(const bnf_payloads *pl, const void *ptr);
-/* True when ptr is not heap memory (in the input file or a token). */
+/* True when ptr is not heap memory (in a source file or a token). */
 bool bnf_payloads_borrowed(const bnf_payloads *pl, const void *ptr);
+
+/* True when the payload behind ptr comes from an external data file
+ * (directly, or computed from one). */
+bool bnf_payloads_from_external(const bnf_payloads *pl, const void *ptr);
 
 /* Elements [first, first + n) of a computed payload, as stored (rounded). */
 void bnf_lazy_read(const bnf_lazy *lz, size_t first, size_t n, double *out);

@@ -183,14 +183,14 @@ void bnf_encode(int dtype, double x, uint8_t *out)
 
 void bnf_tview_bind(bnf_tview *v, const bnf_payloads *pl)
 {
-	const bnf_source *src = pl ? pl->src : NULL;
+	bnf_source *src;
 	if (!v->raw || !pl)
 		return;
 	if ((v->lazy = bnf_payloads_lazy(pl, v->raw)))
 		return;
-	if (!src || v->raw < src->base || v->raw >= src->base + src->len)
+	if (!(src = bnf_payloads_source_of(pl, v->raw)))
 		return;
-	v->src = pl->src;
+	v->src = src;
 	v->src_off = (uint64_t)(v->raw - src->base);
 }
 

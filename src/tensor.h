@@ -22,15 +22,18 @@ enum {
 
 #define BNF_MAX_RANK 8
 
-/* The input file, for tensor payloads that stay in it (see model_io.h):
- * bytes in [base, base + len) are read with pread from fd, never through
- * the mapping, so reading a payload does not grow the process's memory.
- * err keeps the first read errno; callers check it before writing. */
+/* A file holding tensor payloads (the model file, or an external data
+ * file): bytes in [base, base + len) stand for file offsets 0..len and are
+ * read with pread from fd, never through memory (base is only reserved
+ * address space), so reading a payload does not grow the process.  err
+ * keeps the first read errno; callers check it before writing. */
 typedef struct bnf_source {
 	const uint8_t *base;
 	size_t len;
 	int fd;
 	int err;
+	char *path;
+	bool external;  /* an external data file, not the model file */
 } bnf_source;
 
 /* A read-only view of a constant tensor.  Either `tensor` holds the data, or

@@ -552,7 +552,14 @@ async function createSession(ort, file, opts, stage, expose = []) {
   try {
     if (!fs.existsSync(file)) throw new Error(`no such file: ${file}`);
     if (!expose.length) return await ort.InferenceSession.create(file, so);
-    return await ort.InferenceSession.create(withExtraOutputs(fs.readFileSync(file), expose), so);
+    // Written beside the model, so that external data files resolve as for the model itself.
+    const tmp = path.join(path.dirname(file), `.equiv-${process.pid}-${path.basename(file)}`);
+    fs.writeFileSync(tmp, withExtraOutputs(fs.readFileSync(file), expose));
+    try {
+      return await ort.InferenceSession.create(tmp, so);
+    } finally {
+      fs.unlinkSync(tmp);
+    }
   } catch (e) {
     throw new StageError(stage, e);
   }
