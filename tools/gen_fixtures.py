@@ -35,6 +35,11 @@ expected.json fields, per fixture:
                 shape inference); false where a model is deliberately
                 inconsistent in a way only shape inference sees
   byte_identical (only where true) bnfold must write the input unchanged
+  numeric       (only where true) every folded tensor must equal the folded
+                values recomputed with numpy from the input, correctly rounded
+                to the tensor's type (within half an ulp)
+  rtol, atol, rtol16, atol16  (only where given) equivalence tolerances; the
+                16 ones apply to float16/bfloat16 outputs
 """
 
 import json
@@ -52,7 +57,10 @@ MAX_FILE_SIZE = 100 * 1024
 
 F32 = np.float32
 F64 = np.float64
-ELEM = {F32: TensorProto.FLOAT, F64: TensorProto.DOUBLE}
+F16 = np.float16
+BF16 = "bfloat16"  # numpy has no bfloat16: such arrays are float32 holding bfloat16 values
+ELEM = {F32: TensorProto.FLOAT, F64: TensorProto.DOUBLE, F16: TensorProto.FLOAT16,
+        BF16: TensorProto.BFLOAT16}
 
 
 # --------------------------------------------------------------------------
@@ -64,30 +72,65 @@ def rng_for(name):
     return np.random.RandomState(zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF)
 
 
+def bf16_bits(arr):
+    """bfloat16 bit patterns (uint16) of a float array: float32 first, then
+    round to nearest even on the bits (finite values only)."""
+    u = np.ascontiguousarray(arr, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return u.astype(np.uint16)
+
+
+def as_dtype(arr, dtype):
+    """arr in the storage type: float16/32/64 arrays, or for BF16 a float32
+    array whose values are exactly representable in bfloat16."""
+    if dtype == BF16:
+        bits = bf16_bits(arr).astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(np.shape(arr))
+    return np.asarray(arr).astype(dtype)
+
+
 def bn_params(rng, c, dtype=F32):
     """Random, non-trivial BN parameters: gamma in +-[0.5,1.5] (at least one
     negative), beta/mean normal, var in [0.1, 2.0]."""
     sign = np.where(rng.rand(c) < 0.3, -1.0, 1.0)
     sign[rng.randint(c)] = -1.0
-    gamma = (rng.uniform(0.5, 1.5, c) * sign).astype(dtype)
-    beta = rng.normal(0.0, 0.5, c).astype(dtype)
-    mean = rng.normal(0.0, 0.5, c).astype(dtype)
-    var = rng.uniform(0.1, 2.0, c).astype(dtype)
+    gamma = as_dtype(rng.uniform(0.5, 1.5, c) * sign, dtype)
+    beta = as_dtype(rng.normal(0.0, 0.5, c), dtype)
+    mean = as_dtype(rng.normal(0.0, 0.5, c), dtype)
+    var = as_dtype(rng.uniform(0.1, 2.0, c), dtype)
     return gamma, beta, mean, var
 
 
 def conv_weight(rng, shape, dtype=F32):
-    return (rng.normal(0.0, 0.5, shape)).astype(dtype)
+    return as_dtype(rng.normal(0.0, 0.5, shape), dtype)
 
 
 def conv_bias(rng, c, dtype=F32):
-    return rng.normal(0.0, 0.3, c).astype(dtype)
+    return as_dtype(rng.normal(0.0, 0.3, c), dtype)
 
 
-def make_tensor(name, arr, fmt="raw"):
+def make_tensor(name, arr, fmt="raw", dtype=None):
     """TensorProto from a numpy array, stored as raw_data ("raw") or in the
-    typed repeated field float_data / double_data ("typed")."""
+    typed repeated field ("typed"): float_data / double_data, or int32_data
+    holding the bit patterns of float16 and bfloat16 (dtype=BF16 marks a
+    float32 array as bfloat16 values)."""
     arr = np.ascontiguousarray(arr)
+    if dtype == BF16 or arr.dtype == F16:
+        if dtype == BF16:
+            bits, elem = bf16_bits(arr), TensorProto.BFLOAT16
+        else:
+            bits, elem = arr.view(np.uint16), TensorProto.FLOAT16
+        t = TensorProto()
+        t.name = name
+        t.data_type = elem
+        t.dims.extend(arr.shape)
+        if fmt == "raw":
+            t.raw_data = bits.astype("<u2").tobytes()
+        elif fmt == "typed":
+            t.int32_data.extend(int(b) for b in bits.ravel())
+        else:
+            raise ValueError(fmt)
+        return t
     if fmt == "raw":
         return numpy_helper.from_array(arr, name)
     if fmt == "typed":
@@ -124,8 +167,13 @@ class G:
         self.value_info = []
         self.named = True  # give nodes names
 
-    def init(self, name, arr, fmt="raw"):
-        self.inits.append(make_tensor(name, arr, fmt))
+    def init(self, name, arr, fmt="raw", dtype=None):
+        """Initializer in the graph's type (or dtype), cast from arr."""
+        arr = np.asarray(arr)
+        if arr.dtype.kind == "f" or dtype is not None:
+            dtype = dtype or self.dtype
+            arr = as_dtype(arr, dtype)
+        self.inits.append(make_tensor(name, arr, fmt, dtype))
         return name
 
     def inp(self, name, shape, elem=None):
@@ -192,13 +240,15 @@ def add_conv(g, rng, x, cin, cout, spatial, prefix, k=3, pad=1, stride=1, group=
     return out, osp
 
 
-def add_bn_inits(g, rng, c, prefix, fmt="raw", fmts=None):
-    """Initializers for BN params; returns [scale, B, mean, var] names."""
+def add_bn_inits(g, rng, c, prefix, fmt="raw", fmts=None, stats_dtype=None):
+    """Initializers for BN params; returns [scale, B, mean, var] names.
+    stats_dtype: mean and var in this type instead of the graph's (BN-15's T2)."""
     vals = bn_params(rng, c, g.dtype)
     names = []
     for i, (suffix, v) in enumerate(zip(("scale", "B", "mean", "var"), vals)):
         f = fmts[i] if fmts else fmt
-        names.append(g.init("%s_%s" % (prefix, suffix), v, f))
+        dt = stats_dtype if stats_dtype is not None and i >= 2 else None
+        names.append(g.init("%s_%s" % (prefix, suffix), v, f, dtype=dt))
     return names
 
 
@@ -214,10 +264,15 @@ FIXTURES = []
 
 
 def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=None,
-            checker=True, full_check=True, byte_identical=False, patterns=None, affine_folded=0):
+            checker=True, full_check=True, byte_identical=False, patterns=None, affine_folded=0,
+            numeric=False, tol=None):
     """Register a builder returning a ModelProto, with its hand-written expectations.
     patterns: {pattern: count} over all fusions (BN and Mul/Add), when given;
-    affine_folded: Mul/Add nodes expected to fold into the layer before them."""
+    affine_folded: Mul/Add nodes expected to fold into the layer before them;
+    numeric: the test driver recomputes every folded tensor with numpy and
+    requires it to be the correctly rounded value;
+    tol: equivalence tolerances {rtol, atol, rtol16, atol16} (16: float16 and
+    bfloat16 outputs) where the oracle's defaults do not fit."""
     skipped = dict(skipped or {})
 
     def deco(fn):
@@ -226,7 +281,8 @@ def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=
                              folded=folded, skipped=skipped, equivalence=equivalence,
                              checker=checker, full_check=full_check,
                              byte_identical=byte_identical, patterns=patterns,
-                             affine_folded=affine_folded, build=fn))
+                             affine_folded=affine_folded, numeric=numeric,
+                             tol=dict(tol or {}), build=fn))
         return fn
     return deco
 
@@ -271,7 +327,7 @@ def _():
 
 @fixture("conv_bn_double.onnx",
          "float64 throughout; mix of double_data and raw_data tensors "
-         "(ORT CPU has no double Conv kernel)", 1, 1, equivalence=False)
+         "(ORT CPU has no double Conv kernel: numpy oracle)", 1, 1, equivalence=False, numeric=True)
 def _():
     name = "conv_bn_double"
     rng = rng_for(name)
@@ -835,22 +891,23 @@ def _():
 
 # ---------------------------------------------------------------- other layers (issue 4)
 
-def convtranspose_bn(name, cin, cout, group, bias, spatial=(4, 4), k=3, stride=2, out_pad=1, pad=1):
+def convtranspose_bn(name, cin, cout, group, bias, spatial=(4, 4), k=3, stride=2, out_pad=1, pad=1,
+                     dtype=F32, fmt="raw", opset=13, ir=7):
     """X -> ConvTranspose(group, stride, output_padding) -> BN -> Y.
     Weight [C_in, C_out/group, k, k]."""
     rng = rng_for(name)
-    g = G(name)
+    g = G(name, dtype)
     g.inp("X", (2, cin) + spatial)
     w = conv_weight(rng, (cin, cout // group, k, k))
-    ins = ["X", g.init("ct_W", w)]
+    ins = ["X", g.init("ct_W", w, fmt)]
     if bias:
-        ins.append(g.init("ct_B", conv_bias(rng, cout)))
+        ins.append(g.init("ct_B", conv_bias(rng, cout), fmt))
     g.node("ConvTranspose", ins, ["ct_out"], name="ct", kernel_shape=[k, k], strides=[stride, stride],
            pads=[pad] * 4, output_padding=[out_pad, out_pad], group=group)
     osp = tuple((n - 1) * stride - 2 * pad + k + out_pad for n in spatial)
-    add_bn(g, "ct_out", add_bn_inits(g, rng, cout, "bn"), "Y", "bn")
+    add_bn(g, "ct_out", add_bn_inits(g, rng, cout, "bn", fmt=fmt), "Y", "bn")
     g.out("Y", (2, cout) + osp)
-    return make_model(g.build(), 13, 7)
+    return make_model(g.build(), opset, ir)
 
 
 @fixture("convtranspose_bn.onnx", "ConvTranspose (group 1, stride 2, output_padding 1, bias) -> BN",
@@ -889,14 +946,16 @@ def _():
     return make_model(g.build(), 11, 7)
 
 
-def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4):
+def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4, dtype=F32, fmt="raw",
+            bn_fmt=None, stats_dtype=None, opset=13, ir=7):
+    """A -> Gemm -> BN -> Y; stats_dtype: BN mean/var in another type (BN-15)."""
     rng = rng_for(name)
-    g = G(name)
+    g = G(name, dtype)
     g.inp("A", (m, k))
     b = conv_weight(rng, (n, k) if trans_b else (k, n))
-    ins = ["A", g.init("gemm_B", b)]
+    ins = ["A", g.init("gemm_B", b, fmt)]
     if c_shape is not None:
-        ins.append(g.init("gemm_C", rng.normal(0, 0.3, c_shape).astype(F32)))
+        ins.append(g.init("gemm_C", rng.normal(0, 0.3, c_shape).astype(F32), fmt))
     attrs = {}
     if trans_b:
         attrs["transB"] = 1
@@ -905,9 +964,10 @@ def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4):
     if beta != 1.0:
         attrs["beta"] = beta
     g.node("Gemm", ins, ["gemm_out"], name="gemm", **attrs)
-    add_bn(g, "gemm_out", add_bn_inits(g, rng, n, "bn"), "Y", "bn")
+    add_bn(g, "gemm_out", add_bn_inits(g, rng, n, "bn", fmt=bn_fmt or fmt, stats_dtype=stats_dtype),
+           "Y", "bn")
     g.out("Y", (m, n))
-    return make_model(g.build(), 13, 7)
+    return make_model(g.build(), opset, ir)
 
 
 @fixture("gemm_bn_transb0.onnx", "Gemm transB=0 (B [K,N]: columns scale), C [N] -> BN", 1, 1,
@@ -933,9 +993,10 @@ def _():
     return gemm_bn("gemm_bn_scalar_c", True, (1,), beta=0.5)
 
 
-def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False):
+def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False, dtype=F32, fmt="raw",
+              stats_dtype=None, opset=13, ir=7):
     rng = rng_for(name)
-    g = G(name)
+    g = G(name, dtype)
     g.inp("A", a_shape)
     a = "A"
     if relu_first:
@@ -943,11 +1004,11 @@ def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False):
         a = "a_relu"
         if value_info:
             g.vi("a_relu", a_shape)
-    g.init("mm_B", conv_weight(rng, (a_shape[-1], n)))
+    g.init("mm_B", conv_weight(rng, (a_shape[-1], n)), fmt)
     g.node("MatMul", [a, "mm_B"], ["mm_out"], name="mm")
-    add_bn(g, "mm_out", add_bn_inits(g, rng, bn_c, "bn"), "Y", "bn")
+    add_bn(g, "mm_out", add_bn_inits(g, rng, bn_c, "bn", fmt=fmt, stats_dtype=stats_dtype), "Y", "bn")
     g.out("Y", tuple(a_shape[:-1]) + (n,))
-    return make_model(g.build(), 13, 7)
+    return make_model(g.build(), opset, ir)
 
 
 @fixture("matmul_bn.onnx", "MatMul (A [2,5], constant B [5,4]) -> BN: becomes one Gemm with a bias",
@@ -1135,6 +1196,118 @@ def _():
     return make_model(g.build(), 13, 7)
 
 
+# ---------------------------------------------------------------- data types (issue 5)
+#
+# ORT 1.30 (CPU) runs float16 Conv/ConvTranspose/Gemm/BN and float64 Gemm/BN,
+# but has no float64 Conv and no bfloat16 Gemm/MatMul kernel: those fixtures
+# rely on the numpy oracle ("numeric") instead of equivalence.
+#
+# float16 tolerances: the fold rounds each folded weight to float16 (half an
+# ulp, up to 2^-11 relative) where the original rounds the Conv output to
+# float16 before BN, and both round their output to float16.  The driver
+# compares the outputs decoded to float32 with rtol 1e-3 (one float16 ulp,
+# 2^-10 relative); an element also passes within atol 4e-3 absolute (two
+# float16 ulps at |y| in [2, 4), one at the peaks, |y| in [4, 8)), because
+# values near 0 have no relative precision to speak of.  Measured: at most
+# 2^-9 = 1.95e-3 absolute, under 6e-4 of each output's peak.
+FP16_TOL = dict(rtol16=1e-3, atol16=4e-3)
+
+
+@fixture("conv_bn_fp16.onnx",
+         "float16 Conv with bias -> BN (float16 params), all raw_data, opset 15", 1, 1,
+         patterns={"conv_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return simple_conv_bn("conv_bn_fp16", 15, 8, cin=3, cout=4, spatial=(6, 6), dtype=F16)
+
+
+@fixture("conv_bn_fp16_typed.onnx",
+         "float16 Conv without bias -> BN, every tensor in int32_data (float16 bit patterns); "
+         "the new bias is float16", 1, 1, patterns={"conv_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return simple_conv_bn("conv_bn_fp16_typed", 15, 8, cin=3, cout=5, dtype=F16, bias=False,
+                          fmt="typed", relu_after=True)
+
+
+@fixture("conv_bn_fp16_mixed15.onnx",
+         "BN-15 with mixed types: X, scale, B float16, mean and var float32 (T2); "
+         "the Conv weight stays float16", 1, 1, patterns={"conv_bn": 1}, numeric=True,
+         tol=FP16_TOL)
+def _():
+    name = "conv_bn_fp16_mixed15"
+    rng = rng_for(name)
+    g = G(name, F16)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    p = add_bn_inits(g, rng, 4, "bn", fmts=("raw", "typed", "raw", "typed"), stats_dtype=F32)
+    add_bn(g, c, p, "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 15, 8)
+
+
+@fixture("gemm_bn_fp16.onnx",
+         "float16 Gemm transB=1, C [N] in int32_data -> BN (float16 params in raw_data)", 1, 1,
+         patterns={"gemm_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return gemm_bn("gemm_bn_fp16", True, (4,), dtype=F16, fmt="typed", bn_fmt="raw", opset=15, ir=8)
+
+
+@fixture("convtranspose_bn_fp16.onnx",
+         "float16 ConvTranspose group 2 (weight [4, 3, 3, 3]) with bias -> BN", 1, 1,
+         patterns={"convtranspose_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return convtranspose_bn("convtranspose_bn_fp16", 4, 6, 2, True, dtype=F16, opset=15, ir=8)
+
+
+@fixture("gemm_bn_bf16.onnx",
+         "bfloat16 Gemm transB=0, C [N] -> BN, all raw_data (ORT has no bfloat16 Gemm: "
+         "numpy oracle only)", 1, 1, equivalence=False, patterns={"gemm_bn": 1}, numeric=True)
+def _():
+    return gemm_bn("gemm_bn_bf16", False, (4,), beta=0.5, dtype=BF16, opset=15, ir=8)
+
+
+@fixture("matmul_bn_bf16_typed.onnx",
+         "bfloat16 MatMul (B in int32_data) -> BN-15 with float32 mean/var: becomes a bfloat16 "
+         "Gemm (numpy oracle only)", 1, 1, equivalence=False, patterns={"matmul_bn": 1},
+         numeric=True)
+def _():
+    return matmul_bn("matmul_bn_bf16_typed", (2, 5), 4, 4, dtype=BF16, fmt="typed",
+                     stats_dtype=F32, opset=15, ir=8)
+
+
+@fixture("gemm_bn_double.onnx",
+         "float64 Gemm transB=1, B and BN params in double_data, C [1,N] raw -> BN "
+         "(ORT runs float64 Gemm)", 1, 1, patterns={"gemm_bn": 1}, numeric=True)
+def _():
+    return gemm_bn("gemm_bn_double", True, (1, 4), alpha=0.5, dtype=F64, fmt="typed", opset=15, ir=8)
+
+
+@fixture("conv_bn_fp16_overflow.onnx",
+         "float16: conv1's folded weight (40000 x 4.7) and conv2's folded bias ((0 + 30000) x 2.9) "
+         "exceed 65504: both skipped, nothing written as Inf", 2, 0,
+         skipped={"overflow": 2}, equivalence=False)
+def _():
+    name = "conv_bn_fp16_overflow"
+    rng = rng_for(name)
+    g = G(name, F16)
+    g.inp("X", (2, 3, 5, 5))
+    w1 = conv_weight(rng, (4, 3, 3, 3))
+    w1[0, 0, 0, 0] = 40000.0
+    g.init("conv1_W", w1)
+    g.node("Conv", ["X", "conv1_W"], ["conv1_out"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g1, b1, m1, v1 = bn_params(rng, 4, F64)
+    g1[0], v1[0] = 1.5, 0.1  # s = 1.5 / sqrt(0.1) = 4.74
+    p1 = [g.init("bn1_" + k, v) for k, v in zip(("scale", "B", "mean", "var"), (g1, b1, m1, v1))]
+    add_bn(g, "conv1_out", p1, "Y1", "bn1")
+    c2, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv2", bias=False)
+    g2, b2, m2, v2 = bn_params(rng, 4, F64)
+    g2[1], v2[1], m2[1] = 1.3, 0.2, -30000.0  # bias (0 - mean) * s = 30000 * 2.9
+    p2 = [g.init("bn2_" + k, v) for k, v in zip(("scale", "B", "mean", "var"), (g2, b2, m2, v2))]
+    add_bn(g, c2, p2, "Y2", "bn2")
+    g.out("Y1", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    return make_model(g.build(), 15, 8)
+
+
 # --------------------------------------------------------------------------
 # checks and output
 
@@ -1263,6 +1436,12 @@ def main(argv):
             e["patterns"] = dict(sorted(fx["patterns"].items()))
         if fx["affine_folded"]:
             e["affine_folded"] = fx["affine_folded"]
+        if fx["numeric"]:
+            e["numeric"] = True
+        for k, v in sorted(fx["tol"].items()):
+            if k not in ("rtol", "atol", "rtol16", "atol16"):
+                raise SystemExit("%s: unknown tolerance %s" % (fx["file"], k))
+            e[k] = v
         entries.append(e)
         print("%-40s %6d bytes  bn %d -> %d  folded %d  skipped %s"
               % (fx["file"], len(data), fx["bn_before"], fx["bn_after"], fx["folded"],
