@@ -49,12 +49,26 @@ static void strlist_free(strlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* One run over a model. */
+typedef struct frun {
+	const char *path;
+	int ir;
+	const bnf_fold_options *opt;
+	bnf_result *res;
+	/* Every value name in the model's graphs, subgraphs included, and every
+	 * name bnfold adds: a new name must differ from all of them, since a
+	 * subgraph may neither reuse nor shadow a name of an enclosing graph. */
+	bnf_graph names;
+} frun;
+
 /* One graph being folded. */
 typedef struct gctx {
 	bnf_graph gi;
 	Onnx__GraphProto *g;
 	char *gname;
 	bool is_subgraph;
+	struct gctx *parent;  /* the enclosing graph's context, or NULL */
+	frun *run;
 	const char *path;
 	bool *node_removed;   /* per node, as indexed at the start */
 	bool *init_removed;   /* per initializer, grows with new ones */
@@ -120,23 +134,54 @@ static int record_skip(gctx *c, const bnf_plan *p)
 	return 0;
 }
 
-/* A name not used in this graph or an enclosing one: base + suffix, then
- * base + suffix + "_2", ... */
+/* A name used nowhere in the model (see frun.names): base + suffix, then
+ * base + suffix + "_2", ...; it is taken from then on. */
 static char *unique_name(const gctx *c, const char *base, const char *suffix)
 {
 	for (unsigned k = 1; k < 100000; k++) {
 		char *name = k == 1 ? bnf_asprintf("%s%s", base, suffix)
 				    : bnf_asprintf("%s%s_%u", base, suffix, k);
-		bool taken = false;
 		if (!name)
 			return NULL;
-		for (const bnf_graph *gi = &c->gi; gi && !taken; gi = gi->parent)
-			taken = bnf_graph_value(gi, name) != NULL;
-		if (!taken)
+		if (!bnf_graph_value(&c->run->names, name)) {
+			if (!bnf_graph_value_add(&c->run->names, name)) {
+				free(name);
+				return NULL;
+			}
 			return name;
+		}
 		free(name);
 	}
 	return NULL;
+}
+
+static bool defined_here(const bnf_value *v)
+{
+	return v->init >= 0 || v->producer >= 0 || v->is_input;
+}
+
+/* One node input reading `name` is gone.  An enclosing graph's index counts
+ * the reads of its names inside subgraphs too, so a name from the outer
+ * scope loses the read in every graph up to the one defining it, which may
+ * then drop it (sweep). */
+static int release(gctx *c, const char *name)
+{
+	bnf_value *v = bnf_graph_value(&c->gi, name);
+
+	if (v)
+		v->n_consumers--;
+	if (strlist_add(&c->released, name) < 0)
+		return -1;
+	if (v && defined_here(v))
+		return 0;
+	for (gctx *p = c->parent; p; p = p->parent) {
+		if (!(v = bnf_graph_value(&p->gi, name)))
+			continue;
+		v->n_consumers--;
+		if (defined_here(v))
+			return strlist_add(&p->released, name);
+	}
+	return 0;
 }
 
 /* Replace the tensor's data with raw bytes (owned), dropping typed fields. */
@@ -275,11 +320,8 @@ static int rewire_input(gctx *c, Onnx__NodeProto *node, size_t slot, const char 
 		node->input[node->n_input++] = copy;
 	} else {
 		const char *old = node->input[slot];
-		if (old[0] && (v = bnf_graph_value(&c->gi, old))) {
-			v->n_consumers--;
-			if (strlist_add(&c->released, old) < 0)
-				return -1;
-		}
+		if (old[0] && release(c, old) < 0)
+			return -1;
 		free(node->input[slot]);
 		node->input[slot] = copy;
 	}
@@ -437,9 +479,7 @@ static int apply(gctx *c, bnf_plan *p)
 		for (size_t i = 0; i < node->n_input; i++) {
 			if (strcmp(node->input[i], layer->output[0]) == 0 || !node->input[i][0])
 				continue;
-			if ((v = bnf_graph_value(&c->gi, node->input[i])))
-				v->n_consumers--;
-			if (strlist_add(&c->released, node->input[i]) < 0)
+			if (release(c, node->input[i]) < 0)
 				goto oom;
 		}
 		if (!(out_copy = bnf_strdup(node->output[0])) || strlist_add(&c->killed, layer->output[0]) < 0)
@@ -466,12 +506,9 @@ static int apply(gctx *c, bnf_plan *p)
 			v->producer = -1;
 			v->n_consumers = 0;
 		}
-		for (size_t i = 1; i < node->n_input; i++) {
-			if ((v = bnf_graph_value(&c->gi, node->input[i])))
-				v->n_consumers--;
-			if (strlist_add(&c->released, node->input[i]) < 0)
+		for (size_t i = 1; i < node->n_input; i++)
+			if (release(c, node->input[i]) < 0)
 				goto oom;
-		}
 	}
 	c->node_removed[p->node] = true;
 	if (record_fusion(c, p, layer_op, p->scale_weight && !weight_inplace, p->write_bias && !p->has_bias) < 0)
@@ -530,15 +567,9 @@ static int sweep(gctx *c)
 		for (size_t o = 0; o < node->n_output; o++)
 			if (node->output[o][0] && strlist_add(&c->killed, node->output[o]) < 0)
 				return -1;
-		for (size_t i = 0; i < node->n_input; i++) {
-			bnf_value *iv;
-			if (!node->input[i][0])
-				continue;
-			if ((iv = bnf_graph_value(&c->gi, node->input[i])))
-				iv->n_consumers--;
-			if (strlist_add(&c->released, node->input[i]) < 0)
+		for (size_t i = 0; i < node->n_input; i++)
+			if (node->input[i][0] && release(c, node->input[i]) < 0)
 				return -1;
-		}
 	}
 	return 0;
 }
@@ -589,10 +620,9 @@ static void compact(gctx *c)
 	g->n_value_info = j;
 }
 
-static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *parent,
-		      const char *path, int ir, int opset, const bnf_fold_options *opt, bnf_result *res);
+static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset);
 
-static int fold_subgraphs(gctx *c, int ir, int opset, const bnf_fold_options *opt)
+static int fold_subgraphs(gctx *c)
 {
 	char lb[64];
 	for (size_t n = 0; n < c->g->n_node; n++) {
@@ -611,7 +641,7 @@ static int fold_subgraphs(gctx *c, int ir, int opset, const bnf_fold_options *op
 				int r;
 				if (!name)
 					return bnf_error("%s: out of memory", c->path);
-				r = fold_graph(sg, name, &c->gi, c->path, ir, opset, opt, c->res);
+				r = fold_graph(c->run, sg, name, c, c->gi.opset);
 				free(name);
 				if (r < 0)
 					return -1;
@@ -621,9 +651,11 @@ static int fold_subgraphs(gctx *c, int ir, int opset, const bnf_fold_options *op
 	return 0;
 }
 
-static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *parent,
-		      const char *path, int ir, int opset, const bnf_fold_options *opt, bnf_result *res)
+static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset)
 {
+	const bnf_fold_options *opt = run->opt;
+	const char *path = run->path;
+	bnf_result *res = run->res;
 	gctx c;
 	bool *handled = NULL, progress = true;
 	int rc = -1;
@@ -631,9 +663,11 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 	memset(&c, 0, sizeof(c));
 	c.g = g;
 	c.is_subgraph = parent != NULL;
+	c.parent = parent;
+	c.run = run;
 	c.path = path;
 	c.res = res;
-	if (bnf_graph_build(&c.gi, g, parent, path, ir, opset, opt->fold_overridable) < 0)
+	if (bnf_graph_build(&c.gi, g, parent ? &parent->gi : NULL, path, run->ir, opset, opt->fold_overridable) < 0)
 		return -1;
 	c.pl = opt->payloads;
 	c.gi.payloads = opt->payloads;
@@ -699,8 +733,13 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 		bnf_error("%s: out of memory", path);
 		goto out;
 	}
-	if (fold_subgraphs(&c, ir, opset, opt) < 0)
+	if (fold_subgraphs(&c) < 0)
 		goto out;
+	/* Folds in subgraphs may have left names of this graph without a reader. */
+	if (sweep(&c) < 0) {
+		bnf_error("%s: out of memory", path);
+		goto out;
+	}
 	compact(&c);
 	rc = 0;
 out:
@@ -718,9 +757,11 @@ out:
 int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options *opt,
 		   bnf_result *res)
 {
-	int opset = -1;
+	int opset = -1, rc;
+	frun run;
 
 	memset(res, 0, sizeof(*res));
+	memset(&run, 0, sizeof(run));
 	for (size_t i = 0; i < m->n_opset_import; i++) {
 		const char *d = m->opset_import[i]->domain;
 		if ((!d || !d[0] || strcmp(d, "ai.onnx") == 0) && m->opset_import[i]->has_version)
@@ -737,8 +778,17 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 	if (opset < 0)
 		opset = 1; /* no default-domain import: the oldest rules apply */
 	res->nodes_before = (size_t)count_nodes(m->graph);
-	if (fold_graph(m->graph, m->graph->name && m->graph->name[0] ? m->graph->name : "main", NULL, path,
-		       (int)res->ir_version, opset, opt, res) < 0)
+	run.path = path;
+	run.ir = (int)res->ir_version;
+	run.opt = opt;
+	run.res = res;
+	if (bnf_graph_collect_names(&run.names, m->graph) < 0) {
+		bnf_graph_free(&run.names);
+		return bnf_error("%s: out of memory", path);
+	}
+	rc = fold_graph(&run, m->graph, m->graph->name && m->graph->name[0] ? m->graph->name : "main", NULL, opset);
+	bnf_graph_free(&run.names);
+	if (rc < 0)
 		return -1;
 	res->nodes_after = (size_t)count_nodes(m->graph);
 	return 0;

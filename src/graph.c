@@ -195,6 +195,52 @@ fail:
 	return -1;
 }
 
+static int add_name(bnf_graph *names, const char *name)
+{
+	return !name || !name[0] || bnf_graph_value_add(names, name) ? 0 : -1;
+}
+
+static int add_value_infos(bnf_graph *names, Onnx__ValueInfoProto *const *vi, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (add_name(names, vi[i]->name) < 0)
+			return -1;
+	return 0;
+}
+
+int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g)
+{
+	for (size_t i = 0; i < g->n_initializer; i++)
+		if (add_name(names, g->initializer[i]->name) < 0)
+			return -1;
+	for (size_t i = 0; i < g->n_sparse_initializer; i++) {
+		const Onnx__SparseTensorProto *sp = g->sparse_initializer[i];
+		if (sp->values && add_name(names, sp->values->name) < 0)
+			return -1;
+	}
+	if (add_value_infos(names, g->input, g->n_input) < 0 || add_value_infos(names, g->output, g->n_output) < 0 ||
+	    add_value_infos(names, g->value_info, g->n_value_info) < 0)
+		return -1;
+	for (size_t n = 0; n < g->n_node; n++) {
+		const Onnx__NodeProto *node = g->node[n];
+		for (size_t i = 0; i < node->n_input; i++)
+			if (add_name(names, node->input[i]) < 0)
+				return -1;
+		for (size_t o = 0; o < node->n_output; o++)
+			if (add_name(names, node->output[o]) < 0)
+				return -1;
+		for (size_t a = 0; a < node->n_attribute; a++) {
+			const Onnx__AttributeProto *at = node->attribute[a];
+			if (at->g && bnf_graph_collect_names(names, at->g) < 0)
+				return -1;
+			for (size_t k = 0; k < at->n_graphs; k++)
+				if (bnf_graph_collect_names(names, at->graphs[k]) < 0)
+					return -1;
+		}
+	}
+	return 0;
+}
+
 void bnf_graph_free(bnf_graph *gi)
 {
 	for (size_t i = 0; i < gi->cap; i++)

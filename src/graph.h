@@ -46,6 +46,12 @@ bnf_value *bnf_graph_value(const bnf_graph *gi, const char *name);
  * NULL on allocation failure.  Invalidates earlier bnf_value pointers. */
 bnf_value *bnf_graph_value_add(bnf_graph *gi, const char *name);
 
+/* Add every value name of g and of the subgraphs nested in it (node inputs
+ * and outputs, initializers, sparse initializers, graph inputs, outputs and
+ * value_info) to `names`, a zeroed bnf_graph used as a set of names.
+ * -1 when memory runs out. */
+int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g);
+
 /* True when an initializer listed as a graph input may be treated as a
  * constant: IR < 4 (inputs must list every initializer) or --fold-overridable. */
 bool bnf_graph_inputs_are_defaults(const bnf_graph *gi);

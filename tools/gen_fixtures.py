@@ -40,6 +40,8 @@ expected.json fields, per fixture:
                 to the tensor's type (within half an ulp)
   rtol, atol, rtol16, atol16  (only where given) equivalence tolerances; the
                 16 ones apply to float16/bfloat16 outputs
+  fusion_names  (only where given) {BN node: {"weight", "bias"}}: the names the
+                folded layer reads, as the report must give them
 """
 
 import json
@@ -177,13 +179,14 @@ class G:
         return name
 
     def inp(self, name, shape, elem=None):
+        """Graph input; shape None leaves it unrecorded (Loop's iteration count)."""
         self.inputs.append(helper.make_tensor_value_info(
-            name, self.elem if elem is None else elem, list(shape)))
+            name, self.elem if elem is None else elem, None if shape is None else list(shape)))
         return name
 
     def out(self, name, shape, elem=None):
         self.outputs.append(helper.make_tensor_value_info(
-            name, self.elem if elem is None else elem, list(shape)))
+            name, self.elem if elem is None else elem, None if shape is None else list(shape)))
         return name
 
     def vi(self, name, shape, elem=None, doc=""):
@@ -265,14 +268,16 @@ FIXTURES = []
 
 def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=None,
             checker=True, full_check=True, byte_identical=False, patterns=None, affine_folded=0,
-            numeric=False, tol=None):
+            numeric=False, tol=None, fusion_names=None):
     """Register a builder returning a ModelProto, with its hand-written expectations.
     patterns: {pattern: count} over all fusions (BN and Mul/Add), when given;
     affine_folded: Mul/Add nodes expected to fold into the layer before them;
     numeric: the test driver recomputes every folded tensor with numpy and
     requires it to be the correctly rounded value;
     tol: equivalence tolerances {rtol, atol, rtol16, atol16} (16: float16 and
-    bfloat16 outputs) where the oracle's defaults do not fit."""
+    bfloat16 outputs) where the oracle's defaults do not fit;
+    fusion_names: {bn node name: {"weight": name, "bias": name}} the layer must
+    read after the fold (names of new tensors)."""
     skipped = dict(skipped or {})
 
     def deco(fn):
@@ -282,7 +287,7 @@ def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=
                              checker=checker, full_check=full_check,
                              byte_identical=byte_identical, patterns=patterns,
                              affine_folded=affine_folded, numeric=numeric,
-                             tol=dict(tol or {}), build=fn))
+                             tol=dict(tol or {}), fusion_names=fusion_names, build=fn))
         return fn
     return deco
 
@@ -636,6 +641,132 @@ def _():
     g.init("cond", np.array(True))
     g.node("If", ["cond"], ["Y"], name="if", then_branch=t.build(), else_branch=e.build())
     g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_loop.onnx",
+         "Loop (2 iterations) whose body runs Conv->BN->Relu on the carried tensor, with body "
+         "initializers: folds inside the body", 1, 1, patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "conv_bn_loop"
+    rng = rng_for(name)
+    b = G("loop_body")
+    b.inp("iter", (), TensorProto.INT64)
+    b.inp("cond_in", (1,), TensorProto.BOOL)  # onnx 1.12 infers rank 1 here
+    b.inp("x_in", (2, 4, 5, 5))
+    b.node("Identity", ["cond_in"], ["cond_out"], name="loop_cond")
+    c, _s = add_conv(b, rng, "x_in", 4, 4, (5, 5), "body_conv")
+    add_bn(b, c, add_bn_inits(b, rng, 4, "body_bn"), "body_bn_out", "body_bn")
+    b.node("Relu", ["body_bn_out"], ["x_out"], name="body_relu")
+    b.out("cond_out", (1,), TensorProto.BOOL)
+    b.out("x_out", (2, 4, 5, 5))
+    g = G(name)
+    g.inp("X", (2, 4, 5, 5))
+    g.init("trip_count", np.array(2, dtype=np.int64))
+    g.init("cond", np.array(True))
+    g.node("Loop", ["trip_count", "cond", "X"], ["Y"], name="loop", body=b.build())
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_scan.onnx",
+         "Scan over 3 steps; the body's Conv reads its weight from the main graph (outer scope, "
+         "no other reader) and its BN output is both a scan output and read by the state Add: "
+         "folds, the weight is copied into the body and the unused outer one removed",
+         1, 1, patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "conv_bn_scan"
+    rng = rng_for(name)
+    b = G("scan_body")
+    b.inp("s_in", (2, 4, 5, 5))
+    b.inp("x_t", (2, 3, 5, 5))
+    b.init("body_conv_B", conv_bias(rng, 4))
+    b.node("Conv", ["x_t", "outer_W", "body_conv_B"], ["body_conv_out"], name="body_conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(b, "body_conv_out", add_bn_inits(b, rng, 4, "body_bn"), "body_bn_out", "body_bn")
+    b.node("Add", ["s_in", "body_bn_out"], ["s_out"], name="body_acc")
+    b.out("s_out", (2, 4, 5, 5))
+    b.out("body_bn_out", (2, 4, 5, 5))
+    g = G(name)
+    g.inp("S0", (2, 4, 5, 5))
+    g.inp("X_seq", (3, 2, 3, 5, 5))
+    g.init("outer_W", conv_weight(rng, (4, 3, 3, 3)))
+    g.node("Scan", ["S0", "X_seq"], ["S", "Y_seq"], name="scan", body=b.build(), num_scan_inputs=1)
+    g.out("S", (2, 4, 5, 5))
+    g.out("Y_seq", (3, 2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_outer_scope.onnx",
+         "If then-branch: Conv->BN whose weight, bias and BN params are main-graph "
+         "initializers; the weight and bias are also read by a main-graph Conv and by the "
+         "else-branch: copied into the branch, never edited; the BN params lose their only "
+         "reader and are removed from the main graph", 1, 1, patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "conv_bn_outer_scope"
+    rng = rng_for(name)
+    t = G("then_branch")
+    t.node("Conv", ["X", "W", "B"], ["then_conv_out"], name="then_conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(t, "then_conv_out", ["bn_scale", "bn_B", "bn_mean", "bn_var"], "then_Y", "then_bn")
+    t.out("then_Y", (2, 4, 5, 5))
+    e = G("else_branch")
+    e.node("Conv", ["X", "W", "B"], ["else_Y"], name="else_conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    e.out("else_Y", (2, 4, 5, 5))
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("W", conv_weight(rng, (4, 3, 3, 3)))
+    g.init("B", conv_bias(rng, 4))
+    add_bn_inits(g, rng, 4, "bn")
+    g.init("cond", np.array(True))
+    g.node("Conv", ["X", "W", "B"], ["Y0"], name="conv0", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.node("If", ["cond"], ["Y1"], name="if", then_branch=t.build(), else_branch=e.build())
+    g.out("Y0", (2, 4, 5, 5))
+    g.out("Y1", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_name_clash.onnx",
+         "names a fold would create are already defined, unread, in subgraphs: the main Conv "
+         "shares weight 'W' (so it is copied) and has no bias; 'W_bnfold' is the unused "
+         "iteration input of a Loop body inside an If branch, 'W_bnfold_2' an unused initializer "
+         "of the other branch, 'Y1_bnfold_bias' the unused second output of a Split in the Loop "
+         "body: the new tensors are 'W_bnfold_3' and 'Y1_bnfold_bias_2'",
+         1, 1, patterns={"conv_bn": 1}, numeric=True,
+         fusion_names={"bn": dict(weight="W_bnfold_3", bias="Y1_bnfold_bias_2")})
+def _():
+    name = "conv_bn_name_clash"
+    rng = rng_for(name)
+    lb = G("loop_body")
+    lb.inp("W_bnfold", (), TensorProto.INT64)
+    lb.inp("cond_in", (1,), TensorProto.BOOL)
+    lb.inp("v_in", (2, 4, 5, 5))
+    lb.node("Identity", ["cond_in"], ["cond_out"], name="loop_cond")
+    lb.node("Split", ["v_in"], ["v_a", "Y1_bnfold_bias"], name="loop_split", axis=1)
+    lb.node("Concat", ["v_a", "v_a"], ["v_out"], name="loop_concat", axis=1)
+    lb.out("cond_out", (1,), TensorProto.BOOL)
+    lb.out("v_out", (2, 4, 5, 5))
+    t = G("then_branch")
+    t.node("Loop", ["trip_count", "", "Y2"], ["then_Y"], name="then_loop", body=lb.build())
+    t.out("then_Y", (2, 4, 5, 5))
+    e = G("else_branch")
+    e.init("W_bnfold_2", conv_weight(rng, (4,)))
+    e.node("Neg", ["Y2"], ["else_Y"], name="else_neg")
+    e.out("else_Y", (2, 4, 5, 5))
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("W", conv_weight(rng, (4, 3, 3, 3)))
+    add_bn_inits(g, rng, 4, "bn")
+    g.init("cond", np.array(True))
+    g.init("trip_count", np.array(2, dtype=np.int64))
+    g.node("Conv", ["X", "W"], ["conv_out"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv_out", ["bn_scale", "bn_B", "bn_mean", "bn_var"], "Y1", "bn")
+    g.node("Conv", ["X", "W"], ["Y2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.node("If", ["cond"], ["Y3"], name="if", then_branch=t.build(), else_branch=e.build())
+    g.out("Y1", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    g.out("Y3", (2, 4, 5, 5))
     return make_model(g.build(), 13, 7)
 
 
@@ -1438,6 +1569,8 @@ def main(argv):
             e["affine_folded"] = fx["affine_folded"]
         if fx["numeric"]:
             e["numeric"] = True
+        if fx["fusion_names"]:
+            e["fusion_names"] = fx["fusion_names"]
         for k, v in sorted(fx["tol"].items()):
             if k not in ("rtol", "atol", "rtol16", "atol16"):
                 raise SystemExit("%s: unknown tolerance %s" % (fx["file"], k))

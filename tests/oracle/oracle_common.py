@@ -238,6 +238,55 @@ def count_nodes(graph, recursive=True):
     return n
 
 
+def name_problems(model):
+    """Set of value names defined twice in one graph, or defined in a subgraph
+    although an enclosing graph defines them (a subgraph may not shadow)."""
+    probs = set()
+
+    def walk(g, outer):
+        here = set()
+        io = {i.name for i in g.input} | {t.name for t in g.initializer} | \
+            {sp.values.name for sp in g.sparse_initializer}
+        defs = [(n, "graph input or initializer") for n in sorted(io)] + \
+            [(o, "node output") for node in g.node for o in node.output if o]
+        for name, what in defs:
+            if name in here:
+                probs.add("'%s' defined twice in graph '%s'" % (name, g.name))
+            elif name in outer:
+                probs.add("'%s' (%s) in graph '%s' shadows a name of an enclosing graph" % (name, what, g.name))
+            here.add(name)
+        for node in g.node:
+            for sg in subgraphs(node):
+                walk(sg, outer | here)
+
+    walk(model.graph, set())
+    return probs
+
+
+def unused_initializers(model):
+    """Set of (graph name, initializer name) that nothing reads: no node input
+    of the graph or of a subgraph nested in it, no graph output."""
+    found = set()
+
+    def reads(g):
+        r = {o.name for o in g.output}
+        for node in g.node:
+            r.update(node.input)
+            for sg in subgraphs(node):
+                r |= reads(sg)
+        return r
+
+    def walk(g):
+        r = reads(g)
+        found.update((g.name, t.name) for t in g.initializer if t.name not in r)
+        for node in g.node:
+            for sg in subgraphs(node):
+                walk(sg)
+
+    walk(model.graph)
+    return found
+
+
 def default_opset(model):
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx"):

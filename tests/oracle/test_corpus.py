@@ -12,7 +12,9 @@ Without the corpus folder it prints `1..0 # SKIP ...` and exits 0.
 Per model (TAP lines):
   - bnfold exits 0 and the report is valid against the schema (+ consistent)
   - report bn_found == n_bn; BN nodes in the output == n_bn - folded;
-    folded == conv_bn - producer_out_multi_use - producer_weight_not_const (from INDEX.tsv)
+    folded == conv_bn - producer_out_multi_use - producer_weight_not_const (from INDEX.tsv);
+    the output defines no name twice and leaves no initializer without a reader
+    that the input did not already have
   - output byte-identical to the input when nothing was folded
   - onnx.checker passes on the output when it passes on the input
     (notes column has `[auto] checker=ok`)
@@ -159,11 +161,16 @@ def main():
                 try:
                     mo = oc.load_model(out)
                     n_out = oc.count_ops(mo.graph)
-                    del mo
                 except Exception as e:  # noqa: BLE001
                     bad.append("output does not parse: %s: %s" % (type(e).__name__, str(e)[:300]))
             else:
                 bad.append("no output model written")
+            if n_out is not None:
+                mi = oc.load_model(src)
+                bad += ["new name problem: %s" % p for p in sorted(oc.name_problems(mo) - oc.name_problems(mi))[:5]]
+                bad += ["initializer left without a reader: graph '%s': '%s'" % o
+                        for o in sorted(oc.unused_initializers(mo) - oc.unused_initializers(mi))[:5]]
+                del mi, mo
             if n_out is not None and n_out != n_bn - c["folded"]:
                 bad.append("output has %d BatchNormalization nodes, expected n_bn - folded = %d" % (n_out, n_bn - c["folded"]))
             # INDEX.tsv (written by another tool) counts Conv->BN pairs; the ones
