@@ -671,29 +671,29 @@ def _():
 
 @fixture("conv_bn_scan.onnx",
          "Scan over 3 steps; the body's Conv reads its weight from the main graph (outer scope, "
-         "no other reader) and its BN output is both a scan output and read by the state Add: "
+         "no other reader; 2304 bytes, so streamed from the input file) and its BN output is both a scan output and read by the state Add: "
          "folds, the weight is copied into the body and the unused outer one removed",
          1, 1, patterns={"conv_bn": 1}, numeric=True)
 def _():
     name = "conv_bn_scan"
     rng = rng_for(name)
     b = G("scan_body")
-    b.inp("s_in", (2, 4, 5, 5))
-    b.inp("x_t", (2, 3, 5, 5))
-    b.init("body_conv_B", conv_bias(rng, 4))
+    b.inp("s_in", (2, 8, 5, 5))
+    b.inp("x_t", (2, 8, 5, 5))
+    b.init("body_conv_B", conv_bias(rng, 8))
     b.node("Conv", ["x_t", "outer_W", "body_conv_B"], ["body_conv_out"], name="body_conv",
            kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    add_bn(b, "body_conv_out", add_bn_inits(b, rng, 4, "body_bn"), "body_bn_out", "body_bn")
+    add_bn(b, "body_conv_out", add_bn_inits(b, rng, 8, "body_bn"), "body_bn_out", "body_bn")
     b.node("Add", ["s_in", "body_bn_out"], ["s_out"], name="body_acc")
-    b.out("s_out", (2, 4, 5, 5))
-    b.out("body_bn_out", (2, 4, 5, 5))
+    b.out("s_out", (2, 8, 5, 5))
+    b.out("body_bn_out", (2, 8, 5, 5))
     g = G(name)
-    g.inp("S0", (2, 4, 5, 5))
-    g.inp("X_seq", (3, 2, 3, 5, 5))
-    g.init("outer_W", conv_weight(rng, (4, 3, 3, 3)))
+    g.inp("S0", (2, 8, 5, 5))
+    g.inp("X_seq", (3, 2, 8, 5, 5))
+    g.init("outer_W", conv_weight(rng, (8, 8, 3, 3)))
     g.node("Scan", ["S0", "X_seq"], ["S", "Y_seq"], name="scan", body=b.build(), num_scan_inputs=1)
-    g.out("S", (2, 4, 5, 5))
-    g.out("Y_seq", (3, 2, 4, 5, 5))
+    g.out("S", (2, 8, 5, 5))
+    g.out("Y_seq", (3, 2, 8, 5, 5))
     return make_model(g.build(), 13, 7)
 
 
