@@ -67,6 +67,7 @@ typedef struct gctx {
 	Onnx__GraphProto *g;
 	char *gname;
 	bool is_subgraph;
+	bool in_function;     /* a function body: no initializers, so no new tensors */
 	struct gctx *parent;  /* the enclosing graph's context, or NULL */
 	frun *run;
 	const char *path;
@@ -93,17 +94,27 @@ static void free_message(const gctx *c, ProtobufCMessage *m)
 	protobuf_c_message_free_unpacked(m, c->pl ? &c->pl->allocator : NULL);
 }
 
-static int count_nodes(const Onnx__GraphProto *g)
+/* Nodes of a node list and of the subgraphs in it. */
+static size_t count_nodes(Onnx__NodeProto *const *node, size_t n_node)
 {
-	int n = (int)g->n_node;
-	for (size_t i = 0; i < g->n_node; i++)
-		for (size_t a = 0; a < g->node[i]->n_attribute; a++) {
-			const Onnx__AttributeProto *at = g->node[i]->attribute[a];
+	size_t n = n_node;
+	for (size_t i = 0; i < n_node; i++)
+		for (size_t a = 0; a < node[i]->n_attribute; a++) {
+			const Onnx__AttributeProto *at = node[i]->attribute[a];
 			if (at->g)
-				n += count_nodes(at->g);
+				n += count_nodes(at->g->node, at->g->n_node);
 			for (size_t k = 0; k < at->n_graphs; k++)
-				n += count_nodes(at->graphs[k]);
+				n += count_nodes(at->graphs[k]->node, at->graphs[k]->n_node);
 		}
+	return n;
+}
+
+/* Nodes of the model: graph, subgraphs and function bodies. */
+static size_t count_model_nodes(const Onnx__ModelProto *m)
+{
+	size_t n = count_nodes(m->graph->node, m->graph->n_node);
+	for (size_t i = 0; i < m->n_functions; i++)
+		n += count_nodes(m->functions[i]->node, m->functions[i]->n_node);
 	return n;
 }
 
@@ -416,11 +427,16 @@ static int apply(gctx *c, bnf_plan *p)
 	int64_t bdim = (int64_t)p->bias_len;
 	int rc = -1;
 
-	if (c->is_subgraph && c->gi.ir_version < 4 && new_tensor) {
+	if (new_tensor && ((c->is_subgraph && c->gi.ir_version < 4) || c->in_function)) {
 		p->reason = BNF_UNSUPPORTED_STORAGE;
-		snprintf(p->message, sizeof(p->message),
-			 "folding here needs a new initializer inside a subgraph, which IR %d cannot declare",
-			 c->gi.ir_version);
+		if (c->in_function)
+			snprintf(p->message, sizeof(p->message),
+				 "folding here needs a new %s tensor, and a function body has no initializers",
+				 p->scale_weight && !weight_inplace ? "weight" : "bias");
+		else
+			snprintf(p->message, sizeof(p->message),
+				 "folding here needs a new initializer inside a subgraph, which IR %d cannot declare",
+				 c->gi.ir_version);
 		if (!p->is_bn)
 			return 0; /* Mul/Add nodes are not reported */
 		return record_skip(c, p) < 0 ? -1 : 0;
@@ -620,7 +636,8 @@ static void compact(gctx *c)
 	g->n_value_info = j;
 }
 
-static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset);
+static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset,
+		      bool in_function);
 
 static int fold_subgraphs(gctx *c)
 {
@@ -641,7 +658,7 @@ static int fold_subgraphs(gctx *c)
 				int r;
 				if (!name)
 					return bnf_error("%s: out of memory", c->path);
-				r = fold_graph(c->run, sg, name, c, c->gi.opset);
+				r = fold_graph(c->run, sg, name, c, c->gi.opset, false);
 				free(name);
 				if (r < 0)
 					return -1;
@@ -651,7 +668,8 @@ static int fold_subgraphs(gctx *c)
 	return 0;
 }
 
-static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset)
+static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset,
+		      bool in_function)
 {
 	const bnf_fold_options *opt = run->opt;
 	const char *path = run->path;
@@ -663,6 +681,7 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 	memset(&c, 0, sizeof(c));
 	c.g = g;
 	c.is_subgraph = parent != NULL;
+	c.in_function = in_function;
 	c.parent = parent;
 	c.run = run;
 	c.path = path;
@@ -754,6 +773,64 @@ out:
 	return rc;
 }
 
+/* The default-domain opset imported by a list, or def. */
+static int default_opset(Onnx__OperatorSetIdProto *const *imports, size_t n, int def)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *d = imports[i]->domain;
+		if ((!d || !d[0] || strcmp(d, "ai.onnx") == 0) && imports[i]->has_version)
+			def = (int)imports[i]->version;
+	}
+	return def;
+}
+
+/* Fold the BNs of a function body (ModelProto.functions) like a graph whose
+ * inputs are the function's inputs.  A body has no initializers: a fold is
+ * made only when it can edit Constant nodes in place, else the BN is
+ * reported (unsupported_storage).  Editing the body is right for every
+ * call, since the BN and its layer are both in it. */
+static int fold_function(frun *run, Onnx__FunctionProto *f, int model_opset)
+{
+	size_t n_io = f->n_input + f->n_output;
+	Onnx__ValueInfoProto *vi = calloc(n_io + 1, sizeof(*vi));
+	Onnx__ValueInfoProto **io = calloc(n_io + 1, sizeof(*io));
+	Onnx__GraphProto g;
+	char *gname = bnf_asprintf("function %s%s%s", f->domain && f->domain[0] ? f->domain : "",
+				   f->domain && f->domain[0] ? "." : "", f->name ? f->name : "");
+	int rc = -1;
+
+	if (!vi || !io || !gname) {
+		bnf_error("%s: out of memory", run->path);
+		goto out;
+	}
+	/* A graph that borrows the body's nodes and names; its inputs and
+	 * outputs carry only names. */
+	for (size_t i = 0; i < n_io; i++) {
+		onnx__value_info_proto__init(&vi[i]);
+		vi[i].name = i < f->n_input ? f->input[i] : f->output[i - f->n_input];
+		io[i] = &vi[i];
+	}
+	onnx__graph_proto__init(&g);
+	g.name = f->name;
+	g.n_node = f->n_node;
+	g.node = f->node;
+	g.n_input = f->n_input;
+	g.input = io;
+	g.n_output = f->n_output;
+	g.output = io + f->n_input;
+	if (bnf_graph_collect_names(&run->names, &g) < 0) {
+		bnf_error("%s: out of memory", run->path);
+		goto out;
+	}
+	rc = fold_graph(run, &g, gname, NULL, default_opset(f->opset_import, f->n_opset_import, model_opset), true);
+	f->n_node = g.n_node; /* folded nodes were removed from the same array */
+out:
+	free(vi);
+	free(io);
+	free(gname);
+	return rc;
+}
+
 int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options *opt,
 		   bnf_result *res)
 {
@@ -762,11 +839,7 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 
 	memset(res, 0, sizeof(*res));
 	memset(&run, 0, sizeof(run));
-	for (size_t i = 0; i < m->n_opset_import; i++) {
-		const char *d = m->opset_import[i]->domain;
-		if ((!d || !d[0] || strcmp(d, "ai.onnx") == 0) && m->opset_import[i]->has_version)
-			opset = (int)m->opset_import[i]->version;
-	}
+	opset = default_opset(m->opset_import, m->n_opset_import, -1);
 	res->ir_version = m->has_ir_version ? m->ir_version : 0;
 	res->opset = opset;
 	res->producer_name = bnf_strdup(m->producer_name ? m->producer_name : "");
@@ -777,7 +850,7 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 		return bnf_error("%s: the model has no graph", path);
 	if (opset < 0)
 		opset = 1; /* no default-domain import: the oldest rules apply */
-	res->nodes_before = (size_t)count_nodes(m->graph);
+	res->nodes_before = count_model_nodes(m);
 	run.path = path;
 	run.ir = (int)res->ir_version;
 	run.opt = opt;
@@ -786,11 +859,14 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 		bnf_graph_free(&run.names);
 		return bnf_error("%s: out of memory", path);
 	}
-	rc = fold_graph(&run, m->graph, m->graph->name && m->graph->name[0] ? m->graph->name : "main", NULL, opset);
+	rc = fold_graph(&run, m->graph, m->graph->name && m->graph->name[0] ? m->graph->name : "main", NULL, opset,
+			false);
+	for (size_t i = 0; rc == 0 && i < m->n_functions; i++)
+		rc = fold_function(&run, m->functions[i], opset);
 	bnf_graph_free(&run.names);
 	if (rc < 0)
 		return -1;
-	res->nodes_after = (size_t)count_nodes(m->graph);
+	res->nodes_after = count_model_nodes(m);
 	return 0;
 }
 

@@ -475,6 +475,15 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 			return BNF_CONST_NOT_CONSTANT;
 		}
 		node = cur->g->node[v->producer];
+		for (size_t a = 0; a < node->n_attribute; a++) {
+			const char *ref = node->attribute[a]->ref_attr_name;
+			if (ref && ref[0]) { /* inside a function body: set per call */
+				snprintf(c->msg, sizeof(c->msg), "'%s' comes from a %s node whose %s is the function's attribute '%s'",
+					 name, node->op_type ? node->op_type : "?",
+					 node->attribute[a]->name ? node->attribute[a]->name : "attribute", ref);
+				return BNF_CONST_NOT_CONSTANT;
+			}
+		}
 		if (bnf_node_is_onnx(node, "Identity") && node->n_input == 1) {
 			name = node->input[0];
 			continue;

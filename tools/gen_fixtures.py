@@ -770,6 +770,71 @@ def _():
     return make_model(g.build(), 13, 7)
 
 
+FN_DOMAIN = "bnfold.test"
+
+
+def function_conv_bn(rng, fname, cin, cout, bias=True, eps_ref=False, mean_input=False):
+    """A FunctionProto x -> Conv -> BN -> Relu -> y whose weights and BN
+    params are Constant nodes of the body.  eps_ref: the BN's epsilon is the
+    function's attribute "eps"; mean_input: the BN mean is the function's
+    second input."""
+    nodes = []
+
+    def const(name, arr, fmt="raw"):
+        nodes.append(helper.make_node("Constant", [], [name], name="const_" + name,
+                                      value=make_tensor(name, arr, fmt)))
+        return name
+
+    w = const("w", conv_weight(rng, (cout, cin, 3, 3)))
+    ins = ["x", w] + ([const("b", conv_bias(rng, cout))] if bias else [])
+    nodes.append(helper.make_node("Conv", ins, ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    gamma, beta, mean, var = bn_params(rng, cout)
+    params = [const("scale", gamma), const("B", beta, "typed"),
+              "mean" if mean_input else const("mean", mean), const("var", var, "typed")]
+    bn = helper.make_node("BatchNormalization", ["c"] + params, ["bn_out"], name="bn")
+    if eps_ref:
+        a = onnx.AttributeProto()
+        a.name, a.ref_attr_name, a.type = "epsilon", "eps", onnx.AttributeProto.FLOAT
+        bn.attribute.append(a)
+    nodes.append(bn)
+    nodes.append(helper.make_node("Relu", ["bn_out"], ["y"], name="relu"))
+    return helper.make_function(FN_DOMAIN, fname, ["x", "mean"] if mean_input else ["x"], ["y"], nodes,
+                                [helper.make_opsetid("", 15)], ["eps"] if eps_ref else [])
+
+
+@fixture("conv_bn_function.onnx",
+         "model-local functions (IR 8): ConvBnRelu's Conv->BN with Constant weight, bias and "
+         "params folds in place (weight 2304 bytes: streamed); ConvBnNoBias needs a new bias "
+         "tensor (unsupported_storage); ConvBnEps's epsilon is a function attribute "
+         "(attribute_reference); ConvBnMean's mean is a function input (param_not_constant); "
+         "a Conv->BN in the main graph folds too",
+         5, 2, skipped={"unsupported_storage": 1, "attribute_reference": 1, "param_not_constant": 1},
+         numeric=True)
+def _():
+    name = "conv_bn_function"
+    rng = rng_for(name)
+    funcs = [function_conv_bn(rng, "ConvBnRelu", 8, 8),
+             function_conv_bn(rng, "ConvBnNoBias", 8, 4, bias=False),
+             function_conv_bn(rng, "ConvBnEps", 8, 4, eps_ref=True),
+             function_conv_bn(rng, "ConvBnMean", 8, 4, mean_input=True)]
+    g = G(name)
+    g.inp("X", (2, 8, 5, 5))
+    g.node("ConvBnRelu", ["X"], ["Y1"], name="call_relu", domain=FN_DOMAIN)
+    g.node("ConvBnNoBias", ["X"], ["Y2"], name="call_nobias", domain=FN_DOMAIN)
+    g.node("ConvBnEps", ["X"], ["Y3"], name="call_eps", domain=FN_DOMAIN, eps=1e-3)
+    g.init("call_mean", rng.normal(0.0, 0.5, 4))
+    g.node("ConvBnMean", ["X", "call_mean"], ["Y4"], name="call_mean", domain=FN_DOMAIN)
+    c, _s = add_conv(g, rng, "X", 8, 4, (5, 5), "conv")
+    add_bn(g, c, add_bn_inits(g, rng, 4, "bn"), "Y5", "bn")
+    g.out("Y1", (2, 8, 5, 5))
+    for y in ("Y2", "Y3", "Y4", "Y5"):
+        g.out(y, (2, 4, 5, 5))
+    m = make_model(g.build(), 15, 8)
+    m.opset_import.append(helper.make_opsetid(FN_DOMAIN, 1))
+    m.functions.extend(funcs)
+    return m
+
+
 # ---------------------------------------------------------------- negative
 
 @fixture("bn_standalone.onnx", "BN directly on the graph input", 1, 0,
@@ -1455,7 +1520,9 @@ def iter_graphs(graph):
 
 
 def count_bn(model):
-    return sum(1 for g in iter_graphs(model.graph) for n in g.node
+    """BatchNormalization nodes in the graphs and function bodies."""
+    bodies = list(iter_graphs(model.graph)) + list(model.functions)
+    return sum(1 for g in bodies for n in g.node
                if n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx"))
 
 

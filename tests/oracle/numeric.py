@@ -119,7 +119,8 @@ def scopes(model):
 
     walk(model.graph, (), None)
     for f in model.functions:
-        out.append(Scope(("function", f.domain, f.name), f.name, f.node, [], None))
+        label = "function %s%s" % (f.domain + "." if f.domain else "", f.name)  # as the report names it
+        out.append(Scope(("function", f.domain, f.name), label, f.node, [], None))
     return out
 
 

@@ -229,6 +229,19 @@ def count_ops(graph, op_type="BatchNormalization"):
     return n
 
 
+def count_ops_model(model, op_type="BatchNormalization"):
+    """count_ops over the main graph (subgraphs included) and every function body."""
+    n = count_ops(model.graph, op_type)
+    for f in model.functions:
+        n += count_ops(f, op_type)
+    return n
+
+
+def count_nodes_model(model):
+    """Nodes of the main graph, its subgraphs and every function body."""
+    return count_nodes(model.graph) + sum(count_nodes(f) for f in model.functions)
+
+
 def count_nodes(graph, recursive=True):
     n = len(graph.node)
     if recursive:

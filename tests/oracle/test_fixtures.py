@@ -200,16 +200,16 @@ def main():
                 if fx.get("equivalence"):
                     tap.fail("%s: ORT equivalent" % name, "output model does not parse")
                 continue
-            n_bn = oc.count_ops(mo.graph)
-            nodes = oc.count_nodes(mo.graph), oc.count_nodes(mo.graph, recursive=False)
+            n_bn = oc.count_ops_model(mo)
+            nodes = oc.count_nodes_model(mo), oc.count_nodes(mo.graph, recursive=False)
             diag = []
             if rep is not None and isinstance(rep.get("counts"), dict):
                 na = rep["counts"].get("nodes_after")
                 nb = rep["counts"].get("nodes_before")
                 if na not in nodes:
                     diag.append("report nodes_after=%s but output has %d nodes (%d in main graph)" % (na, nodes[0], nodes[1]))
-                if nb not in (oc.count_nodes(mi.graph), oc.count_nodes(mi.graph, recursive=False)):
-                    diag.append("report nodes_before=%s but input has %d nodes" % (nb, oc.count_nodes(mi.graph)))
+                if nb not in (oc.count_nodes_model(mi), oc.count_nodes(mi.graph, recursive=False)):
+                    diag.append("report nodes_before=%s but input has %d nodes" % (nb, oc.count_nodes_model(mi)))
             if mo.ir_version != mi.ir_version:
                 diag.append("output ir_version %d != input %d" % (mo.ir_version, mi.ir_version))
             if oc.default_opset(mo) != oc.default_opset(mi):
