@@ -55,6 +55,7 @@ typedef struct frun {
 	int ir;
 	const bnf_fold_options *opt;
 	bnf_result *res;
+	const Onnx__ModelProto *model;
 	/* Every value name in the model's graphs, subgraphs included, and every
 	 * name bnfold adds: a new name must differ from all of them, since a
 	 * subgraph may neither reuse nor shadow a name of an enclosing graph. */
@@ -688,6 +689,11 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 	c.res = res;
 	if (bnf_graph_build(&c.gi, g, parent ? &parent->gi : NULL, path, run->ir, opset, opt->fold_overridable) < 0)
 		return -1;
+	if (g == run->model->graph &&
+	    bnf_graph_add_training(&c.gi, run->model->training_info, run->model->n_training_info) < 0) {
+		bnf_graph_free(&c.gi);
+		return bnf_error("%s: out of memory", path);
+	}
 	c.pl = opt->payloads;
 	c.gi.payloads = opt->payloads;
 	c.init_cap = g->n_initializer + 1;
@@ -855,7 +861,15 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 	run.ir = (int)res->ir_version;
 	run.opt = opt;
 	run.res = res;
-	if (bnf_graph_collect_names(&run.names, m->graph) < 0) {
+	run.model = m;
+	rc = bnf_graph_collect_names(&run.names, m->graph);
+	for (size_t i = 0; rc == 0 && i < m->n_training_info; i++) {
+		const Onnx__TrainingInfoProto *t = m->training_info[i];
+		if ((t->initialization && bnf_graph_collect_names(&run.names, t->initialization) < 0) ||
+		    (t->algorithm && bnf_graph_collect_names(&run.names, t->algorithm) < 0))
+			rc = -1;
+	}
+	if (rc < 0) {
 		bnf_graph_free(&run.names);
 		return bnf_error("%s: out of memory", path);
 	}

@@ -27,7 +27,8 @@
 	X(BNF_ATTRIBUTE_REFERENCE, "attribute_reference",                                     \
 	  "an attribute of the BN or its layer refers to an attribute of the function it is "  \
 	  "in (ref_attr_name), so its value is set per call")                                 \
-	X(BNF_PARAM_NOT_CONSTANT, "param_not_constant", "a BN parameter is computed or supplied at run time") \
+	X(BNF_PARAM_NOT_CONSTANT, "param_not_constant",                                       \
+	  "a BN parameter is computed or supplied at run time, or assigned by training_info")  \
 	X(BNF_PARAM_IS_GRAPH_INPUT, "param_is_graph_input",                                   \
 	  "a parameter or weight is an initializer also listed as a graph input (IR >= 4), "  \
 	  "so a caller may override it; --fold-overridable folds it anyway")                  \

@@ -195,6 +195,30 @@ fail:
 	return -1;
 }
 
+int bnf_graph_add_training(bnf_graph *gi, Onnx__TrainingInfoProto *const *ti, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const Onnx__TrainingInfoProto *t = ti[i];
+		Onnx__StringStringEntryProto *const *bind[2] = {t->initialization_binding, t->update_binding};
+		size_t n_bind[2] = {t->n_initialization_binding, t->n_update_binding};
+
+		if ((t->initialization && count_subgraph_reads(gi, t->initialization) < 0) ||
+		    (t->algorithm && count_subgraph_reads(gi, t->algorithm) < 0))
+			return -1;
+		for (int k = 0; k < 2; k++)
+			for (size_t b = 0; b < n_bind[k]; b++) {
+				bnf_value *v;
+				if (!bind[k][b]->key || !bind[k][b]->key[0])
+					continue;
+				if (!(v = bnf_graph_value_add(gi, bind[k][b]->key)))
+					return -1;
+				v->trained = true;
+				v->n_consumers++;
+			}
+	}
+	return 0;
+}
+
 static int add_name(bnf_graph *names, const char *name)
 {
 	return !name || !name[0] || bnf_graph_value_add(names, name) ? 0 : -1;
@@ -455,6 +479,11 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 		if (v->init >= 0) {
 			Onnx__TensorProto *t = cur->g->initializer[v->init];
 			bnf_tensor_status ts;
+			if (v->trained) {
+				snprintf(c->msg, sizeof(c->msg),
+					 "'%s' is an initializer that the model's training_info assigns, so it is not a constant", name);
+				return BNF_CONST_NOT_CONSTANT;
+			}
 			if (v->is_input && !bnf_graph_inputs_are_defaults(cur)) {
 				snprintf(c->msg, sizeof(c->msg),
 					 "'%s' is an initializer also listed as a graph input, so a caller may override it", name);

@@ -19,6 +19,7 @@ typedef struct bnf_value {
 	int init;          /* initializer index, -1 if none */
 	bool is_input;
 	bool is_output;
+	bool trained;      /* assigned by a training_info binding: not a constant */
 } bnf_value;
 
 typedef struct bnf_graph {
@@ -45,6 +46,13 @@ bnf_value *bnf_graph_value(const bnf_graph *gi, const char *name);
 /* Find or insert the entry for name (copied);
  * NULL on allocation failure.  Invalidates earlier bnf_value pointers. */
 bnf_value *bnf_graph_value_add(bnf_graph *gi, const char *name);
+
+/* Make the main graph's index aware of the model's training_info: reads of
+ * its names by the training graphs (initialization, algorithm) count as
+ * consumers, like reads in subgraphs, and the initializers that a binding
+ * assigns are marked `trained` (read as not constant).  -1 when memory runs
+ * out. */
+int bnf_graph_add_training(bnf_graph *gi, Onnx__TrainingInfoProto *const *ti, size_t n);
 
 /* Add every value name of g and of the subgraphs nested in it (node inputs
  * and outputs, initializers, sparse initializers, graph inputs, outputs and
