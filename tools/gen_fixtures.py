@@ -835,6 +835,149 @@ def _():
     return m
 
 
+# ---------------------------------------------------------------- lossless round trip (issue 5)
+#
+# Fields a newer ONNX schema has (IR 10/11) are written as raw protobuf
+# fields, which onnx 1.12 and Debian's onnx.proto do not know: protobuf keeps
+# them as unknown fields, and bnfold must too.  Each carries a marker string
+# (RT-...) that tests/oracle/test_roundtrip.py looks for in the output.
+
+
+def pb_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_len(field, data):
+    """A length-delimited field (wire type 2)."""
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_uint(field, n):
+    return pb_varint(field << 3) + pb_varint(n)
+
+
+def pb_entry(field, key, value):
+    """A StringStringEntryProto field (metadata_props)."""
+    return pb_len(field, pb_len(1, key.encode()) + pb_len(2, value.encode()))
+
+
+def add_unknown(msg, data):
+    """Merge encoded fields into msg; those msg's schema lacks stay unknown."""
+    msg.MergeFromString(data)
+
+
+@fixture("roundtrip_newer_schema.onnx",
+         "lossless round trip: unknown fields (newer schema) on model, graph, nodes, tensors, "
+         "attributes, value_info, function and training graph; doc strings everywhere, "
+         "metadata_props, training_info whose algorithm updates W1 and reads bn2_mean, an unread "
+         "sparse initializer (onnx 1.12 types it sparse_tensor, which no operator takes), a "
+         "string initializer, value_info, a custom-domain opset import, a "
+         "function; conv2->bn2 folds (its 2304-byte weight streamed), bn1 is left because "
+         "training_info assigns W1", 2, 1, skipped={"weight_not_constant": 1},
+         patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "roundtrip_newer_schema"
+    rng = rng_for(name)
+    g = G("roundtrip", doc="graph doc string: keep")
+    g.inputs.append(helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 8, 6, 6], doc_string="X doc"))
+    g.inputs.append(helper.make_tensor_value_info("Z", TensorProto.FLOAT, [8], doc_string="Z doc"))
+    for k in (1, 2):
+        g.init("W%d" % k, conv_weight(rng, (8, 8, 3, 3)))
+        g.init("B%d" % k, conv_bias(rng, 8), "typed" if k == 2 else "raw")
+        add_bn_inits(g, rng, 8, "bn%d" % k)
+    for t in g.inits:
+        t.doc_string = "initializer %s: keep" % t.name
+    labels = helper.make_tensor("labels", TensorProto.STRING, [2], [b"cat", b"dog"])
+    labels.doc_string = "string initializer: keep"
+    g.inits.append(labels)
+    g.node("Conv", ["X", "W1", "B1"], ["c1"], name="conv1", doc="conv1 doc", kernel_shape=[3, 3],
+           pads=[1, 1, 1, 1])
+    add_bn(g, "c1", ["bn1_scale", "bn1_B", "bn1_mean", "bn1_var"], "b1", "bn1")
+    g.nodes[-1].doc_string = "bn1 doc"
+    g.node("Relu", ["b1"], ["r1"], name="relu1", doc="relu1 doc")
+    g.node("Conv", ["r1", "W2", "B2"], ["c2"], name="conv2", doc="conv2 doc", kernel_shape=[3, 3],
+           pads=[1, 1, 1, 1])
+    add_bn(g, "c2", ["bn2_scale", "bn2_B", "bn2_mean", "bn2_var"], "Y", "bn2")
+    g.nodes[-1].doc_string = "bn2 doc"
+    g.node("Identity", ["labels"], ["Y3"], name="labels_out", doc="identity doc")
+    g.node("Double", ["Z"], ["Y4"], name="call_double", domain="bnfold.roundtrip", doc="call doc")
+    for v in ("c1", "b1", "r1", "c2"):
+        g.vi(v, (2, 8, 6, 6), doc="value_info %s: keep" % v)
+    g.out("Y", (2, 8, 6, 6))
+    g.out("Y3", (2,), TensorProto.STRING)
+    g.out("Y4", (8,))
+    graph = g.build()
+    sp = onnx.SparseTensorProto()
+    sp.dims.extend([8])
+    sp.values.CopyFrom(helper.make_tensor("sparse_bias", TensorProto.FLOAT, [2], [0.5, -1.5]))
+    sp.indices.CopyFrom(helper.make_tensor("sparse_bias_indices", TensorProto.INT64, [2], [1, 5]))
+    graph.sparse_initializer.append(sp)
+    qa = graph.quantization_annotation.add()
+    qa.tensor_name = "Z"
+    qa.quant_parameter_tensor_names.add(key="SCALE_TENSOR", value="Z_scale")
+
+    nodes = {n.name: n for n in graph.node}
+    inits = {t.name: t for t in graph.initializer}
+    # unknown fields: NodeProto.metadata_props (9) and overload (8), IR 10
+    add_unknown(nodes["conv1"], pb_entry(9, "RT-NODE-conv1", "keep"))
+    add_unknown(nodes["conv2"], pb_entry(9, "RT-NODE-conv2", "keep"))
+    add_unknown(nodes["relu1"], pb_len(8, b"RT-NODE-relu1-overload"))
+    # AttributeProto: no newer field exists; 1001 stands for one
+    add_unknown(nodes["conv1"].attribute[0], pb_len(1001, b"RT-ATTR-conv1"))
+    add_unknown(nodes["conv2"].attribute[1], pb_len(1001, b"RT-ATTR-conv2"))
+    for n in graph.node:
+        for a in n.attribute:
+            a.doc_string = "attribute %s of %s: keep" % (a.name, n.name)
+    # TensorProto.metadata_props (16), IR 10: on the folded weight and bias too
+    for t in ("W1", "W2", "B2", "bn1_var", "labels"):
+        add_unknown(inits[t], pb_entry(16, "RT-TENSOR-" + t, "keep"))
+    add_unknown(graph.sparse_initializer[0].values, pb_entry(16, "RT-TENSOR-sparse", "keep"))
+    # ValueInfoProto.metadata_props (4), GraphProto.metadata_props (16), IR 10
+    add_unknown([v for v in graph.value_info if v.name == "r1"][0], pb_entry(4, "RT-VI-r1", "keep"))
+    add_unknown(graph, pb_entry(16, "RT-GRAPH", "keep"))
+
+    double = helper.make_function("bnfold.roundtrip", "Double", ["x"], ["y"],
+                                  [helper.make_node("Add", ["x", "x"], ["y"], name="twice")],
+                                  [helper.make_opsetid("", 15)], doc_string="function doc: keep")
+    add_unknown(double, pb_entry(14, "RT-FUNCTION", "keep"))  # FunctionProto.metadata_props, IR 10
+
+    # training_info: the algorithm updates W1 (so conv1's BN must stay) and reads bn2_mean
+    a = G("rt_algorithm", doc="training algorithm doc: keep")
+    a.init("lr", np.array([0.5], dtype=np.float32))
+    a.node("Mul", ["W1", "lr"], ["W1_new"], name="sgd", doc="sgd doc")
+    a.node("Identity", ["bn2_mean"], ["bn2_mean_seen"], name="peek")
+    a.out("W1_new", (8, 8, 3, 3))
+    a.out("bn2_mean_seen", (8,))
+    algo = a.build()
+    add_unknown(algo, pb_entry(16, "RT-TRAIN-GRAPH", "keep"))
+    ti = onnx.TrainingInfoProto()
+    ti.algorithm.CopyFrom(algo)
+    ti.update_binding.add(key="W1", value="W1_new")
+
+    m = make_model(graph, 15, 8, doc="model doc string: keep")
+    m.model_version = 5
+    m.domain = "org.bnfold.fixtures"
+    helper.set_model_props(m, {"author": "bnfold-fixtures", "purpose": "lossless round trip"})
+    m.opset_import.append(helper.make_opsetid("bnfold.roundtrip", 1))
+    m.opset_import.append(helper.make_opsetid("com.example.unused", 3))
+    m.functions.append(double)
+    m.training_info.append(ti)
+    # ModelProto.configuration (26, DeviceConfigurationProto, IR 11) and two fields no schema has
+    add_unknown(m, pb_len(26, pb_len(1, b"RT-MODEL-configuration") + pb_uint(2, 1)))
+    add_unknown(m, pb_uint(1000, 7) + pb_len(1002, b"RT-MODEL-1002"))
+    data = m.SerializeToString()
+    for marker in (b"RT-NODE-conv1", b"RT-ATTR-conv2", b"RT-TENSOR-W2", b"RT-VI-r1", b"RT-GRAPH",
+                   b"RT-FUNCTION", b"RT-TRAIN-GRAPH", b"RT-MODEL-configuration", b"RT-MODEL-1002"):
+        assert data.count(marker) == 1, marker
+    return m
+
+
 # ---------------------------------------------------------------- negative
 
 @fixture("bn_standalone.onnx", "BN directly on the graph input", 1, 0,

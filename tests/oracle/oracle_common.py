@@ -278,8 +278,14 @@ def name_problems(model):
 
 def unused_initializers(model):
     """Set of (graph name, initializer name) that nothing reads: no node input
-    of the graph or of a subgraph nested in it, no graph output."""
+    of the graph or of a subgraph nested in it, no graph output (and for the
+    main graph, no training_info graph or binding)."""
     found = set()
+    training = set()
+    for ti in model.training_info:
+        for tg in (ti.initialization, ti.algorithm):
+            training |= {i for n in tg.node for i in n.input}
+        training |= {b.key for b in list(ti.initialization_binding) + list(ti.update_binding)}
 
     def reads(g):
         r = {o.name for o in g.output}
@@ -289,14 +295,14 @@ def unused_initializers(model):
                 r |= reads(sg)
         return r
 
-    def walk(g):
-        r = reads(g)
+    def walk(g, extra=frozenset()):
+        r = reads(g) | extra
         found.update((g.name, t.name) for t in g.initializer if t.name not in r)
         for node in g.node:
             for sg in subgraphs(node):
                 walk(sg)
 
-    walk(model.graph)
+    walk(model.graph, training)
     return found
 
 
