@@ -16,6 +16,10 @@ Per model (TAP lines):
     the output defines no name twice and leaves no initializer without a reader
     that the input did not already have
   - output byte-identical to the input when nothing was folded
+  - models whose BN parameters are initializers also listed as graph inputs
+    (IR >= 4, INDEX.tsv bn_params_init_also_input: UltraFace): the folded
+    ones left the graph inputs; without --fold-overridable those BNs are
+    skipped with param_is_graph_input and the output is the input
   - onnx.checker passes on the output when it passes on the input
     (notes column has `[auto] checker=ok`)
   - ORT equivalence (rtol 1e-5, atol 1e-5; final outputs and every BN output
@@ -53,6 +57,46 @@ def as_int(v, default=0):
         return int(v)
     except (TypeError, ValueError):
         return default
+
+
+def check_overridable(tap, bnfold, rel, src, out, rep, n_overridable, work, tag):
+    """A model whose BN parameters are initializers also listed as graph inputs
+    (IR >= 4; INDEX.tsv bn_params_init_also_input): with --fold-overridable
+    (the run in rep) the folded entries left the graph inputs, as many as
+    the report says; without it those BNs are skipped with
+    param_is_graph_input, and when nothing else folds the output is the input."""
+    mi, mo = oc.load_model(src), oc.load_model(out)
+    dropped = len(mi.graph.input) - len(mo.graph.input)
+    left = {i.name for i in mo.graph.input} & {t.name for t in mo.graph.initializer} & \
+        {n for f in rep.get("fusions", []) for n in (f.get("weight"), f.get("bias"))}
+    got = rep["counts"].get("graph_inputs_removed")
+    ok = dropped > 0 and got == dropped and not left
+    tap.add(ok, "%s: --fold-overridable removed %s folded initializers from the graph inputs" % (rel, got),
+            None if ok else ["report graph_inputs_removed=%s, graph inputs %d -> %d; folded tensors still inputs: %s" % (
+                got, len(mi.graph.input), len(mo.graph.input), sorted(left))])
+    del mi, mo
+    strict = os.path.join(work, tag + ".strict.onnx")
+    rep_path = strict + ".json"
+    r = oc.run_bnfold(bnfold, src, strict, rep_path)
+    diag = oc.describe_run(r) if r["rc"] != 0 else []
+    sk = {}
+    if r["rc"] == 0:
+        with open(rep_path) as f:
+            srep = json.load(f)
+        sk = oc.skipped_by_reason(srep)
+        folded = srep["counts"]["folded"]
+        ok = sk.get("param_is_graph_input") == n_overridable
+        if ok and folded == 0 and not srep.get("affine_fusions"):
+            ok = oc.files_identical(src, strict)
+            if not ok:
+                diag.append("nothing folded but the output differs from the input")
+        diag.append("folded %d, skipped %s" % (folded, oc.fmt_reasons(sk)))
+    else:
+        ok = False
+    tap.add(ok, "%s: without --fold-overridable, %d BN skipped param_is_graph_input" % (rel, n_overridable), diag)
+    for p in (strict, rep_path):
+        if os.path.exists(p):
+            os.remove(p)
 
 
 def main():
@@ -190,6 +234,11 @@ def main():
             if not os.path.isfile(out):
                 continue
             outputs.append(out)
+
+            # ---- overridable initializers: folded with the flag, left without it
+            overridable = as_int(pat.get("bn_params_init_also_input"))
+            if overridable and as_int(row.get("ir_version")) >= 4:
+                check_overridable(tap, args.bnfold, rel, src, out, rep, overridable, work, tag)
 
             # ---- nothing folded: bytes identical
             if c["folded"] == 0:
