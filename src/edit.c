@@ -696,6 +696,7 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 	}
 	c.pl = opt->payloads;
 	c.gi.payloads = opt->payloads;
+	c.gi.is_function = in_function;
 	c.init_cap = g->n_initializer + 1;
 	c.node_removed = calloc(g->n_node + 1, sizeof(bool));
 	c.init_removed = calloc(c.init_cap, sizeof(bool));

@@ -500,7 +500,8 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 			return BNF_CONST_OK;
 		}
 		if (v->producer < 0) {
-			snprintf(c->msg, sizeof(c->msg), "'%s' is a graph input, set at run time", name);
+			snprintf(c->msg, sizeof(c->msg), cur->is_function ? "'%s' is an input of the function, set per call"
+									  : "'%s' is a graph input, set at run time", name);
 			return BNF_CONST_NOT_CONSTANT;
 		}
 		node = cur->g->node[v->producer];

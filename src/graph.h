@@ -29,6 +29,7 @@ typedef struct bnf_graph {
 	int ir_version;
 	int opset;                      /* default-domain opset in force */
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
+	bool is_function;               /* a function body: its inputs are the function's */
 	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
