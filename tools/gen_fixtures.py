@@ -20,7 +20,8 @@ expected.json fields, per fixture:
   file          model path relative to testdata/
   desc          one line
   args          extra bnfold command-line arguments
-  bn_before     BatchNormalization nodes in the input (subgraphs included)
+  bn_before     BatchNormalization nodes in the input (subgraphs and function
+                bodies included)
   bn_after      BatchNormalization nodes expected in the output
   folded        expected number of fusions
   skipped       {reason_code: count} of BNs expected to be left in place
