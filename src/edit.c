@@ -49,12 +49,28 @@ static void strlist_free(strlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* One run over a model. */
+typedef struct frun {
+	const char *path;
+	int ir;
+	const bnf_fold_options *opt;
+	bnf_result *res;
+	const Onnx__ModelProto *model;
+	/* Every value name in the model's graphs, subgraphs included, and every
+	 * name bnfold adds: a new name must differ from all of them, since a
+	 * subgraph may neither reuse nor shadow a name of an enclosing graph. */
+	bnf_graph names;
+} frun;
+
 /* One graph being folded. */
 typedef struct gctx {
 	bnf_graph gi;
 	Onnx__GraphProto *g;
 	char *gname;
 	bool is_subgraph;
+	bool in_function;     /* a function body: no initializers, so no new tensors */
+	struct gctx *parent;  /* the enclosing graph's context, or NULL */
+	frun *run;
 	const char *path;
 	bool *node_removed;   /* per node, as indexed at the start */
 	bool *init_removed;   /* per initializer, grows with new ones */
@@ -79,17 +95,27 @@ static void free_message(const gctx *c, ProtobufCMessage *m)
 	protobuf_c_message_free_unpacked(m, c->pl ? &c->pl->allocator : NULL);
 }
 
-static int count_nodes(const Onnx__GraphProto *g)
+/* Nodes of a node list and of the subgraphs in it. */
+static size_t count_nodes(Onnx__NodeProto *const *node, size_t n_node)
 {
-	int n = (int)g->n_node;
-	for (size_t i = 0; i < g->n_node; i++)
-		for (size_t a = 0; a < g->node[i]->n_attribute; a++) {
-			const Onnx__AttributeProto *at = g->node[i]->attribute[a];
+	size_t n = n_node;
+	for (size_t i = 0; i < n_node; i++)
+		for (size_t a = 0; a < node[i]->n_attribute; a++) {
+			const Onnx__AttributeProto *at = node[i]->attribute[a];
 			if (at->g)
-				n += count_nodes(at->g);
+				n += count_nodes(at->g->node, at->g->n_node);
 			for (size_t k = 0; k < at->n_graphs; k++)
-				n += count_nodes(at->graphs[k]);
+				n += count_nodes(at->graphs[k]->node, at->graphs[k]->n_node);
 		}
+	return n;
+}
+
+/* Nodes of the model: graph, subgraphs and function bodies. */
+static size_t count_model_nodes(const Onnx__ModelProto *m)
+{
+	size_t n = count_nodes(m->graph->node, m->graph->n_node);
+	for (size_t i = 0; i < m->n_functions; i++)
+		n += count_nodes(m->functions[i]->node, m->functions[i]->n_node);
 	return n;
 }
 
@@ -120,23 +146,54 @@ static int record_skip(gctx *c, const bnf_plan *p)
 	return 0;
 }
 
-/* A name not used in this graph or an enclosing one: base + suffix, then
- * base + suffix + "_2", ... */
+/* A name used nowhere in the model (see frun.names): base + suffix, then
+ * base + suffix + "_2", ...; it is taken from then on. */
 static char *unique_name(const gctx *c, const char *base, const char *suffix)
 {
 	for (unsigned k = 1; k < 100000; k++) {
 		char *name = k == 1 ? bnf_asprintf("%s%s", base, suffix)
 				    : bnf_asprintf("%s%s_%u", base, suffix, k);
-		bool taken = false;
 		if (!name)
 			return NULL;
-		for (const bnf_graph *gi = &c->gi; gi && !taken; gi = gi->parent)
-			taken = bnf_graph_value(gi, name) != NULL;
-		if (!taken)
+		if (!bnf_graph_value(&c->run->names, name)) {
+			if (!bnf_graph_value_add(&c->run->names, name)) {
+				free(name);
+				return NULL;
+			}
 			return name;
+		}
 		free(name);
 	}
 	return NULL;
+}
+
+static bool defined_here(const bnf_value *v)
+{
+	return v->init >= 0 || v->producer >= 0 || v->is_input;
+}
+
+/* One node input reading `name` is gone.  An enclosing graph's index counts
+ * the reads of its names inside subgraphs too, so a name from the outer
+ * scope loses the read in every graph up to the one defining it, which may
+ * then drop it (sweep). */
+static int release(gctx *c, const char *name)
+{
+	bnf_value *v = bnf_graph_value(&c->gi, name);
+
+	if (v)
+		v->n_consumers--;
+	if (strlist_add(&c->released, name) < 0)
+		return -1;
+	if (v && defined_here(v))
+		return 0;
+	for (gctx *p = c->parent; p; p = p->parent) {
+		if (!(v = bnf_graph_value(&p->gi, name)))
+			continue;
+		v->n_consumers--;
+		if (defined_here(v))
+			return strlist_add(&p->released, name);
+	}
+	return 0;
 }
 
 /* Replace the tensor's data with raw bytes (owned), dropping typed fields. */
@@ -275,11 +332,8 @@ static int rewire_input(gctx *c, Onnx__NodeProto *node, size_t slot, const char 
 		node->input[node->n_input++] = copy;
 	} else {
 		const char *old = node->input[slot];
-		if (old[0] && (v = bnf_graph_value(&c->gi, old))) {
-			v->n_consumers--;
-			if (strlist_add(&c->released, old) < 0)
-				return -1;
-		}
+		if (old[0] && release(c, old) < 0)
+			return -1;
 		free(node->input[slot]);
 		node->input[slot] = copy;
 	}
@@ -374,11 +428,16 @@ static int apply(gctx *c, bnf_plan *p)
 	int64_t bdim = (int64_t)p->bias_len;
 	int rc = -1;
 
-	if (c->is_subgraph && c->gi.ir_version < 4 && new_tensor) {
+	if (new_tensor && ((c->is_subgraph && c->gi.ir_version < 4) || c->in_function)) {
 		p->reason = BNF_UNSUPPORTED_STORAGE;
-		snprintf(p->message, sizeof(p->message),
-			 "folding here needs a new initializer inside a subgraph, which IR %d cannot declare",
-			 c->gi.ir_version);
+		if (c->in_function)
+			snprintf(p->message, sizeof(p->message),
+				 "folding here needs a new %s tensor, and a function body has no initializers",
+				 p->scale_weight && !weight_inplace ? "weight" : "bias");
+		else
+			snprintf(p->message, sizeof(p->message),
+				 "folding here needs a new initializer inside a subgraph, which IR %d cannot declare",
+				 c->gi.ir_version);
 		if (!p->is_bn)
 			return 0; /* Mul/Add nodes are not reported */
 		return record_skip(c, p) < 0 ? -1 : 0;
@@ -439,9 +498,7 @@ static int apply(gctx *c, bnf_plan *p)
 		for (size_t i = 0; i < node->n_input; i++) {
 			if (strcmp(node->input[i], layer->output[0]) == 0 || !node->input[i][0])
 				continue;
-			if ((v = bnf_graph_value(&c->gi, node->input[i])))
-				v->n_consumers--;
-			if (strlist_add(&c->released, node->input[i]) < 0)
+			if (release(c, node->input[i]) < 0)
 				goto oom;
 		}
 		if (!(out_copy = bnf_strdup(node->output[0])) || strlist_add(&c->killed, layer->output[0]) < 0)
@@ -468,12 +525,9 @@ static int apply(gctx *c, bnf_plan *p)
 			v->producer = -1;
 			v->n_consumers = 0;
 		}
-		for (size_t i = 1; i < node->n_input; i++) {
-			if ((v = bnf_graph_value(&c->gi, node->input[i])))
-				v->n_consumers--;
-			if (strlist_add(&c->released, node->input[i]) < 0)
+		for (size_t i = 1; i < node->n_input; i++)
+			if (release(c, node->input[i]) < 0)
 				goto oom;
-		}
 	}
 	c->node_removed[p->node] = true;
 	if (record_fusion(c, p, layer_op, p->scale_weight && !weight_inplace, p->write_bias && !p->has_bias) < 0)
@@ -532,15 +586,9 @@ static int sweep(gctx *c)
 		for (size_t o = 0; o < node->n_output; o++)
 			if (node->output[o][0] && strlist_add(&c->killed, node->output[o]) < 0)
 				return -1;
-		for (size_t i = 0; i < node->n_input; i++) {
-			bnf_value *iv;
-			if (!node->input[i][0])
-				continue;
-			if ((iv = bnf_graph_value(&c->gi, node->input[i])))
-				iv->n_consumers--;
-			if (strlist_add(&c->released, node->input[i]) < 0)
+		for (size_t i = 0; i < node->n_input; i++)
+			if (node->input[i][0] && release(c, node->input[i]) < 0)
 				return -1;
-		}
 	}
 	return 0;
 }
@@ -591,10 +639,10 @@ static void compact(gctx *c)
 	g->n_value_info = j;
 }
 
-static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *parent,
-		      const char *path, int ir, int opset, const bnf_fold_options *opt, bnf_result *res);
+static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset,
+		      bool in_function);
 
-static int fold_subgraphs(gctx *c, int ir, int opset, const bnf_fold_options *opt)
+static int fold_subgraphs(gctx *c)
 {
 	char lb[64];
 	for (size_t n = 0; n < c->g->n_node; n++) {
@@ -613,7 +661,7 @@ static int fold_subgraphs(gctx *c, int ir, int opset, const bnf_fold_options *op
 				int r;
 				if (!name)
 					return bnf_error("%s: out of memory", c->path);
-				r = fold_graph(sg, name, &c->gi, c->path, ir, opset, opt, c->res);
+				r = fold_graph(c->run, sg, name, c, c->gi.opset, false);
 				free(name);
 				if (r < 0)
 					return -1;
@@ -623,9 +671,12 @@ static int fold_subgraphs(gctx *c, int ir, int opset, const bnf_fold_options *op
 	return 0;
 }
 
-static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *parent,
-		      const char *path, int ir, int opset, const bnf_fold_options *opt, bnf_result *res)
+static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *parent, int opset,
+		      bool in_function)
 {
+	const bnf_fold_options *opt = run->opt;
+	const char *path = run->path;
+	bnf_result *res = run->res;
 	gctx c;
 	bool *handled = NULL, progress = true;
 	int rc = -1;
@@ -633,12 +684,21 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 	memset(&c, 0, sizeof(c));
 	c.g = g;
 	c.is_subgraph = parent != NULL;
+	c.in_function = in_function;
+	c.parent = parent;
+	c.run = run;
 	c.path = path;
 	c.res = res;
-	if (bnf_graph_build(&c.gi, g, parent, path, ir, opset, opt->fold_overridable) < 0)
+	if (bnf_graph_build(&c.gi, g, parent ? &parent->gi : NULL, path, run->ir, opset, opt->fold_overridable) < 0)
 		return -1;
+	if (g == run->model->graph &&
+	    bnf_graph_add_training(&c.gi, run->model->training_info, run->model->n_training_info) < 0) {
+		bnf_graph_free(&c.gi);
+		return bnf_error("%s: out of memory", path);
+	}
 	c.pl = opt->payloads;
 	c.gi.payloads = opt->payloads;
+	c.gi.is_function = in_function;
 	c.init_cap = g->n_initializer + 1;
 	c.node_removed = calloc(g->n_node + 1, sizeof(bool));
 	c.init_removed = calloc(c.init_cap, sizeof(bool));
@@ -701,8 +761,13 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 		bnf_error("%s: out of memory", path);
 		goto out;
 	}
-	if (fold_subgraphs(&c, ir, opset, opt) < 0)
+	if (fold_subgraphs(&c) < 0)
 		goto out;
+	/* Folds in subgraphs may have left names of this graph without a reader. */
+	if (sweep(&c) < 0) {
+		bnf_error("%s: out of memory", path);
+		goto out;
+	}
 	compact(&c);
 	rc = 0;
 out:
@@ -717,17 +782,73 @@ out:
 	return rc;
 }
 
+/* The default-domain opset imported by a list, or def. */
+static int default_opset(Onnx__OperatorSetIdProto *const *imports, size_t n, int def)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *d = imports[i]->domain;
+		if ((!d || !d[0] || strcmp(d, "ai.onnx") == 0) && imports[i]->has_version)
+			def = (int)imports[i]->version;
+	}
+	return def;
+}
+
+/* Fold the BNs of a function body (ModelProto.functions) like a graph whose
+ * inputs are the function's inputs.  A body has no initializers: a fold is
+ * made only when it can edit Constant nodes in place, else the BN is
+ * reported (unsupported_storage).  Editing the body is right for every
+ * call, since the BN and its layer are both in it. */
+static int fold_function(frun *run, Onnx__FunctionProto *f, int model_opset)
+{
+	size_t n_io = f->n_input + f->n_output;
+	Onnx__ValueInfoProto *vi = calloc(n_io + 1, sizeof(*vi));
+	Onnx__ValueInfoProto **io = calloc(n_io + 1, sizeof(*io));
+	Onnx__GraphProto g;
+	char *gname = bnf_asprintf("function %s%s%s", f->domain && f->domain[0] ? f->domain : "",
+				   f->domain && f->domain[0] ? "." : "", f->name ? f->name : "");
+	int rc = -1;
+
+	if (!vi || !io || !gname) {
+		bnf_error("%s: out of memory", run->path);
+		goto out;
+	}
+	/* A graph that borrows the body's nodes and names; its inputs and
+	 * outputs carry only names. */
+	for (size_t i = 0; i < n_io; i++) {
+		onnx__value_info_proto__init(&vi[i]);
+		vi[i].name = i < f->n_input ? f->input[i] : f->output[i - f->n_input];
+		io[i] = &vi[i];
+	}
+	onnx__graph_proto__init(&g);
+	g.name = f->name;
+	g.n_node = f->n_node;
+	g.node = f->node;
+	g.n_input = f->n_input;
+	g.input = io;
+	g.n_output = f->n_output;
+	g.output = io + f->n_input;
+	if (bnf_graph_collect_names(&run->names, &g) < 0) {
+		bnf_error("%s: out of memory", run->path);
+		goto out;
+	}
+	rc = fold_graph(run, &g, gname, NULL, default_opset(f->opset_import, f->n_opset_import, model_opset), true);
+	f->n_node = g.n_node; /* folded nodes were removed from the same array */
+out:
+	free(vi);
+	free(io);
+	free(gname);
+	return rc;
+}
+
 int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options *opt,
 		   bnf_result *res)
 {
-	int opset = -1;
+	int opset = -1, rc;
+	frun run;
 
 	memset(res, 0, sizeof(*res));
-	for (size_t i = 0; i < m->n_opset_import; i++) {
-		const char *d = m->opset_import[i]->domain;
-		if ((!d || !d[0] || strcmp(d, "ai.onnx") == 0) && m->opset_import[i]->has_version)
-			opset = (int)m->opset_import[i]->version;
-	}
+	memset(&run, 0, sizeof(run));
+	opset = default_opset(m->opset_import, m->n_opset_import, -1);
 	res->ir_version = m->has_ir_version ? m->ir_version : 0;
 	res->opset = opset;
 	res->producer_name = bnf_strdup(m->producer_name ? m->producer_name : "");
@@ -738,11 +859,31 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 		return bnf_error("%s: the model has no graph", path);
 	if (opset < 0)
 		opset = 1; /* no default-domain import: the oldest rules apply */
-	res->nodes_before = (size_t)count_nodes(m->graph);
-	if (fold_graph(m->graph, m->graph->name && m->graph->name[0] ? m->graph->name : "main", NULL, path,
-		       (int)res->ir_version, opset, opt, res) < 0)
+	res->nodes_before = count_model_nodes(m);
+	run.path = path;
+	run.ir = (int)res->ir_version;
+	run.opt = opt;
+	run.res = res;
+	run.model = m;
+	rc = bnf_graph_collect_names(&run.names, m->graph);
+	for (size_t i = 0; rc == 0 && i < m->n_training_info; i++) {
+		const Onnx__TrainingInfoProto *t = m->training_info[i];
+		if ((t->initialization && bnf_graph_collect_names(&run.names, t->initialization) < 0) ||
+		    (t->algorithm && bnf_graph_collect_names(&run.names, t->algorithm) < 0))
+			rc = -1;
+	}
+	if (rc < 0) {
+		bnf_graph_free(&run.names);
+		return bnf_error("%s: out of memory", path);
+	}
+	rc = fold_graph(&run, m->graph, m->graph->name && m->graph->name[0] ? m->graph->name : "main", NULL, opset,
+			false);
+	for (size_t i = 0; rc == 0 && i < m->n_functions; i++)
+		rc = fold_function(&run, m->functions[i], opset);
+	bnf_graph_free(&run.names);
+	if (rc < 0)
 		return -1;
-	res->nodes_after = (size_t)count_nodes(m->graph);
+	res->nodes_after = count_model_nodes(m);
 	return 0;
 }
 

@@ -107,6 +107,23 @@ static int resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const cha
 	return 1;
 }
 
+/* The first attribute of n that refers to an attribute of the enclosing
+ * function (its value is set per call), or NULL. */
+static const Onnx__AttributeProto *attr_reference(const Onnx__NodeProto *n)
+{
+	for (size_t a = 0; a < n->n_attribute; a++)
+		if (n->attribute[a]->ref_attr_name && n->attribute[a]->ref_attr_name[0])
+			return n->attribute[a];
+	return NULL;
+}
+
+static int skip_attr_reference(bnf_plan *p, const Onnx__NodeProto *n, const Onnx__AttributeProto *a)
+{
+	return skip(p, BNF_ATTRIBUTE_REFERENCE, "attribute '%s' of %s '%s' is the function's attribute '%s'",
+		    a->name ? a->name : "", n->op_type ? n->op_type : "node", n->name ? n->name : "",
+		    a->ref_attr_name);
+}
+
 /* True when the BN at this opset computes batch statistics. */
 static bool bn_is_training(const bnf_graph *gi, const Onnx__NodeProto *bn, char *why, size_t len)
 {
@@ -179,11 +196,14 @@ static int layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProt
 			  layer_kind kind, double **old_bias)
 {
 	const bnf_tview *w;
+	const Onnx__AttributeProto *ref;
 	const char *wname;
 	size_t C;
 	int r;
 
 	*old_bias = NULL;
+	if ((ref = attr_reference(layer)))
+		return skip_attr_reference(p, layer, ref);
 	if (layer->n_input < 2 || !layer->input[1][0])
 		return skip(p, BNF_WEIGHT_NOT_CONSTANT, "the %s has no weight input", layer->op_type);
 	wname = layer->input[1];
@@ -519,6 +539,7 @@ int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p)
 {
 	const Onnx__NodeProto *bn = gi->g->node[node];
 	const bnf_value *x;
+	const Onnx__AttributeProto *ref;
 	layer_kind kind = L_NONE;
 	bnf_plan before;
 	char why[200];
@@ -538,6 +559,8 @@ int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p)
 	for (int i = 0; i < 5; i++)
 		if (!bn->input[i][0])
 			return skip(p, BNF_BN_MALFORMED, "input %d is empty", i);
+	if ((ref = attr_reference(bn)))
+		return skip_attr_reference(p, bn, ref);
 	if (bn_is_training(gi, bn, why, sizeof(why)))
 		return skip(p, BNF_BN_TRAINING_MODE, "%s", why);
 	if (gi->opset < 9 && bnf_node_attr_int(bn, "spatial", 1) == 0)

@@ -24,7 +24,11 @@
 	  "the BatchNormalization computes batch statistics (training mode or its running "   \
 	  "statistics outputs are used)")                                                     \
 	X(BNF_BN_NOT_SPATIAL, "bn_not_spatial", "spatial=0: parameters per activation, not per channel") \
-	X(BNF_PARAM_NOT_CONSTANT, "param_not_constant", "a BN parameter is computed or supplied at run time") \
+	X(BNF_ATTRIBUTE_REFERENCE, "attribute_reference",                                     \
+	  "an attribute of the BN or its layer refers to an attribute of the function it is "  \
+	  "in (ref_attr_name), so its value is set per call")                                 \
+	X(BNF_PARAM_NOT_CONSTANT, "param_not_constant",                                       \
+	  "a BN parameter is computed or supplied at run time, or assigned by training_info")  \
 	X(BNF_PARAM_IS_GRAPH_INPUT, "param_is_graph_input",                                   \
 	  "a parameter or weight is an initializer also listed as a graph input (IR >= 4), "  \
 	  "so a caller may override it; --fold-overridable folds it anyway")                  \
@@ -35,7 +39,7 @@
 	X(BNF_DTYPE_MISMATCH, "dtype_mismatch", "the layer's weight and bias have different types") \
 	X(BNF_UNSUPPORTED_STORAGE, "unsupported_storage",                                     \
 	  "a tensor is stored in a way this version does not rewrite (rank > 8, "              \
-	  "a new tensor inside a subgraph of an IR < 4 model)")                               \
+	  "a new tensor inside a subgraph of an IR < 4 model or inside a function body)")     \
 	X(BNF_NONPOSITIVE_VARIANCE, "nonpositive_variance", "var + epsilon <= 0 for some channel") \
 	X(BNF_NON_FINITE_PARAM, "non_finite_param", "NaN or Inf in a parameter, weight or bias") \
 	X(BNF_OVERFLOW, "overflow", "a folded value does not fit the tensor's type")          \

@@ -195,6 +195,76 @@ fail:
 	return -1;
 }
 
+int bnf_graph_add_training(bnf_graph *gi, Onnx__TrainingInfoProto *const *ti, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const Onnx__TrainingInfoProto *t = ti[i];
+		Onnx__StringStringEntryProto *const *bind[2] = {t->initialization_binding, t->update_binding};
+		size_t n_bind[2] = {t->n_initialization_binding, t->n_update_binding};
+
+		if ((t->initialization && count_subgraph_reads(gi, t->initialization) < 0) ||
+		    (t->algorithm && count_subgraph_reads(gi, t->algorithm) < 0))
+			return -1;
+		for (int k = 0; k < 2; k++)
+			for (size_t b = 0; b < n_bind[k]; b++) {
+				bnf_value *v;
+				if (!bind[k][b]->key || !bind[k][b]->key[0])
+					continue;
+				if (!(v = bnf_graph_value_add(gi, bind[k][b]->key)))
+					return -1;
+				v->trained = true;
+				v->n_consumers++;
+			}
+	}
+	return 0;
+}
+
+static int add_name(bnf_graph *names, const char *name)
+{
+	return !name || !name[0] || bnf_graph_value_add(names, name) ? 0 : -1;
+}
+
+static int add_value_infos(bnf_graph *names, Onnx__ValueInfoProto *const *vi, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (add_name(names, vi[i]->name) < 0)
+			return -1;
+	return 0;
+}
+
+int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g)
+{
+	for (size_t i = 0; i < g->n_initializer; i++)
+		if (add_name(names, g->initializer[i]->name) < 0)
+			return -1;
+	for (size_t i = 0; i < g->n_sparse_initializer; i++) {
+		const Onnx__SparseTensorProto *sp = g->sparse_initializer[i];
+		if (sp->values && add_name(names, sp->values->name) < 0)
+			return -1;
+	}
+	if (add_value_infos(names, g->input, g->n_input) < 0 || add_value_infos(names, g->output, g->n_output) < 0 ||
+	    add_value_infos(names, g->value_info, g->n_value_info) < 0)
+		return -1;
+	for (size_t n = 0; n < g->n_node; n++) {
+		const Onnx__NodeProto *node = g->node[n];
+		for (size_t i = 0; i < node->n_input; i++)
+			if (add_name(names, node->input[i]) < 0)
+				return -1;
+		for (size_t o = 0; o < node->n_output; o++)
+			if (add_name(names, node->output[o]) < 0)
+				return -1;
+		for (size_t a = 0; a < node->n_attribute; a++) {
+			const Onnx__AttributeProto *at = node->attribute[a];
+			if (at->g && bnf_graph_collect_names(names, at->g) < 0)
+				return -1;
+			for (size_t k = 0; k < at->n_graphs; k++)
+				if (bnf_graph_collect_names(names, at->graphs[k]) < 0)
+					return -1;
+		}
+	}
+	return 0;
+}
+
 void bnf_graph_free(bnf_graph *gi)
 {
 	for (size_t i = 0; i < gi->cap; i++)
@@ -409,6 +479,11 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 		if (v->init >= 0) {
 			Onnx__TensorProto *t = cur->g->initializer[v->init];
 			bnf_tensor_status ts;
+			if (v->trained) {
+				snprintf(c->msg, sizeof(c->msg),
+					 "'%s' is an initializer that the model's training_info assigns, so it is not a constant", name);
+				return BNF_CONST_NOT_CONSTANT;
+			}
 			if (v->is_input && !bnf_graph_inputs_are_defaults(cur)) {
 				snprintf(c->msg, sizeof(c->msg),
 					 "'%s' is an initializer also listed as a graph input, so a caller may override it", name);
@@ -425,10 +500,20 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 			return BNF_CONST_OK;
 		}
 		if (v->producer < 0) {
-			snprintf(c->msg, sizeof(c->msg), "'%s' is a graph input, set at run time", name);
+			snprintf(c->msg, sizeof(c->msg), cur->is_function ? "'%s' is an input of the function, set per call"
+									  : "'%s' is a graph input, set at run time", name);
 			return BNF_CONST_NOT_CONSTANT;
 		}
 		node = cur->g->node[v->producer];
+		for (size_t a = 0; a < node->n_attribute; a++) {
+			const char *ref = node->attribute[a]->ref_attr_name;
+			if (ref && ref[0]) { /* inside a function body: set per call */
+				snprintf(c->msg, sizeof(c->msg), "'%s' comes from a %s node whose %s is the function's attribute '%s'",
+					 name, node->op_type ? node->op_type : "?",
+					 node->attribute[a]->name ? node->attribute[a]->name : "attribute", ref);
+				return BNF_CONST_NOT_CONSTANT;
+			}
+		}
 		if (bnf_node_is_onnx(node, "Identity") && node->n_input == 1) {
 			name = node->input[0];
 			continue;

@@ -19,6 +19,7 @@ typedef struct bnf_value {
 	int init;          /* initializer index, -1 if none */
 	bool is_input;
 	bool is_output;
+	bool trained;      /* assigned by a training_info binding: not a constant */
 } bnf_value;
 
 typedef struct bnf_graph {
@@ -28,6 +29,7 @@ typedef struct bnf_graph {
 	int ir_version;
 	int opset;                      /* default-domain opset in force */
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
+	bool is_function;               /* a function body: its inputs are the function's */
 	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
@@ -45,6 +47,19 @@ bnf_value *bnf_graph_value(const bnf_graph *gi, const char *name);
 /* Find or insert the entry for name (copied);
  * NULL on allocation failure.  Invalidates earlier bnf_value pointers. */
 bnf_value *bnf_graph_value_add(bnf_graph *gi, const char *name);
+
+/* Make the main graph's index aware of the model's training_info: reads of
+ * its names by the training graphs (initialization, algorithm) count as
+ * consumers, like reads in subgraphs, and the initializers that a binding
+ * assigns are marked `trained` (read as not constant).  -1 when memory runs
+ * out. */
+int bnf_graph_add_training(bnf_graph *gi, Onnx__TrainingInfoProto *const *ti, size_t n);
+
+/* Add every value name of g and of the subgraphs nested in it (node inputs
+ * and outputs, initializers, sparse initializers, graph inputs, outputs and
+ * value_info) to `names`, a zeroed bnf_graph used as a set of names.
+ * -1 when memory runs out. */
+int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g);
 
 /* True when an initializer listed as a graph input may be treated as a
  * constant: IR < 4 (inputs must list every initializer) or --fold-overridable. */

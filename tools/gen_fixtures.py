@@ -20,7 +20,8 @@ expected.json fields, per fixture:
   file          model path relative to testdata/
   desc          one line
   args          extra bnfold command-line arguments
-  bn_before     BatchNormalization nodes in the input (subgraphs included)
+  bn_before     BatchNormalization nodes in the input (subgraphs and function
+                bodies included)
   bn_after      BatchNormalization nodes expected in the output
   folded        expected number of fusions
   skipped       {reason_code: count} of BNs expected to be left in place
@@ -35,6 +36,13 @@ expected.json fields, per fixture:
                 shape inference); false where a model is deliberately
                 inconsistent in a way only shape inference sees
   byte_identical (only where true) bnfold must write the input unchanged
+  numeric       (only where true) every folded tensor must equal the folded
+                values recomputed with numpy from the input, correctly rounded
+                to the tensor's type (within half an ulp)
+  rtol, atol, rtol16, atol16  (only where given) equivalence tolerances; the
+                16 ones apply to float16/bfloat16 outputs
+  fusion_names  (only where given) {BN node: {"weight", "bias"}}: the names the
+                folded layer reads, as the report must give them
 """
 
 import json
@@ -52,7 +60,10 @@ MAX_FILE_SIZE = 100 * 1024
 
 F32 = np.float32
 F64 = np.float64
-ELEM = {F32: TensorProto.FLOAT, F64: TensorProto.DOUBLE}
+F16 = np.float16
+BF16 = "bfloat16"  # numpy has no bfloat16: such arrays are float32 holding bfloat16 values
+ELEM = {F32: TensorProto.FLOAT, F64: TensorProto.DOUBLE, F16: TensorProto.FLOAT16,
+        BF16: TensorProto.BFLOAT16}
 
 
 # --------------------------------------------------------------------------
@@ -64,30 +75,65 @@ def rng_for(name):
     return np.random.RandomState(zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF)
 
 
+def bf16_bits(arr):
+    """bfloat16 bit patterns (uint16) of a float array: float32 first, then
+    round to nearest even on the bits (finite values only)."""
+    u = np.ascontiguousarray(arr, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return u.astype(np.uint16)
+
+
+def as_dtype(arr, dtype):
+    """arr in the storage type: float16/32/64 arrays, or for BF16 a float32
+    array whose values are exactly representable in bfloat16."""
+    if dtype == BF16:
+        bits = bf16_bits(arr).astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(np.shape(arr))
+    return np.asarray(arr).astype(dtype)
+
+
 def bn_params(rng, c, dtype=F32):
     """Random, non-trivial BN parameters: gamma in +-[0.5,1.5] (at least one
     negative), beta/mean normal, var in [0.1, 2.0]."""
     sign = np.where(rng.rand(c) < 0.3, -1.0, 1.0)
     sign[rng.randint(c)] = -1.0
-    gamma = (rng.uniform(0.5, 1.5, c) * sign).astype(dtype)
-    beta = rng.normal(0.0, 0.5, c).astype(dtype)
-    mean = rng.normal(0.0, 0.5, c).astype(dtype)
-    var = rng.uniform(0.1, 2.0, c).astype(dtype)
+    gamma = as_dtype(rng.uniform(0.5, 1.5, c) * sign, dtype)
+    beta = as_dtype(rng.normal(0.0, 0.5, c), dtype)
+    mean = as_dtype(rng.normal(0.0, 0.5, c), dtype)
+    var = as_dtype(rng.uniform(0.1, 2.0, c), dtype)
     return gamma, beta, mean, var
 
 
 def conv_weight(rng, shape, dtype=F32):
-    return (rng.normal(0.0, 0.5, shape)).astype(dtype)
+    return as_dtype(rng.normal(0.0, 0.5, shape), dtype)
 
 
 def conv_bias(rng, c, dtype=F32):
-    return rng.normal(0.0, 0.3, c).astype(dtype)
+    return as_dtype(rng.normal(0.0, 0.3, c), dtype)
 
 
-def make_tensor(name, arr, fmt="raw"):
+def make_tensor(name, arr, fmt="raw", dtype=None):
     """TensorProto from a numpy array, stored as raw_data ("raw") or in the
-    typed repeated field float_data / double_data ("typed")."""
+    typed repeated field ("typed"): float_data / double_data, or int32_data
+    holding the bit patterns of float16 and bfloat16 (dtype=BF16 marks a
+    float32 array as bfloat16 values)."""
     arr = np.ascontiguousarray(arr)
+    if dtype == BF16 or arr.dtype == F16:
+        if dtype == BF16:
+            bits, elem = bf16_bits(arr), TensorProto.BFLOAT16
+        else:
+            bits, elem = arr.view(np.uint16), TensorProto.FLOAT16
+        t = TensorProto()
+        t.name = name
+        t.data_type = elem
+        t.dims.extend(arr.shape)
+        if fmt == "raw":
+            t.raw_data = bits.astype("<u2").tobytes()
+        elif fmt == "typed":
+            t.int32_data.extend(int(b) for b in bits.ravel())
+        else:
+            raise ValueError(fmt)
+        return t
     if fmt == "raw":
         return numpy_helper.from_array(arr, name)
     if fmt == "typed":
@@ -124,18 +170,24 @@ class G:
         self.value_info = []
         self.named = True  # give nodes names
 
-    def init(self, name, arr, fmt="raw"):
-        self.inits.append(make_tensor(name, arr, fmt))
+    def init(self, name, arr, fmt="raw", dtype=None):
+        """Initializer in the graph's type (or dtype), cast from arr."""
+        arr = np.asarray(arr)
+        if arr.dtype.kind == "f" or dtype is not None:
+            dtype = dtype or self.dtype
+            arr = as_dtype(arr, dtype)
+        self.inits.append(make_tensor(name, arr, fmt, dtype))
         return name
 
     def inp(self, name, shape, elem=None):
+        """Graph input; shape None leaves it unrecorded (Loop's iteration count)."""
         self.inputs.append(helper.make_tensor_value_info(
-            name, self.elem if elem is None else elem, list(shape)))
+            name, self.elem if elem is None else elem, None if shape is None else list(shape)))
         return name
 
     def out(self, name, shape, elem=None):
         self.outputs.append(helper.make_tensor_value_info(
-            name, self.elem if elem is None else elem, list(shape)))
+            name, self.elem if elem is None else elem, None if shape is None else list(shape)))
         return name
 
     def vi(self, name, shape, elem=None, doc=""):
@@ -192,13 +244,15 @@ def add_conv(g, rng, x, cin, cout, spatial, prefix, k=3, pad=1, stride=1, group=
     return out, osp
 
 
-def add_bn_inits(g, rng, c, prefix, fmt="raw", fmts=None):
-    """Initializers for BN params; returns [scale, B, mean, var] names."""
+def add_bn_inits(g, rng, c, prefix, fmt="raw", fmts=None, stats_dtype=None):
+    """Initializers for BN params; returns [scale, B, mean, var] names.
+    stats_dtype: mean and var in this type instead of the graph's (BN-15's T2)."""
     vals = bn_params(rng, c, g.dtype)
     names = []
     for i, (suffix, v) in enumerate(zip(("scale", "B", "mean", "var"), vals)):
         f = fmts[i] if fmts else fmt
-        names.append(g.init("%s_%s" % (prefix, suffix), v, f))
+        dt = stats_dtype if stats_dtype is not None and i >= 2 else None
+        names.append(g.init("%s_%s" % (prefix, suffix), v, f, dtype=dt))
     return names
 
 
@@ -214,10 +268,17 @@ FIXTURES = []
 
 
 def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=None,
-            checker=True, full_check=True, byte_identical=False, patterns=None, affine_folded=0):
+            checker=True, full_check=True, byte_identical=False, patterns=None, affine_folded=0,
+            numeric=False, tol=None, fusion_names=None):
     """Register a builder returning a ModelProto, with its hand-written expectations.
     patterns: {pattern: count} over all fusions (BN and Mul/Add), when given;
-    affine_folded: Mul/Add nodes expected to fold into the layer before them."""
+    affine_folded: Mul/Add nodes expected to fold into the layer before them;
+    numeric: the test driver recomputes every folded tensor with numpy and
+    requires it to be the correctly rounded value;
+    tol: equivalence tolerances {rtol, atol, rtol16, atol16} (16: float16 and
+    bfloat16 outputs) where the oracle's defaults do not fit;
+    fusion_names: {bn node name: {"weight": name, "bias": name}} the layer must
+    read after the fold (names of new tensors)."""
     skipped = dict(skipped or {})
 
     def deco(fn):
@@ -226,7 +287,8 @@ def fixture(file, desc, bn_before, folded, skipped=None, equivalence=True, args=
                              folded=folded, skipped=skipped, equivalence=equivalence,
                              checker=checker, full_check=full_check,
                              byte_identical=byte_identical, patterns=patterns,
-                             affine_folded=affine_folded, build=fn))
+                             affine_folded=affine_folded, numeric=numeric,
+                             tol=dict(tol or {}), fusion_names=fusion_names, build=fn))
         return fn
     return deco
 
@@ -271,7 +333,7 @@ def _():
 
 @fixture("conv_bn_double.onnx",
          "float64 throughout; mix of double_data and raw_data tensors "
-         "(ORT CPU has no double Conv kernel)", 1, 1, equivalence=False)
+         "(ORT CPU has no double Conv kernel: numpy oracle)", 1, 1, equivalence=False, numeric=True)
 def _():
     name = "conv_bn_double"
     rng = rng_for(name)
@@ -583,6 +645,340 @@ def _():
     return make_model(g.build(), 13, 7)
 
 
+@fixture("conv_bn_loop.onnx",
+         "Loop (2 iterations) whose body runs Conv->BN->Relu on the carried tensor, with body "
+         "initializers: folds inside the body", 1, 1, patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "conv_bn_loop"
+    rng = rng_for(name)
+    b = G("loop_body")
+    b.inp("iter", (), TensorProto.INT64)
+    b.inp("cond_in", (1,), TensorProto.BOOL)  # onnx 1.12 infers rank 1 here
+    b.inp("x_in", (2, 4, 5, 5))
+    b.node("Identity", ["cond_in"], ["cond_out"], name="loop_cond")
+    c, _s = add_conv(b, rng, "x_in", 4, 4, (5, 5), "body_conv")
+    add_bn(b, c, add_bn_inits(b, rng, 4, "body_bn"), "body_bn_out", "body_bn")
+    b.node("Relu", ["body_bn_out"], ["x_out"], name="body_relu")
+    b.out("cond_out", (1,), TensorProto.BOOL)
+    b.out("x_out", (2, 4, 5, 5))
+    g = G(name)
+    g.inp("X", (2, 4, 5, 5))
+    g.init("trip_count", np.array(2, dtype=np.int64))
+    g.init("cond", np.array(True))
+    g.node("Loop", ["trip_count", "cond", "X"], ["Y"], name="loop", body=b.build())
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_scan.onnx",
+         "Scan over 3 steps; the body's Conv reads its weight from the main graph (outer scope, "
+         "no other reader; 2304 bytes, so streamed from the input file) and its BN output is both a scan output and read by the state Add: "
+         "folds, the weight is copied into the body and the unused outer one removed",
+         1, 1, patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "conv_bn_scan"
+    rng = rng_for(name)
+    b = G("scan_body")
+    b.inp("s_in", (2, 8, 5, 5))
+    b.inp("x_t", (2, 8, 5, 5))
+    b.init("body_conv_B", conv_bias(rng, 8))
+    b.node("Conv", ["x_t", "outer_W", "body_conv_B"], ["body_conv_out"], name="body_conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(b, "body_conv_out", add_bn_inits(b, rng, 8, "body_bn"), "body_bn_out", "body_bn")
+    b.node("Add", ["s_in", "body_bn_out"], ["s_out"], name="body_acc")
+    b.out("s_out", (2, 8, 5, 5))
+    b.out("body_bn_out", (2, 8, 5, 5))
+    g = G(name)
+    g.inp("S0", (2, 8, 5, 5))
+    g.inp("X_seq", (3, 2, 8, 5, 5))
+    g.init("outer_W", conv_weight(rng, (8, 8, 3, 3)))
+    g.node("Scan", ["S0", "X_seq"], ["S", "Y_seq"], name="scan", body=b.build(), num_scan_inputs=1)
+    g.out("S", (2, 8, 5, 5))
+    g.out("Y_seq", (3, 2, 8, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_outer_scope.onnx",
+         "If then-branch: Conv->BN whose weight, bias and BN params are main-graph "
+         "initializers; the weight and bias are also read by a main-graph Conv and by the "
+         "else-branch: copied into the branch, never edited; the BN params lose their only "
+         "reader and are removed from the main graph", 1, 1, patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "conv_bn_outer_scope"
+    rng = rng_for(name)
+    t = G("then_branch")
+    t.node("Conv", ["X", "W", "B"], ["then_conv_out"], name="then_conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(t, "then_conv_out", ["bn_scale", "bn_B", "bn_mean", "bn_var"], "then_Y", "then_bn")
+    t.out("then_Y", (2, 4, 5, 5))
+    e = G("else_branch")
+    e.node("Conv", ["X", "W", "B"], ["else_Y"], name="else_conv",
+           kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    e.out("else_Y", (2, 4, 5, 5))
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("W", conv_weight(rng, (4, 3, 3, 3)))
+    g.init("B", conv_bias(rng, 4))
+    add_bn_inits(g, rng, 4, "bn")
+    g.init("cond", np.array(True))
+    g.node("Conv", ["X", "W", "B"], ["Y0"], name="conv0", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.node("If", ["cond"], ["Y1"], name="if", then_branch=t.build(), else_branch=e.build())
+    g.out("Y0", (2, 4, 5, 5))
+    g.out("Y1", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_bn_name_clash.onnx",
+         "names a fold would create are already defined, unread, in subgraphs: the main Conv "
+         "shares weight 'W' (so it is copied) and has no bias; 'W_bnfold' is the unused "
+         "iteration input of a Loop body inside an If branch, 'W_bnfold_2' an unused initializer "
+         "of the other branch, 'Y1_bnfold_bias' the unused second output of a Split in the Loop "
+         "body: the new tensors are 'W_bnfold_3' and 'Y1_bnfold_bias_2'",
+         1, 1, patterns={"conv_bn": 1}, numeric=True,
+         fusion_names={"bn": dict(weight="W_bnfold_3", bias="Y1_bnfold_bias_2")})
+def _():
+    name = "conv_bn_name_clash"
+    rng = rng_for(name)
+    lb = G("loop_body")
+    lb.inp("W_bnfold", (), TensorProto.INT64)
+    lb.inp("cond_in", (1,), TensorProto.BOOL)
+    lb.inp("v_in", (2, 4, 5, 5))
+    lb.node("Identity", ["cond_in"], ["cond_out"], name="loop_cond")
+    lb.node("Split", ["v_in"], ["v_a", "Y1_bnfold_bias"], name="loop_split", axis=1)
+    lb.node("Concat", ["v_a", "v_a"], ["v_out"], name="loop_concat", axis=1)
+    lb.out("cond_out", (1,), TensorProto.BOOL)
+    lb.out("v_out", (2, 4, 5, 5))
+    t = G("then_branch")
+    t.node("Loop", ["trip_count", "", "Y2"], ["then_Y"], name="then_loop", body=lb.build())
+    t.out("then_Y", (2, 4, 5, 5))
+    e = G("else_branch")
+    e.init("W_bnfold_2", conv_weight(rng, (4,)))
+    e.node("Neg", ["Y2"], ["else_Y"], name="else_neg")
+    e.out("else_Y", (2, 4, 5, 5))
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    g.init("W", conv_weight(rng, (4, 3, 3, 3)))
+    add_bn_inits(g, rng, 4, "bn")
+    g.init("cond", np.array(True))
+    g.init("trip_count", np.array(2, dtype=np.int64))
+    g.node("Conv", ["X", "W"], ["conv_out"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    add_bn(g, "conv_out", ["bn_scale", "bn_B", "bn_mean", "bn_var"], "Y1", "bn")
+    g.node("Conv", ["X", "W"], ["Y2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.node("If", ["cond"], ["Y3"], name="if", then_branch=t.build(), else_branch=e.build())
+    g.out("Y1", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    g.out("Y3", (2, 4, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
+FN_DOMAIN = "bnfold.test"
+
+
+def function_conv_bn(rng, fname, cin, cout, bias=True, eps_ref=False, mean_input=False):
+    """A FunctionProto x -> Conv -> BN -> Relu -> y whose weights and BN
+    params are Constant nodes of the body.  eps_ref: the BN's epsilon is the
+    function's attribute "eps"; mean_input: the BN mean is the function's
+    second input."""
+    nodes = []
+
+    def const(name, arr, fmt="raw"):
+        nodes.append(helper.make_node("Constant", [], [name], name="const_" + name,
+                                      value=make_tensor(name, arr, fmt)))
+        return name
+
+    w = const("w", conv_weight(rng, (cout, cin, 3, 3)))
+    ins = ["x", w] + ([const("b", conv_bias(rng, cout))] if bias else [])
+    nodes.append(helper.make_node("Conv", ins, ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    gamma, beta, mean, var = bn_params(rng, cout)
+    params = [const("scale", gamma), const("B", beta, "typed"),
+              "mean" if mean_input else const("mean", mean), const("var", var, "typed")]
+    bn = helper.make_node("BatchNormalization", ["c"] + params, ["bn_out"], name="bn")
+    if eps_ref:
+        a = onnx.AttributeProto()
+        a.name, a.ref_attr_name, a.type = "epsilon", "eps", onnx.AttributeProto.FLOAT
+        bn.attribute.append(a)
+    nodes.append(bn)
+    nodes.append(helper.make_node("Relu", ["bn_out"], ["y"], name="relu"))
+    return helper.make_function(FN_DOMAIN, fname, ["x", "mean"] if mean_input else ["x"], ["y"], nodes,
+                                [helper.make_opsetid("", 15)], ["eps"] if eps_ref else [])
+
+
+@fixture("conv_bn_function.onnx",
+         "model-local functions (IR 8): ConvBnRelu's Conv->BN with Constant weight, bias and "
+         "params folds in place (weight 2304 bytes: streamed); ConvBnNoBias needs a new bias "
+         "tensor (unsupported_storage); ConvBnEps's epsilon is a function attribute "
+         "(attribute_reference); ConvBnMean's mean is a function input (param_not_constant); "
+         "a Conv->BN in the main graph folds too",
+         5, 2, skipped={"unsupported_storage": 1, "attribute_reference": 1, "param_not_constant": 1},
+         numeric=True)
+def _():
+    name = "conv_bn_function"
+    rng = rng_for(name)
+    funcs = [function_conv_bn(rng, "ConvBnRelu", 8, 8),
+             function_conv_bn(rng, "ConvBnNoBias", 8, 4, bias=False),
+             function_conv_bn(rng, "ConvBnEps", 8, 4, eps_ref=True),
+             function_conv_bn(rng, "ConvBnMean", 8, 4, mean_input=True)]
+    g = G(name)
+    g.inp("X", (2, 8, 5, 5))
+    g.node("ConvBnRelu", ["X"], ["Y1"], name="call_relu", domain=FN_DOMAIN)
+    g.node("ConvBnNoBias", ["X"], ["Y2"], name="call_nobias", domain=FN_DOMAIN)
+    g.node("ConvBnEps", ["X"], ["Y3"], name="call_eps", domain=FN_DOMAIN, eps=1e-3)
+    g.init("call_mean", rng.normal(0.0, 0.5, 4))
+    g.node("ConvBnMean", ["X", "call_mean"], ["Y4"], name="call_mean", domain=FN_DOMAIN)
+    c, _s = add_conv(g, rng, "X", 8, 4, (5, 5), "conv")
+    add_bn(g, c, add_bn_inits(g, rng, 4, "bn"), "Y5", "bn")
+    g.out("Y1", (2, 8, 5, 5))
+    for y in ("Y2", "Y3", "Y4", "Y5"):
+        g.out(y, (2, 4, 5, 5))
+    m = make_model(g.build(), 15, 8)
+    m.opset_import.append(helper.make_opsetid(FN_DOMAIN, 1))
+    m.functions.extend(funcs)
+    return m
+
+
+# ---------------------------------------------------------------- lossless round trip (issue 5)
+#
+# Fields a newer ONNX schema has (IR 10/11) are written as raw protobuf
+# fields, which onnx 1.12 and Debian's onnx.proto do not know: protobuf keeps
+# them as unknown fields, and bnfold must too.  Each carries a marker string
+# (RT-...) that tests/oracle/test_roundtrip.py looks for in the output.
+
+
+def pb_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def pb_len(field, data):
+    """A length-delimited field (wire type 2)."""
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_uint(field, n):
+    return pb_varint(field << 3) + pb_varint(n)
+
+
+def pb_entry(field, key, value):
+    """A StringStringEntryProto field (metadata_props)."""
+    return pb_len(field, pb_len(1, key.encode()) + pb_len(2, value.encode()))
+
+
+def add_unknown(msg, data):
+    """Merge encoded fields into msg; those msg's schema lacks stay unknown."""
+    msg.MergeFromString(data)
+
+
+@fixture("roundtrip_newer_schema.onnx",
+         "lossless round trip: unknown fields (newer schema) on model, graph, nodes, tensors, "
+         "attributes, value_info, function and training graph; doc strings everywhere, "
+         "metadata_props, training_info whose algorithm updates W1 and reads bn2_mean, an unread "
+         "sparse initializer (onnx 1.12 types it sparse_tensor, which no operator takes), a "
+         "string initializer, value_info, a custom-domain opset import, a "
+         "function; conv2->bn2 folds (its 2304-byte weight streamed), bn1 is left because "
+         "training_info assigns W1", 2, 1, skipped={"weight_not_constant": 1},
+         patterns={"conv_bn": 1}, numeric=True)
+def _():
+    name = "roundtrip_newer_schema"
+    rng = rng_for(name)
+    g = G("roundtrip", doc="graph doc string: keep")
+    g.inputs.append(helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 8, 6, 6], doc_string="X doc"))
+    g.inputs.append(helper.make_tensor_value_info("Z", TensorProto.FLOAT, [8], doc_string="Z doc"))
+    for k in (1, 2):
+        g.init("W%d" % k, conv_weight(rng, (8, 8, 3, 3)))
+        g.init("B%d" % k, conv_bias(rng, 8), "typed" if k == 2 else "raw")
+        add_bn_inits(g, rng, 8, "bn%d" % k)
+    for t in g.inits:
+        t.doc_string = "initializer %s: keep" % t.name
+    labels = helper.make_tensor("labels", TensorProto.STRING, [2], [b"cat", b"dog"])
+    labels.doc_string = "string initializer: keep"
+    g.inits.append(labels)
+    g.node("Conv", ["X", "W1", "B1"], ["c1"], name="conv1", doc="conv1 doc", kernel_shape=[3, 3],
+           pads=[1, 1, 1, 1])
+    add_bn(g, "c1", ["bn1_scale", "bn1_B", "bn1_mean", "bn1_var"], "b1", "bn1")
+    g.nodes[-1].doc_string = "bn1 doc"
+    g.node("Relu", ["b1"], ["r1"], name="relu1", doc="relu1 doc")
+    g.node("Conv", ["r1", "W2", "B2"], ["c2"], name="conv2", doc="conv2 doc", kernel_shape=[3, 3],
+           pads=[1, 1, 1, 1])
+    add_bn(g, "c2", ["bn2_scale", "bn2_B", "bn2_mean", "bn2_var"], "Y", "bn2")
+    g.nodes[-1].doc_string = "bn2 doc"
+    g.node("Identity", ["labels"], ["Y3"], name="labels_out", doc="identity doc")
+    g.node("Double", ["Z"], ["Y4"], name="call_double", domain="bnfold.roundtrip", doc="call doc")
+    for v in ("c1", "b1", "r1", "c2"):
+        g.vi(v, (2, 8, 6, 6), doc="value_info %s: keep" % v)
+    g.out("Y", (2, 8, 6, 6))
+    g.out("Y3", (2,), TensorProto.STRING)
+    g.out("Y4", (8,))
+    graph = g.build()
+    sp = onnx.SparseTensorProto()
+    sp.dims.extend([8])
+    sp.values.CopyFrom(helper.make_tensor("sparse_bias", TensorProto.FLOAT, [2], [0.5, -1.5]))
+    sp.indices.CopyFrom(helper.make_tensor("sparse_bias_indices", TensorProto.INT64, [2], [1, 5]))
+    graph.sparse_initializer.append(sp)
+    qa = graph.quantization_annotation.add()
+    qa.tensor_name = "Z"
+    qa.quant_parameter_tensor_names.add(key="SCALE_TENSOR", value="Z_scale")
+
+    nodes = {n.name: n for n in graph.node}
+    inits = {t.name: t for t in graph.initializer}
+    # unknown fields: NodeProto.metadata_props (9) and overload (8), IR 10
+    add_unknown(nodes["conv1"], pb_entry(9, "RT-NODE-conv1", "keep"))
+    add_unknown(nodes["conv2"], pb_entry(9, "RT-NODE-conv2", "keep"))
+    add_unknown(nodes["relu1"], pb_len(8, b"RT-NODE-relu1-overload"))
+    # AttributeProto: no newer field exists; 1001 stands for one
+    add_unknown(nodes["conv1"].attribute[0], pb_len(1001, b"RT-ATTR-conv1"))
+    add_unknown(nodes["conv2"].attribute[1], pb_len(1001, b"RT-ATTR-conv2"))
+    for n in graph.node:
+        for a in n.attribute:
+            a.doc_string = "attribute %s of %s: keep" % (a.name, n.name)
+    # TensorProto.metadata_props (16), IR 10: on the folded weight and bias too
+    for t in ("W1", "W2", "B2", "bn1_var", "labels"):
+        add_unknown(inits[t], pb_entry(16, "RT-TENSOR-" + t, "keep"))
+    add_unknown(graph.sparse_initializer[0].values, pb_entry(16, "RT-TENSOR-sparse", "keep"))
+    # ValueInfoProto.metadata_props (4), GraphProto.metadata_props (16), IR 10
+    add_unknown([v for v in graph.value_info if v.name == "r1"][0], pb_entry(4, "RT-VI-r1", "keep"))
+    add_unknown(graph, pb_entry(16, "RT-GRAPH", "keep"))
+
+    double = helper.make_function("bnfold.roundtrip", "Double", ["x"], ["y"],
+                                  [helper.make_node("Add", ["x", "x"], ["y"], name="twice")],
+                                  [helper.make_opsetid("", 15)], doc_string="function doc: keep")
+    add_unknown(double, pb_entry(14, "RT-FUNCTION", "keep"))  # FunctionProto.metadata_props, IR 10
+
+    # training_info: the algorithm updates W1 (so conv1's BN must stay) and reads bn2_mean
+    a = G("rt_algorithm", doc="training algorithm doc: keep")
+    a.init("lr", np.array([0.5], dtype=np.float32))
+    a.node("Mul", ["W1", "lr"], ["W1_new"], name="sgd", doc="sgd doc")
+    a.node("Identity", ["bn2_mean"], ["bn2_mean_seen"], name="peek")
+    a.out("W1_new", (8, 8, 3, 3))
+    a.out("bn2_mean_seen", (8,))
+    algo = a.build()
+    add_unknown(algo, pb_entry(16, "RT-TRAIN-GRAPH", "keep"))
+    ti = onnx.TrainingInfoProto()
+    ti.algorithm.CopyFrom(algo)
+    ti.update_binding.add(key="W1", value="W1_new")
+
+    m = make_model(graph, 15, 8, doc="model doc string: keep")
+    m.model_version = 5
+    m.domain = "org.bnfold.fixtures"
+    helper.set_model_props(m, {"author": "bnfold-fixtures", "purpose": "lossless round trip"})
+    m.opset_import.append(helper.make_opsetid("bnfold.roundtrip", 1))
+    m.opset_import.append(helper.make_opsetid("com.example.unused", 3))
+    m.functions.append(double)
+    m.training_info.append(ti)
+    # ModelProto.configuration (26, DeviceConfigurationProto, IR 11) and two fields no schema has
+    add_unknown(m, pb_len(26, pb_len(1, b"RT-MODEL-configuration") + pb_uint(2, 1)))
+    add_unknown(m, pb_uint(1000, 7) + pb_len(1002, b"RT-MODEL-1002"))
+    data = m.SerializeToString()
+    for marker in (b"RT-NODE-conv1", b"RT-ATTR-conv2", b"RT-TENSOR-W2", b"RT-VI-r1", b"RT-GRAPH",
+                   b"RT-FUNCTION", b"RT-TRAIN-GRAPH", b"RT-MODEL-configuration", b"RT-MODEL-1002"):
+        assert data.count(marker) == 1, marker
+    return m
+
+
 # ---------------------------------------------------------------- negative
 
 @fixture("bn_standalone.onnx", "BN directly on the graph input", 1, 0,
@@ -835,22 +1231,23 @@ def _():
 
 # ---------------------------------------------------------------- other layers (issue 4)
 
-def convtranspose_bn(name, cin, cout, group, bias, spatial=(4, 4), k=3, stride=2, out_pad=1, pad=1):
+def convtranspose_bn(name, cin, cout, group, bias, spatial=(4, 4), k=3, stride=2, out_pad=1, pad=1,
+                     dtype=F32, fmt="raw", opset=13, ir=7):
     """X -> ConvTranspose(group, stride, output_padding) -> BN -> Y.
     Weight [C_in, C_out/group, k, k]."""
     rng = rng_for(name)
-    g = G(name)
+    g = G(name, dtype)
     g.inp("X", (2, cin) + spatial)
     w = conv_weight(rng, (cin, cout // group, k, k))
-    ins = ["X", g.init("ct_W", w)]
+    ins = ["X", g.init("ct_W", w, fmt)]
     if bias:
-        ins.append(g.init("ct_B", conv_bias(rng, cout)))
+        ins.append(g.init("ct_B", conv_bias(rng, cout), fmt))
     g.node("ConvTranspose", ins, ["ct_out"], name="ct", kernel_shape=[k, k], strides=[stride, stride],
            pads=[pad] * 4, output_padding=[out_pad, out_pad], group=group)
     osp = tuple((n - 1) * stride - 2 * pad + k + out_pad for n in spatial)
-    add_bn(g, "ct_out", add_bn_inits(g, rng, cout, "bn"), "Y", "bn")
+    add_bn(g, "ct_out", add_bn_inits(g, rng, cout, "bn", fmt=fmt), "Y", "bn")
     g.out("Y", (2, cout) + osp)
-    return make_model(g.build(), 13, 7)
+    return make_model(g.build(), opset, ir)
 
 
 @fixture("convtranspose_bn.onnx", "ConvTranspose (group 1, stride 2, output_padding 1, bias) -> BN",
@@ -889,14 +1286,16 @@ def _():
     return make_model(g.build(), 11, 7)
 
 
-def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4):
+def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4, dtype=F32, fmt="raw",
+            bn_fmt=None, stats_dtype=None, opset=13, ir=7):
+    """A -> Gemm -> BN -> Y; stats_dtype: BN mean/var in another type (BN-15)."""
     rng = rng_for(name)
-    g = G(name)
+    g = G(name, dtype)
     g.inp("A", (m, k))
     b = conv_weight(rng, (n, k) if trans_b else (k, n))
-    ins = ["A", g.init("gemm_B", b)]
+    ins = ["A", g.init("gemm_B", b, fmt)]
     if c_shape is not None:
-        ins.append(g.init("gemm_C", rng.normal(0, 0.3, c_shape).astype(F32)))
+        ins.append(g.init("gemm_C", rng.normal(0, 0.3, c_shape).astype(F32), fmt))
     attrs = {}
     if trans_b:
         attrs["transB"] = 1
@@ -905,9 +1304,10 @@ def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4):
     if beta != 1.0:
         attrs["beta"] = beta
     g.node("Gemm", ins, ["gemm_out"], name="gemm", **attrs)
-    add_bn(g, "gemm_out", add_bn_inits(g, rng, n, "bn"), "Y", "bn")
+    add_bn(g, "gemm_out", add_bn_inits(g, rng, n, "bn", fmt=bn_fmt or fmt, stats_dtype=stats_dtype),
+           "Y", "bn")
     g.out("Y", (m, n))
-    return make_model(g.build(), 13, 7)
+    return make_model(g.build(), opset, ir)
 
 
 @fixture("gemm_bn_transb0.onnx", "Gemm transB=0 (B [K,N]: columns scale), C [N] -> BN", 1, 1,
@@ -933,9 +1333,10 @@ def _():
     return gemm_bn("gemm_bn_scalar_c", True, (1,), beta=0.5)
 
 
-def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False):
+def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False, dtype=F32, fmt="raw",
+              stats_dtype=None, opset=13, ir=7):
     rng = rng_for(name)
-    g = G(name)
+    g = G(name, dtype)
     g.inp("A", a_shape)
     a = "A"
     if relu_first:
@@ -943,11 +1344,11 @@ def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False):
         a = "a_relu"
         if value_info:
             g.vi("a_relu", a_shape)
-    g.init("mm_B", conv_weight(rng, (a_shape[-1], n)))
+    g.init("mm_B", conv_weight(rng, (a_shape[-1], n)), fmt)
     g.node("MatMul", [a, "mm_B"], ["mm_out"], name="mm")
-    add_bn(g, "mm_out", add_bn_inits(g, rng, bn_c, "bn"), "Y", "bn")
+    add_bn(g, "mm_out", add_bn_inits(g, rng, bn_c, "bn", fmt=fmt, stats_dtype=stats_dtype), "Y", "bn")
     g.out("Y", tuple(a_shape[:-1]) + (n,))
-    return make_model(g.build(), 13, 7)
+    return make_model(g.build(), opset, ir)
 
 
 @fixture("matmul_bn.onnx", "MatMul (A [2,5], constant B [5,4]) -> BN: becomes one Gemm with a bias",
@@ -1135,6 +1536,127 @@ def _():
     return make_model(g.build(), 13, 7)
 
 
+# ---------------------------------------------------------------- data types (issue 5)
+#
+# ORT 1.30 (CPU) runs float16 Conv/ConvTranspose/Gemm/BN and float64 Gemm/BN,
+# but has no float64 Conv and no bfloat16 Gemm/MatMul kernel: those fixtures
+# rely on the numpy oracle ("numeric") instead of equivalence.
+#
+# float16 tolerances: the fold rounds each folded weight to float16 (half an
+# ulp, up to 2^-11 relative) where the original rounds the Conv output to
+# float16 before BN, and both round their output to float16, so the two
+# outputs may differ by an ulp.  The driver compares them decoded to float32
+# with rtol 1e-3 and atol 4e-3: values one float16 ulp apart always pass (an
+# ulp is at most 2^-10 = 9.8e-4 of the value), and below |y| = 4 two ulps do,
+# because values near 0 have no relative precision to speak of.  Measured:
+# never more than one ulp apart (worst margin 0.86, 3.9e-3 at |y| = 4.5).
+FP16_TOL = dict(rtol16=1e-3, atol16=4e-3)
+
+
+@fixture("conv_bn_fp16.onnx",
+         "float16 Conv with bias -> BN (float16 params), all raw_data, opset 15", 1, 1,
+         patterns={"conv_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return simple_conv_bn("conv_bn_fp16", 15, 8, cin=3, cout=4, spatial=(6, 6), dtype=F16)
+
+
+@fixture("conv_bn_fp16_depthwise.onnx",
+         "float16 depthwise Conv (64 channels, weight [64,1,3,3]: 1152 bytes, streamed) -> BN",
+         1, 1, patterns={"conv_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return simple_conv_bn("conv_bn_fp16_depthwise", 15, 8, cin=64, cout=64, spatial=(4, 4),
+                          group=64, dtype=F16)
+
+
+@fixture("conv_bn_fp16_typed.onnx",
+         "float16 Conv without bias -> BN, every tensor in int32_data (float16 bit patterns); "
+         "the new bias is float16", 1, 1, patterns={"conv_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return simple_conv_bn("conv_bn_fp16_typed", 15, 8, cin=3, cout=5, dtype=F16, bias=False,
+                          fmt="typed", relu_after=True)
+
+
+@fixture("conv_bn_fp16_mixed15.onnx",
+         "BN-15 with mixed types: X, scale, B float16, mean and var float32 (T2); "
+         "the Conv weight stays float16", 1, 1, patterns={"conv_bn": 1}, numeric=True,
+         tol=FP16_TOL)
+def _():
+    name = "conv_bn_fp16_mixed15"
+    rng = rng_for(name)
+    g = G(name, F16)
+    g.inp("X", (2, 3, 5, 5))
+    c, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    p = add_bn_inits(g, rng, 4, "bn", fmts=("raw", "typed", "raw", "typed"), stats_dtype=F32)
+    add_bn(g, c, p, "Y", "bn")
+    g.out("Y", (2, 4, 5, 5))
+    return make_model(g.build(), 15, 8)
+
+
+@fixture("gemm_bn_fp16.onnx",
+         "float16 Gemm transB=1, C [N] in int32_data -> BN (float16 params in raw_data)", 1, 1,
+         patterns={"gemm_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return gemm_bn("gemm_bn_fp16", True, (4,), dtype=F16, fmt="typed", bn_fmt="raw", opset=15, ir=8)
+
+
+@fixture("convtranspose_bn_fp16.onnx",
+         "float16 ConvTranspose group 2 (weight [4, 3, 3, 3]) with bias -> BN", 1, 1,
+         patterns={"convtranspose_bn": 1}, numeric=True, tol=FP16_TOL)
+def _():
+    return convtranspose_bn("convtranspose_bn_fp16", 4, 6, 2, True, dtype=F16, opset=15, ir=8)
+
+
+@fixture("gemm_bn_bf16.onnx",
+         "bfloat16 Gemm transB=0, B [40, 16] (1280 bytes: streamed), C [N], beta 0.5 -> BN, all "
+         "raw_data (ORT has no bfloat16 Gemm: numpy oracle only)", 1, 1, equivalence=False,
+         patterns={"gemm_bn": 1}, numeric=True)
+def _():
+    return gemm_bn("gemm_bn_bf16", False, (16,), beta=0.5, k=40, n=16, dtype=BF16, opset=15, ir=8)
+
+
+@fixture("matmul_bn_bf16_typed.onnx",
+         "bfloat16 MatMul (B in int32_data) -> BN-15 with float32 mean/var: becomes a bfloat16 "
+         "Gemm (numpy oracle only)", 1, 1, equivalence=False, patterns={"matmul_bn": 1},
+         numeric=True)
+def _():
+    return matmul_bn("matmul_bn_bf16_typed", (2, 5), 4, 4, dtype=BF16, fmt="typed",
+                     stats_dtype=F32, opset=15, ir=8)
+
+
+@fixture("gemm_bn_double.onnx",
+         "float64 Gemm transB=1, B and BN params in double_data, C [1,N] raw -> BN "
+         "(ORT runs float64 Gemm)", 1, 1, patterns={"gemm_bn": 1}, numeric=True)
+def _():
+    return gemm_bn("gemm_bn_double", True, (1, 4), alpha=0.5, dtype=F64, fmt="typed", opset=15, ir=8)
+
+
+@fixture("conv_bn_fp16_overflow.onnx",
+         "float16: conv1's folded weight (40000 x 4.7) and conv2's folded bias ((0 + 30000) x 2.9) "
+         "exceed 65504: both skipped, nothing written as Inf", 2, 0,
+         skipped={"overflow": 2}, equivalence=False)
+def _():
+    name = "conv_bn_fp16_overflow"
+    rng = rng_for(name)
+    g = G(name, F16)
+    g.inp("X", (2, 3, 5, 5))
+    w1 = conv_weight(rng, (4, 3, 3, 3))
+    w1[0, 0, 0, 0] = 40000.0
+    g.init("conv1_W", w1)
+    g.node("Conv", ["X", "conv1_W"], ["conv1_out"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g1, b1, m1, v1 = bn_params(rng, 4, F64)
+    g1[0], v1[0] = 1.5, 0.1  # s = 1.5 / sqrt(0.1) = 4.74
+    p1 = [g.init("bn1_" + k, v) for k, v in zip(("scale", "B", "mean", "var"), (g1, b1, m1, v1))]
+    add_bn(g, "conv1_out", p1, "Y1", "bn1")
+    c2, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv2", bias=False)
+    g2, b2, m2, v2 = bn_params(rng, 4, F64)
+    g2[1], v2[1], m2[1] = 1.3, 0.2, -30000.0  # bias (0 - mean) * s = 30000 * 2.9
+    p2 = [g.init("bn2_" + k, v) for k, v in zip(("scale", "B", "mean", "var"), (g2, b2, m2, v2))]
+    add_bn(g, c2, p2, "Y2", "bn2")
+    g.out("Y1", (2, 4, 5, 5))
+    g.out("Y2", (2, 4, 5, 5))
+    return make_model(g.build(), 15, 8)
+
+
 # --------------------------------------------------------------------------
 # checks and output
 
@@ -1151,7 +1673,9 @@ def iter_graphs(graph):
 
 
 def count_bn(model):
-    return sum(1 for g in iter_graphs(model.graph) for n in g.node
+    """BatchNormalization nodes in the graphs and function bodies."""
+    bodies = list(iter_graphs(model.graph)) + list(model.functions)
+    return sum(1 for g in bodies for n in g.node
                if n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx"))
 
 
@@ -1263,6 +1787,14 @@ def main(argv):
             e["patterns"] = dict(sorted(fx["patterns"].items()))
         if fx["affine_folded"]:
             e["affine_folded"] = fx["affine_folded"]
+        if fx["numeric"]:
+            e["numeric"] = True
+        if fx["fusion_names"]:
+            e["fusion_names"] = fx["fusion_names"]
+        for k, v in sorted(fx["tol"].items()):
+            if k not in ("rtol", "atol", "rtol16", "atol16"):
+                raise SystemExit("%s: unknown tolerance %s" % (fx["file"], k))
+            e[k] = v
         entries.append(e)
         print("%-40s %6d bytes  bn %d -> %d  folded %d  skipped %s"
               % (fx["file"], len(data), fx["bn_before"], fx["bn_after"], fx["folded"],

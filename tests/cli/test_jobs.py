@@ -63,7 +63,8 @@ def tree(d):
 
 
 def bn_names(path):
-    """BatchNormalization node names in file order, subgraphs where their node is."""
+    """BatchNormalization node names in file order, subgraphs where their node is,
+    then those of the function bodies."""
     names = []
 
     def walk(g):
@@ -75,7 +76,10 @@ def bn_names(path):
                     walk(a.g)
                 for sg in a.graphs:
                     walk(sg)
-    walk(onnx.load(path).graph)
+    m = onnx.load(path)
+    walk(m.graph)
+    for f in m.functions:
+        walk(f)
     return names
 
 

@@ -54,7 +54,7 @@
 //
 // Pairs file: one pair per line, `ORIG<TAB>FOLDED[<TAB>rtol<TAB>atol]`; blank
 // lines and lines starting with '#' are ignored. A line may instead be a JSON
-// object {"original", "folded", "rtol", "atol", "ref", "ref_rtol", "ref_atol",
+// object {"original", "folded", "rtol", "atol", "rtol16", "atol16", "ref", "ref_rtol", "ref_atol",
 // "compare", "expose_bn", "expose", "shapes", "seed", "runs", "id"}; with "ref"
 // (a test_data_set dir) the folded model (and the original, when given) is also
 // compared against the stored outputs (default rtol 1e-3, atol 1e-4), and
@@ -777,10 +777,13 @@ function humanLines(res) {
 
 function exitCodeOf(res) { return res.error ? 2 : res.ok ? 0 : 1; }
 
-function tolFrom(opts, rtol, atol) {
+function tolFrom(opts, rtol, atol, rtol16, atol16) {
   const t = { rtol: opts.rtol, atol: opts.atol, rtol16: opts.rtol16, atol16: opts.atol16, relFloor: opts.relFloor, peakRtol: opts.peakRtol };
-  if (rtol !== undefined && rtol !== null && rtol !== '') t.rtol = Number(rtol);
-  if (atol !== undefined && atol !== null && atol !== '') t.atol = Number(atol);
+  const given = (x) => x !== undefined && x !== null && x !== '';
+  if (given(rtol)) t.rtol = Number(rtol);
+  if (given(atol)) t.atol = Number(atol);
+  if (given(rtol16)) t.rtol16 = Number(rtol16);
+  if (given(atol16)) t.atol16 = Number(atol16);
   return t;
 }
 
@@ -810,7 +813,7 @@ async function pairsMode(ort, opts) {
       const [original, folded, rtol, atol] = line.split('\t');
       job = { original, folded, rtol, atol };
     }
-    const tol = tolFrom(opts, job.rtol, job.atol);
+    const tol = tolFrom(opts, job.rtol, job.atol, job.rtol16, job.atol16);
     const jopts = { ...opts };
     if (job.seed !== undefined) jopts.seed = Number(job.seed) >>> 0;
     if (job.runs !== undefined) jopts.runs = Math.max(1, Number(job.runs) | 0);

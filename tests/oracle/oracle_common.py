@@ -229,6 +229,19 @@ def count_ops(graph, op_type="BatchNormalization"):
     return n
 
 
+def count_ops_model(model, op_type="BatchNormalization"):
+    """count_ops over the main graph (subgraphs included) and every function body."""
+    n = count_ops(model.graph, op_type)
+    for f in model.functions:
+        n += count_ops(f, op_type)
+    return n
+
+
+def count_nodes_model(model):
+    """Nodes of the main graph, its subgraphs and every function body."""
+    return count_nodes(model.graph) + sum(count_nodes(f) for f in model.functions)
+
+
 def count_nodes(graph, recursive=True):
     n = len(graph.node)
     if recursive:
@@ -236,6 +249,61 @@ def count_nodes(graph, recursive=True):
             for g in subgraphs(node):
                 n += count_nodes(g, True)
     return n
+
+
+def name_problems(model):
+    """Set of value names defined twice in one graph, or defined in a subgraph
+    although an enclosing graph defines them (a subgraph may not shadow)."""
+    probs = set()
+
+    def walk(g, outer):
+        here = set()
+        io = {i.name for i in g.input} | {t.name for t in g.initializer} | \
+            {sp.values.name for sp in g.sparse_initializer}
+        defs = [(n, "graph input or initializer") for n in sorted(io)] + \
+            [(o, "node output") for node in g.node for o in node.output if o]
+        for name, what in defs:
+            if name in here:
+                probs.add("'%s' defined twice in graph '%s'" % (name, g.name))
+            elif name in outer:
+                probs.add("'%s' (%s) in graph '%s' shadows a name of an enclosing graph" % (name, what, g.name))
+            here.add(name)
+        for node in g.node:
+            for sg in subgraphs(node):
+                walk(sg, outer | here)
+
+    walk(model.graph, set())
+    return probs
+
+
+def unused_initializers(model):
+    """Set of (graph name, initializer name) that nothing reads: no node input
+    of the graph or of a subgraph nested in it, no graph output (and for the
+    main graph, no training_info graph or binding)."""
+    found = set()
+    training = set()
+    for ti in model.training_info:
+        for tg in (ti.initialization, ti.algorithm):
+            training |= {i for n in tg.node for i in n.input}
+        training |= {b.key for b in list(ti.initialization_binding) + list(ti.update_binding)}
+
+    def reads(g):
+        r = {o.name for o in g.output}
+        for node in g.node:
+            r.update(node.input)
+            for sg in subgraphs(node):
+                r |= reads(sg)
+        return r
+
+    def walk(g, extra=frozenset()):
+        r = reads(g) | extra
+        found.update((g.name, t.name) for t in g.initializer if t.name not in r)
+        for node in g.node:
+            for sg in subgraphs(node):
+                walk(sg)
+
+    walk(model.graph, training)
+    return found
 
 
 def default_opset(model):

@@ -12,8 +12,14 @@ Without the corpus folder it prints `1..0 # SKIP ...` and exits 0.
 Per model (TAP lines):
   - bnfold exits 0 and the report is valid against the schema (+ consistent)
   - report bn_found == n_bn; BN nodes in the output == n_bn - folded;
-    folded == conv_bn - producer_out_multi_use - producer_weight_not_const (from INDEX.tsv)
+    folded == conv_bn - producer_out_multi_use - producer_weight_not_const (from INDEX.tsv);
+    the output defines no name twice and leaves no initializer without a reader
+    that the input did not already have
   - output byte-identical to the input when nothing was folded
+  - models whose BN parameters are initializers also listed as graph inputs
+    (IR >= 4, INDEX.tsv bn_params_init_also_input: UltraFace): the folded
+    ones left the graph inputs; without --fold-overridable those BNs are
+    skipped with param_is_graph_input and the output is the input
   - onnx.checker passes on the output when it passes on the input
     (notes column has `[auto] checker=ok`)
   - ORT equivalence (rtol 1e-5, atol 1e-5; final outputs and every BN output
@@ -51,6 +57,46 @@ def as_int(v, default=0):
         return int(v)
     except (TypeError, ValueError):
         return default
+
+
+def check_overridable(tap, bnfold, rel, src, out, rep, n_overridable, work, tag):
+    """A model whose BN parameters are initializers also listed as graph inputs
+    (IR >= 4; INDEX.tsv bn_params_init_also_input): with --fold-overridable
+    (the run in rep) the folded entries left the graph inputs, as many as
+    the report says; without it those BNs are skipped with
+    param_is_graph_input, and when nothing else folds the output is the input."""
+    mi, mo = oc.load_model(src), oc.load_model(out)
+    dropped = len(mi.graph.input) - len(mo.graph.input)
+    left = {i.name for i in mo.graph.input} & {t.name for t in mo.graph.initializer} & \
+        {n for f in rep.get("fusions", []) for n in (f.get("weight"), f.get("bias"))}
+    got = rep["counts"].get("graph_inputs_removed")
+    ok = dropped > 0 and got == dropped and not left
+    tap.add(ok, "%s: --fold-overridable removed %s folded initializers from the graph inputs" % (rel, got),
+            None if ok else ["report graph_inputs_removed=%s, graph inputs %d -> %d; folded tensors still inputs: %s" % (
+                got, len(mi.graph.input), len(mo.graph.input), sorted(left))])
+    del mi, mo
+    strict = os.path.join(work, tag + ".strict.onnx")
+    rep_path = strict + ".json"
+    r = oc.run_bnfold(bnfold, src, strict, rep_path)
+    diag = oc.describe_run(r) if r["rc"] != 0 else []
+    sk = {}
+    if r["rc"] == 0:
+        with open(rep_path) as f:
+            srep = json.load(f)
+        sk = oc.skipped_by_reason(srep)
+        folded = srep["counts"]["folded"]
+        ok = sk.get("param_is_graph_input") == n_overridable
+        if ok and folded == 0 and not srep.get("affine_fusions"):
+            ok = oc.files_identical(src, strict)
+            if not ok:
+                diag.append("nothing folded but the output differs from the input")
+        diag.append("folded %d, skipped %s" % (folded, oc.fmt_reasons(sk)))
+    else:
+        ok = False
+    tap.add(ok, "%s: without --fold-overridable, %d BN skipped param_is_graph_input" % (rel, n_overridable), diag)
+    for p in (strict, rep_path):
+        if os.path.exists(p):
+            os.remove(p)
 
 
 def main():
@@ -159,11 +205,16 @@ def main():
                 try:
                     mo = oc.load_model(out)
                     n_out = oc.count_ops(mo.graph)
-                    del mo
                 except Exception as e:  # noqa: BLE001
                     bad.append("output does not parse: %s: %s" % (type(e).__name__, str(e)[:300]))
             else:
                 bad.append("no output model written")
+            if n_out is not None:
+                mi = oc.load_model(src)
+                bad += ["new name problem: %s" % p for p in sorted(oc.name_problems(mo) - oc.name_problems(mi))[:5]]
+                bad += ["initializer left without a reader: graph '%s': '%s'" % o
+                        for o in sorted(oc.unused_initializers(mo) - oc.unused_initializers(mi))[:5]]
+                del mi, mo
             if n_out is not None and n_out != n_bn - c["folded"]:
                 bad.append("output has %d BatchNormalization nodes, expected n_bn - folded = %d" % (n_out, n_bn - c["folded"]))
             # INDEX.tsv (written by another tool) counts Conv->BN pairs; the ones
@@ -183,6 +234,11 @@ def main():
             if not os.path.isfile(out):
                 continue
             outputs.append(out)
+
+            # ---- overridable initializers: folded with the flag, left without it
+            overridable = as_int(pat.get("bn_params_init_also_input"))
+            if overridable and as_int(row.get("ir_version")) >= 4:
+                check_overridable(tap, args.bnfold, rel, src, out, rep, overridable, work, tag)
 
             # ---- nothing folded: bytes identical
             if c["folded"] == 0:

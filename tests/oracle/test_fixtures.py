@@ -11,7 +11,9 @@ expected.json: {"fixtures": [{"file", "desc", "args": [...], "bn_before",
 "bn_after", "folded", "skipped": {reason: count}, "equivalence": bool,
 "checker": bool (default true), "full_check": bool (default false),
 "byte_identical": bool (default folded == 0), "ir_version", "opset",
-optional "exit" (default 0), "rtol"/"atol" (default 1e-5)}]}
+optional "exit" (default 0), "rtol"/"atol" (default 1e-5), "rtol16"/"atol16"
+(float16/bfloat16 outputs; default equiv.mjs's 1e-2), "numeric": bool,
+"fusion_names": {bn: {"weight", "bias"}}}]}
 
 Per fixture it prints TAP lines for: bnfold exit status, report schema,
 report consistency, report counts, model facts (ir_version/opset), BN nodes
@@ -28,6 +30,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle_common as oc  # noqa: E402
+import numeric  # noqa: E402
 
 
 def make_perturbed(src, dst):
@@ -36,6 +39,8 @@ def make_perturbed(src, dst):
     import numpy as np
     from onnx import numpy_helper
     m = oc.onnx.load(src)
+    if oc.count_nodes(m.graph) != oc.count_nodes(m.graph, recursive=False):
+        return None  # the perturbed Conv might sit on a branch that does not run
     inits = {t.name: t for t in m.graph.initializer}
     for node in m.graph.node:
         if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
@@ -47,6 +52,31 @@ def make_perturbed(src, dst):
             oc.onnx.save(m, dst)
             return dst, t.name
     return None
+
+
+def numeric_control_line(name, src, out, rep):
+    """(ok, desc, diag): change the first folded weight of out by one unit in
+    the last place (bit 0 of its first element) and expect the numpy oracle
+    to reject it."""
+    mi, mo = oc.load_model(src), oc.load_model(out)
+    fu = rep["fusions"][0]
+    layer = [n for n in mo.graph.node if n.name == fu["layer"]][0]
+    t = [t for t in mo.graph.initializer if t.name == layer.input[1]][0]
+    if t.raw_data:
+        raw = bytearray(t.raw_data)
+        raw[0] ^= 1
+        t.raw_data = bytes(raw)
+    elif t.int32_data:
+        t.int32_data[0] ^= 1
+    elif t.float_data:
+        import numpy as np
+        t.float_data[0] = float(np.nextafter(np.float32(t.float_data[0]), np.float32(np.inf)))
+    else:
+        t.double_data[0] = float(__import__("numpy").nextafter(t.double_data[0], float("inf")))
+    checks = numeric.check(mi, mo, rep)
+    flagged = any(not c[0] for c in checks)
+    desc = "numpy oracle control: flags %s with one ulp changed in folded weight '%s'" % (name, t.name)
+    return flagged, desc, [] if flagged else ["the oracle accepted a wrong value"]
 
 
 def main():
@@ -85,6 +115,8 @@ def main():
     ort_err = oc.ort_problem(args.equiv, args.node_modules)
     jobs, equiv_lines = [], []  # equiv_lines: (index in tap.results, fixture name)
     table = []
+    numeric_worst = {}  # dtype -> [worst ulps, worst relative error, fixture]
+    numeric_control = None  # (fixture, input, output, report) of a fixture the numpy oracle passed
 
     for fx in fixtures:
         name = fx["file"]
@@ -168,22 +200,51 @@ def main():
                 if fx.get("equivalence"):
                     tap.fail("%s: ORT equivalent" % name, "output model does not parse")
                 continue
-            n_bn = oc.count_ops(mo.graph)
-            nodes = oc.count_nodes(mo.graph), oc.count_nodes(mo.graph, recursive=False)
+            n_bn = oc.count_ops_model(mo)
+            nodes = oc.count_nodes_model(mo), oc.count_nodes(mo.graph, recursive=False)
             diag = []
             if rep is not None and isinstance(rep.get("counts"), dict):
                 na = rep["counts"].get("nodes_after")
                 nb = rep["counts"].get("nodes_before")
                 if na not in nodes:
                     diag.append("report nodes_after=%s but output has %d nodes (%d in main graph)" % (na, nodes[0], nodes[1]))
-                if nb not in (oc.count_nodes(mi.graph), oc.count_nodes(mi.graph, recursive=False)):
-                    diag.append("report nodes_before=%s but input has %d nodes" % (nb, oc.count_nodes(mi.graph)))
+                if nb not in (oc.count_nodes_model(mi), oc.count_nodes(mi.graph, recursive=False)):
+                    diag.append("report nodes_before=%s but input has %d nodes" % (nb, oc.count_nodes_model(mi)))
             if mo.ir_version != mi.ir_version:
                 diag.append("output ir_version %d != input %d" % (mo.ir_version, mi.ir_version))
             if oc.default_opset(mo) != oc.default_opset(mi):
                 diag.append("output opset %s != input %s" % (oc.default_opset(mo), oc.default_opset(mi)))
             tap.add(n_bn == fx["bn_after"] and not diag, "%s: output has %d BatchNormalization nodes (expected %d)" % (
                 name, n_bn, fx["bn_after"]), diag)
+            new_probs = sorted(oc.name_problems(mo) - oc.name_problems(mi))
+            tap.add(not new_probs, "%s: output names unique, no subgraph shadows an enclosing graph" % name,
+                    new_probs[:10])
+            orphans = sorted(oc.unused_initializers(mo) - oc.unused_initializers(mi))
+            tap.add(not orphans, "%s: no initializer left without a reader by the fold" % name,
+                    ["graph '%s': '%s'" % o for o in orphans[:10]])
+            if fx.get("fusion_names"):
+                got = {f.get("bn"): dict(weight=f.get("weight"), bias=f.get("bias"))
+                       for f in (rep or {}).get("fusions", [])}
+                bad = ["%s: expected %s, report says %s" % (bn, want, got.get(bn))
+                       for bn, want in sorted(fx["fusion_names"].items()) if got.get(bn) != want]
+                tap.add(not bad, "%s: folded layers read the expected new tensors %s" % (
+                    name, sorted(fx["fusion_names"].items())), bad)
+            if fx.get("numeric"):
+                checks = numeric.check(mi, mo, rep or {}) if rep is not None else []
+                if numeric_control is None and checks and all(c[0] for c in checks) and \
+                        rep["fusions"][0].get("dtype") != "float64" and \
+                        any(n.name == rep["fusions"][0].get("layer") for n in mo.graph.node):
+                    # float64 allows a few ulps; the control edits the main graph
+                    numeric_control = (name, src, out, rep)
+                if not checks:
+                    tap.fail("%s: numpy oracle" % name, "no fusion to check (report missing or empty)")
+                for ok, label, ndiag, worst in checks:
+                    tap.add(ok, "%s: numpy oracle: %s folded tensors correctly rounded" % (name, label), ndiag)
+                    for dt, (u, rel) in worst.items():
+                        w = numeric_worst.setdefault(dt, [0.0, 0.0, ""])
+                        if u >= w[0]:
+                            w[0], w[2] = u, name
+                        w[1] = max(w[1], rel)
             del mo, mi
             if fx.get("checker", True):
                 full = bool(fx.get("full_check", False))
@@ -199,14 +260,18 @@ def main():
                 idx = len(tap.results)
                 tap.fail("%s: ORT equivalent" % name, "(placeholder)")
                 equiv_lines.append((idx, name))
-                jobs.append(dict(id=name, original=os.path.abspath(src), folded=os.path.abspath(out),
-                                 rtol=fx.get("rtol", 1e-5), atol=fx.get("atol", 1e-5)))
+                job = dict(id=name, original=os.path.abspath(src), folded=os.path.abspath(out),
+                           rtol=fx.get("rtol", 1e-5), atol=fx.get("atol", 1e-5))
+                job.update({k: fx[k] for k in ("rtol16", "atol16") if k in fx})
+                jobs.append(job)
         except Exception:  # noqa: BLE001
             tap.fail("%s: driver error" % name, traceback.format_exc())
 
     # ---- negative control: the oracle must flag a slightly wrong fold
     control = None
     for j in jobs:
+        if "rtol16" in j or "atol16" in j:
+            continue  # a 1.001 scaling hides in half-precision tolerances
         try:
             control = make_perturbed(j["folded"], os.path.join(work, "control.perturbed.onnx"))
         except Exception:  # noqa: BLE001
@@ -218,6 +283,13 @@ def main():
             jobs.append(dict(id="__control__", original=j["original"], folded=control[0], rtol=1e-5, atol=1e-5))
             control = (j["id"],) + control[1:]
             break
+
+    # ---- negative control: the numpy oracle must flag a folded value one ulp off
+    if numeric_control:
+        try:
+            tap.add(*numeric_control_line(*numeric_control))
+        except Exception:  # noqa: BLE001
+            tap.fail("numpy oracle control", traceback.format_exc())
 
     # ---- equivalence batch
     if equiv_lines:
@@ -244,6 +316,9 @@ def main():
 
     trailer = ["", "fixture | BN found | folded | skipped"]
     trailer += ["%s | %s | %s | %s" % row for row in table]
+    if numeric_worst:
+        trailer += ["", "numpy oracle, worst folded value per type: ulps of the type | relative error | fixture"]
+        trailer += ["%s | %.3g | %.3g | %s" % (dt, w[0], w[1], w[2]) for dt, w in sorted(numeric_worst.items())]
     if not args.keep and not args.workdir:
         import shutil
         shutil.rmtree(work, ignore_errors=True)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "tap.h"
+#include "fold.h"
 #include "tensor.h"
 
 int main(void)
@@ -55,6 +56,57 @@ int main(void)
 		NEAR(bnf_decode(BNF_DT_FLOAT16, h), 1.0, 0, "decode float16 LE 1.0");
 		bnf_encode(BNF_DT_FLOAT, 1.0, out);
 		OK(memcmp(out, one_f32, 4) == 0, "encode float32 LE 1.0");
+	}
+
+	/* A fold rounded once is at least as accurate as one rounded after every
+	 * step.  Crafted float16 case (found by a search with numpy float16,
+	 * the exact value from 60-digit decimal arithmetic):
+	 *   W = 0x3f13 = 1.7685546875, gamma = 0x3876 = 0.5576171875,
+	 *   var = 0x3409 = 0.252197265625, eps = float32(1e-5), mean = beta = 0
+	 *   exact W * gamma / sqrt(var + eps) = 1.96370320281622486407...
+	 * Once, from double: 0x3fdb = 1.9638671875 (error 1.64e-4, 0.17 ulp).
+	 * Step-wise in float16 (var + eps, sqrt, gamma / ., W * .):
+	 *   0x3fdd = 1.9658203125 (error 2.12e-3, 2.17 ulp). */
+	{
+		const double exact = 1.96370320281622486407;
+		double w = bnf_f16_to_double(0x3f13), gamma = bnf_f16_to_double(0x3876);
+		double var = bnf_f16_to_double(0x3409), eps = (double)1e-5f, zero = 0.0, s, scratch[1];
+		double v1, v2, s16, once, step;
+		uint8_t wraw[2] = {0x13, 0x3f}, out[2];
+		size_t bad;
+		Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+		int64_t dim = 1;
+		bnf_tview v;
+		bnf_transform tf;
+		char err[200];
+
+		OK(bnf_bn_scale(&gamma, &zero, &var, &zero, eps, 1, &s, &bad) == BNF_FOLD, "scale of the crafted case");
+		/* the writer's path: the float16 weight times s, rounded once */
+		t.n_dims = 1;
+		t.dims = &dim;
+		t.has_data_type = 1;
+		t.data_type = BNF_DT_FLOAT16;
+		t.has_raw_data = 1;
+		t.raw_data.data = wraw;
+		t.raw_data.len = 2;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_OK, "float16 weight view");
+		memset(&tf, 0, sizeof(tf));
+		tf.dtype = BNF_DT_FLOAT16;
+		tf.layout = (bnf_layout){.inner = 1, .per_group = 1, .rows_per_group = 1, .channels = 1};
+		tf.scale = &s;
+		bnf_transform_apply(&tf, &v, 0, 1, scratch, out);
+		OK(out[0] == 0xdb && out[1] == 0x3f, "folded once: 0x3fdb (got 0x%02x%02x)", out[1], out[0]);
+		once = bnf_decode(BNF_DT_FLOAT16, out);
+		/* step-wise: every operation rounded to float16 (exact in double first) */
+		v1 = bnf_round_to(BNF_DT_FLOAT16, var + eps);
+		v2 = bnf_round_to(BNF_DT_FLOAT16, sqrt(v1));
+		s16 = bnf_round_to(BNF_DT_FLOAT16, gamma / v2);
+		step = bnf_round_to(BNF_DT_FLOAT16, w * s16);
+		OK(bnf_f16_from_double(step) == 0x3fdd, "folded step-wise: 0x3fdd (got 0x%04x)", bnf_f16_from_double(step));
+		OK(fabs(exact - once) <= fabs(exact - step),
+		   "|exact - once| = %.3e <= |exact - step-wise| = %.3e", fabs(exact - once), fabs(exact - step));
+		NEAR(fabs(exact - once), 1.6398e-4, 1e-7, "error rounded once: 1.64e-4 (0.17 float16 ulp)");
+		NEAR(fabs(exact - step), 2.1172e-3, 1e-7, "error step-wise: 2.12e-3 (2.17 float16 ulps)");
 	}
 
 	/* tensor views: lengths are checked */
