@@ -904,6 +904,17 @@ static int externalize(Onnx__TensorProto *t, void *vctx)
 	return 0;
 }
 
+/* True when writing data_path would change an external data file of the
+ * input while the model itself is not being replaced (--in-place). */
+static bool replaces_input_data(const bnf_payloads *pl, const char *model_path, const char *data_path)
+{
+	bool hit = false;
+	for (size_t i = 0; i < pl->n_srcs; i++)
+		if (pl->srcs[i]->external)
+			hit = hit || bnf_same_file(pl->srcs[i]->path, data_path);
+	return hit && !(pl->model_path && bnf_same_file(pl->model_path, model_path));
+}
+
 static bool has_external(const bnf_payloads *pl)
 {
 	for (size_t i = 0; pl && i < pl->n_srcs; i++)
@@ -931,6 +942,14 @@ int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_paylo
 		if (!(data_path = bnf_asprintf("%s.data", out->final_path)) || !(out->data = calloc(1, sizeof(*out->data)))) {
 			free(data_path);
 			return bnf_error("%s: out of memory", out->path);
+		}
+		if (replaces_input_data(pl, out->final_path, data_path)) {
+			bnf_error("%s: would replace '%s', which the input reads its weights from; choose another output name",
+				  out->path, data_path);
+			free(data_path);
+			free(out->data);
+			out->data = NULL;
+			return -1;
 		}
 		if (bnf_output_open(data_path, out->data) < 0) {
 			free(data_path);

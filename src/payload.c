@@ -43,7 +43,8 @@ int bnf_payloads_init(bnf_payloads *pl, const char *model_path)
 		const char *slash = strrchr(model_path, '/');
 		pl->dir = slash ? bnf_asprintf("%.*s", (int)(slash - model_path + (slash == model_path)), model_path)
 				: bnf_strdup(".");
-		if (!pl->dir) {
+		pl->model_path = bnf_strdup(model_path);
+		if (!pl->dir || !pl->model_path) {
 			bnf_payloads_free(pl);
 			return bnf_error("out of memory");
 		}
@@ -69,6 +70,7 @@ void bnf_payloads_free(bnf_payloads *pl)
 	}
 	free(pl->srcs);
 	free(pl->dir);
+	free(pl->model_path);
 	if (pl->arena)
 		munmap(pl->arena, pl->cap);
 	memset(pl, 0, sizeof(*pl));

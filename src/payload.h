@@ -28,6 +28,7 @@ typedef struct bnf_lazy {
 typedef struct bnf_payloads {
 	bnf_source **srcs;  /* files payloads are read from (owned) */
 	size_t n_srcs;
+	char *model_path;   /* the model file, NULL for stdin */
 	char *dir;          /* the model's directory, for external data; NULL for stdin */
 	bool materialize;   /* the simple path: fold into memory, no computed payloads */
 	uint8_t *arena;     /* address range reserved for tokens: token i = arena + i */

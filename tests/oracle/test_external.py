@@ -217,6 +217,15 @@ try:
     refused("data past the end of the file is refused", p, r"tensor 'w2'.*past the end")
     p, _ = variant("missing", "nothere.bin")
     refused("missing data file is refused", p, r"tensor 'w2'.*nothere\.bin.*No such file")
+    # an output whose data file would be the input's own data file
+    cl = os.path.join(work, "clash")
+    os.mkdir(cl)
+    save_external(model, os.path.join(cl, "model.onnx"), "folded.onnx.data")
+    before = sha(os.path.join(cl, "folded.onnx.data"))
+    rc, _, err = run([os.path.join(cl, "model.onnx"), "-o", os.path.join(cl, "folded.onnx")])
+    check(rc == 1 and re.search(r"which the input reads its weights from", err) and
+          sha(os.path.join(cl, "folded.onnx.data")) == before and not os.path.exists(os.path.join(cl, "folded.onnx")),
+          "an output that would replace the input's data file is refused", err)
     rc, so, err = run([inp, "-o", "-"])
     check(rc == 1 and re.search(r"--inline", err) and not so, "stdout output needs --inline", err)
     rc, so, err = run(["--inline", inp, "-o", "-"])
