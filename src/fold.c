@@ -1,5 +1,6 @@
 #include "fold.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,11 +70,37 @@ size_t bnf_layout_channel(const bnf_layout *l, size_t i)
 void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
 			 double *scratch, unsigned char *out)
 {
-	size_t es = bnf_dtype_size(tf->dtype);
+	size_t es = bnf_dtype_size(tf->dtype), inner = tf->layout.inner;
 	bnf_tview_read_range(src, first, n, scratch);
-	for (size_t i = 0; i < n; i++) {
-		double y = scratch[i] * tf->scale[bnf_layout_channel(&tf->layout, first + i)];
-		bnf_encode(tf->dtype, y, out + i * es);
+	/* The channel changes only every `inner` elements: look it up once per run. */
+	for (size_t i = 0; i < n;) {
+		size_t run = inner - (first + i) % inner;
+		double s = tf->scale[bnf_layout_channel(&tf->layout, first + i)];
+		if (run > n - i)
+			run = n - i;
+		if (tf->dtype == BNF_DT_FLOAT) {
+			/* the common case without a call per element; a value
+			 * beyond float's range goes the careful way */
+			for (size_t end = i + run; i < end; i++) {
+				double y = scratch[i] * s;
+				unsigned char *o = out + 4 * i;
+				uint32_t b;
+				float f;
+				if (!(fabs(y) <= FLT_MAX)) {
+					bnf_encode(tf->dtype, y, o);
+					continue;
+				}
+				f = (float)y;
+				memcpy(&b, &f, 4);
+				o[0] = (unsigned char)b;
+				o[1] = (unsigned char)(b >> 8);
+				o[2] = (unsigned char)(b >> 16);
+				o[3] = (unsigned char)(b >> 24);
+			}
+			continue;
+		}
+		for (size_t end = i + run; i < end; i++)
+			bnf_encode(tf->dtype, scratch[i] * s, out + i * es);
 	}
 }
 
