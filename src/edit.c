@@ -7,6 +7,7 @@
 #include "common.h"
 #include "graph.h"
 #include "tensor.h"
+#include "verify.h"
 
 #define CHUNK 4096 /* elements transformed per step */
 
@@ -297,7 +298,7 @@ static int write_tensor(gctx *c, const bnf_const *src, const char *base, const c
 }
 
 static int record_fusion(gctx *c, const bnf_plan *p, const char *layer_op, bool weight_copied,
-			 bool bias_created)
+			 bool bias_created, const bnf_verify *vr)
 {
 	const Onnx__NodeProto *layer = c->g->node[p->layer_node];
 	const Onnx__NodeProto *node = c->g->node[p->node];
@@ -325,6 +326,10 @@ static int record_fusion(gctx *c, const bnf_plan *p, const char *layer_op, bool 
 	f->eps = p->eps;
 	f->weight_copied = weight_copied;
 	f->bias_created = bias_created;
+	if (vr) {
+		f->verified = true;
+		f->verify = *vr;
+	}
 	return f->graph && f->layer && f->layer_op && f->layer_op_after && f->bn && f->node_op &&
 	       f->bn_output && f->weight && f->bias ? 0 : -1;
 }
@@ -339,9 +344,10 @@ static void set_float_attr(Onnx__NodeProto *node, const char *name, float x)
 	}
 }
 
-/* Carry out a plan whose reason is BNF_FOLD. Returns 1 when folded, 0 when
- * the fold turned out impossible here (recorded as a skip), -1 on error. */
-static int apply(gctx *c, bnf_plan *p)
+/* Carry out a plan whose reason is BNF_FOLD, recording vr (the check made
+ * before, or NULL) with the fusion. Returns 1 when folded, 0 when the fold
+ * turned out impossible here (recorded as a skip), -1 on error. */
+static int apply(gctx *c, bnf_plan *p, const bnf_verify *vr)
 {
 	Onnx__NodeProto *layer = c->g->node[p->layer_node];
 	Onnx__NodeProto *node = c->g->node[p->node];
@@ -450,7 +456,7 @@ static int apply(gctx *c, bnf_plan *p)
 		}
 	}
 	c->node_removed[p->node] = true;
-	if (record_fusion(c, p, layer_op, p->scale_weight && !weight_inplace, p->write_bias && !p->has_bias) < 0)
+	if (record_fusion(c, p, layer_op, p->scale_weight && !weight_inplace, p->write_bias && !p->has_bias, vr) < 0)
 		goto oom;
 	rc = 1;
 	goto done;
@@ -643,7 +649,13 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 				goto out;
 			}
 			if (p.reason == BNF_FOLD) {
-				r = apply(&c, &p);
+				/* Verify reads the original tensors: before apply edits them. */
+				bnf_verify vr;
+				if (!opt->no_verify && bnf_verify_plan(&c.gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vr) < 0) {
+					bnf_plan_free(&p);
+					goto out;
+				}
+				r = apply(&c, &p, opt->no_verify ? NULL : &vr);
 				if (r == 0)
 					handled[n] = true;
 				progress = progress || r == 1;
@@ -723,6 +735,22 @@ size_t bnf_result_bn_folded(const bnf_result *r)
 	size_t n = 0;
 	for (size_t i = 0; i < r->n_fusions; i++)
 		n += r->fusions[i].is_bn;
+	return n;
+}
+
+size_t bnf_result_verified(const bnf_result *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_fusions; i++)
+		n += r->fusions[i].verified;
+	return n;
+}
+
+size_t bnf_result_verify_failed(const bnf_result *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_fusions; i++)
+		n += r->fusions[i].verified && !r->fusions[i].verify.ok;
 	return n;
 }
 

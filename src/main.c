@@ -1,5 +1,6 @@
 /* bnfold command line: options, exit codes, messages. */
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
 #include "model_io.h"
 #include "report.h"
 
-enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2 };
+enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_VERIFY = 4 };
 
 static void usage(FILE *f)
 {
@@ -25,13 +26,19 @@ static void usage(FILE *f)
 	      "      --fold-overridable  also fold initializers listed as graph inputs (IR >= 4),\n"
 	      "                          treating them as constants and removing those inputs\n"
 	      "      --in-place          replace INPUT with the folded model (atomically)\n"
+	      "      --verify            check each fusion numerically before writing\n"
+	      "                          (the default); see exit status 4\n"
+	      "      --no-verify         do not check the fusions\n"
+	      "      --tolerance X       the relative error a fusion may show, instead of\n"
+	      "                          about 2 rounding units of its type\n"
 	      "  -f, --force             replace an existing file at the default output path\n"
 	      "  -q, --quiet             print errors only\n"
 	      "  -v, --verbose           print every fusion and skip\n"
 	      "  -V, --version           print the version\n"
 	      "  -h, --help              print this help\n"
 	      "\n"
-	      "Exit status: 0 success, 1 input or output error, 2 usage error.\n"
+	      "Exit status: 0 success, 1 input or output error, 2 usage error,\n"
+	      "4 a fusion failed verification (nothing written).\n"
 	      "\n"
 	      "Examples:\n"
 	      "  bnfold model.onnx -o model.folded.onnx --report fold.json\n"
@@ -86,15 +93,71 @@ static void summary(const bnf_result *r, const char *input, const char *output)
 			 r->n_fusions - bnf_result_bn_folded(r));
 	for (size_t i = 0; i < r->n_fusions; i++) {
 		const bnf_fusion *f = &r->fusions[i];
-		bnf_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s)", f->layer_op,
+		char check[160] = "";
+		if (f->verified)
+			snprintf(check, sizeof(check), "; verify max_rel_err %.2e <= %.2e, max_abs_err %.2e, %zu outputs",
+				 f->verify.max_rel_err, f->verify.tolerance, f->verify.max_abs_err, f->verify.outputs);
+		bnf_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s%s)", f->layer_op,
 			 f->layer, f->node_op, f->bn, f->pattern, f->graph, f->channels, bnf_dtype_name(f->dtype),
-			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "");
+			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "", check);
 	}
 	for (size_t i = 0; i < r->n_skips; i++) {
 		const bnf_skip *s = &r->skips[i];
 		bnf_info(2, "  skipped  BatchNormalization '%s' (output '%s', %s): %s: %s", s->bn, s->bn_output,
 			 s->graph, bnf_reason_code(s->reason), s->message);
 	}
+}
+
+/* The fusion, for messages: "BatchNormalization 'bn' (output 'y') folded into Conv 'conv'". */
+static void fusion_name(const bnf_fusion *f, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s '%s' (output '%s') folded into %s '%s'", f->node_op, f->bn, f->bn_output, f->layer_op,
+		 f->layer);
+}
+
+static void verify_message(const bnf_fusion *f, char *buf, size_t len)
+{
+	char name[600];
+	const bnf_verify *v = &f->verify;
+	fusion_name(f, name, sizeof(name));
+	if (v->problem)
+		snprintf(buf, len, "%s cannot be verified: %s", name, v->problem);
+	else
+		snprintf(buf, len, "%s fails verification: max_rel_err %.3g > tolerance %.3g (max_abs_err %.3g, channel %zu)",
+			 name, v->max_rel_err, v->tolerance, v->max_abs_err, v->worst_channel);
+}
+
+/* One error line naming the fusion furthest over its tolerance (with -v,
+ * every failing fusion first). */
+static void verify_failures(const bnf_result *r, const char *input)
+{
+	const bnf_fusion *worst = NULL;
+	double worst_ratio = -1;
+	size_t n = bnf_result_verify_failed(r);
+	char msg[1200];
+
+	for (size_t i = 0; i < r->n_fusions; i++) {
+		const bnf_fusion *f = &r->fusions[i];
+		double ratio;
+		if (!f->verified || f->verify.ok)
+			continue;
+		ratio = f->verify.problem ? INFINITY : f->verify.max_rel_err / f->verify.tolerance;
+		if (isnan(ratio))
+			ratio = INFINITY;
+		if (!worst || ratio > worst_ratio) {
+			worst = f;
+			worst_ratio = ratio;
+		}
+		verify_message(f, msg, sizeof(msg));
+		bnf_info(2, "  not verified  %s", msg);
+	}
+	if (!worst)
+		return;
+	verify_message(worst, msg, sizeof(msg));
+	if (n > 1)
+		bnf_error("%s: %s; %zu fusions fail (-v lists them); nothing written", input, msg, n);
+	else
+		bnf_error("%s: %s; nothing written", input, msg);
 }
 
 int main(int argc, char **argv)
@@ -104,6 +167,9 @@ int main(int argc, char **argv)
 		{"report", required_argument, NULL, 'R'},
 		{"fold-overridable", no_argument, NULL, 'O'},
 		{"in-place", no_argument, NULL, 'I'},
+		{"verify", no_argument, NULL, 'Y'},
+		{"no-verify", no_argument, NULL, 'N'},
+		{"tolerance", required_argument, NULL, 'T'},
 		{"force", no_argument, NULL, 'f'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -127,6 +193,16 @@ int main(int argc, char **argv)
 		case 'R': report_path = optarg; break;
 		case 'O': opt.fold_overridable = true; break;
 		case 'I': in_place = true; break;
+		case 'Y': opt.no_verify = false; break;
+		case 'N': opt.no_verify = true; break;
+		case 'T': {
+			char *end;
+			opt.tolerance = strtod(optarg, &end);
+			if (end == optarg || *end || !(opt.tolerance >= 0) || !isfinite(opt.tolerance))
+				return usage_error("--tolerance needs a number >= 0, not '%s'", optarg);
+			opt.tolerance_set = true;
+			break;
+		}
 		case 'f': force = true; break;
 		case 'q': bnf_display_level = 0; break;
 		case 'v': bnf_display_level = 2; break;
@@ -176,6 +252,11 @@ int main(int argc, char **argv)
 		goto done;
 	if (bnf_fold_model(in.model, input, &opt, &res) < 0)
 		goto done;
+	if (bnf_result_verify_failed(&res) > 0) {
+		verify_failures(&res, input);
+		rc = EXIT_VERIFY;
+		goto done;
+	}
 	if (report_path && !(report = bnf_report_json(&res, input, output, &opt)))
 		goto done;
 	if (bnf_output_open(output, &out) < 0)
