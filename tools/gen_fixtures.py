@@ -52,7 +52,8 @@ MAX_FILE_SIZE = 100 * 1024
 
 F32 = np.float32
 F64 = np.float64
-ELEM = {F32: TensorProto.FLOAT, F64: TensorProto.DOUBLE}
+F16 = np.float16
+ELEM = {F32: TensorProto.FLOAT, F64: TensorProto.DOUBLE, F16: TensorProto.FLOAT16}
 
 
 # --------------------------------------------------------------------------
@@ -103,6 +104,20 @@ def make_tensor(name, arr, fmt="raw"):
             raise ValueError("typed storage only for float32/float64")
         return t
     raise ValueError(fmt)
+
+
+def bf16_tensor(name, arr):
+    """BFLOAT16 TensorProto in raw_data (numpy has no bfloat16): the float32
+    values rounded to nearest even in the top 16 bits."""
+    a = np.ascontiguousarray(arr, dtype=F32)
+    bits = a.view(np.uint32).astype(np.uint64)
+    half = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
+    t = TensorProto()
+    t.name = name
+    t.data_type = TensorProto.BFLOAT16
+    t.dims.extend(a.shape)
+    t.raw_data = half.tobytes()
+    return t
 
 
 def out_len(n, k, pad_begin, pad_end, stride=1):
@@ -889,14 +904,14 @@ def _():
     return make_model(g.build(), 11, 7)
 
 
-def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4):
+def gemm_bn(name, trans_b, c_shape, alpha=1.0, beta=1.0, m=2, k=5, n=4, dtype=F32):
     rng = rng_for(name)
-    g = G(name)
+    g = G(name, dtype)
     g.inp("A", (m, k))
-    b = conv_weight(rng, (n, k) if trans_b else (k, n))
+    b = conv_weight(rng, (n, k) if trans_b else (k, n), dtype)
     ins = ["A", g.init("gemm_B", b)]
     if c_shape is not None:
-        ins.append(g.init("gemm_C", rng.normal(0, 0.3, c_shape).astype(F32)))
+        ins.append(g.init("gemm_C", rng.normal(0, 0.3, c_shape).astype(dtype)))
     attrs = {}
     if trans_b:
         attrs["transB"] = 1
@@ -931,6 +946,40 @@ def _():
          patterns={"gemm_bn": 1})
 def _():
     return gemm_bn("gemm_bn_scalar_c", True, (1,), beta=0.5)
+
+
+# ---------------------------------------------------------------- half precision
+
+@fixture("conv_bn_fp16.onnx",
+         "float16 throughout: Conv with bias -> BN -> Relu, float16 input and output "
+         "(ORT compares half outputs at rel/abs 1e-2)", 1, 1, patterns={"conv_bn": 1})
+def _():
+    return simple_conv_bn("conv_bn_fp16", 15, 8, cin=3, cout=4, spatial=(6, 6), dtype=F16, relu_after=True)
+
+
+@fixture("gemm_bn_fp16.onnx", "float16 Gemm transB=1, alpha 0.5, C [N] -> BN", 1, 1, patterns={"gemm_bn": 1})
+def _():
+    return gemm_bn("gemm_bn_fp16", True, (4,), alpha=0.5, dtype=F16)
+
+
+@fixture("conv_bn_bf16.onnx",
+         "bfloat16 throughout: Conv with bias -> BN (ORT CPU has no bfloat16 Conv; "
+         "the Conv type constraints of onnx 1.12 full_check reject bfloat16)", 1, 1,
+         equivalence=False, full_check=False, patterns={"conv_bn": 1})
+def _():
+    name = "conv_bn_bf16"
+    rng = rng_for(name)
+    gamma, beta, mean, var = bn_params(rng, 4)
+    inits = [bf16_tensor("conv_W", conv_weight(rng, (4, 3, 3, 3))), bf16_tensor("conv_B", conv_bias(rng, 4)),
+             bf16_tensor("bn_scale", gamma), bf16_tensor("bn_B", beta), bf16_tensor("bn_mean", mean),
+             bf16_tensor("bn_var", var)]
+    nodes = [helper.make_node("Conv", ["X", "conv_W", "conv_B"], ["conv_out"], name="conv",
+                              kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["conv_out", "bn_scale", "bn_B", "bn_mean", "bn_var"], ["Y"],
+                              name="bn")]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("X", TensorProto.BFLOAT16, [2, 3, 5, 5])],
+                              [helper.make_tensor_value_info("Y", TensorProto.BFLOAT16, [2, 4, 5, 5])], inits)
+    return make_model(graph, 15, 8)
 
 
 def matmul_bn(name, a_shape, n, bn_c, value_info=True, relu_first=False):

@@ -30,23 +30,29 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle_common as oc  # noqa: E402
 
 
-def make_perturbed(src, dst):
-    """Copy of model src whose first Conv weight initializer is scaled by
-    1.001; returns (dst, weight name) or None when there is none."""
-    import numpy as np
+def make_perturbed(src, dst, dtypes, factor):
+    """Copy of model src whose first Conv or Gemm weight initializer of one
+    of the numpy dtypes is scaled by factor; returns (dst, weight name) or
+    None when there is none."""
     from onnx import numpy_helper
     m = oc.onnx.load(src)
     inits = {t.name: t for t in m.graph.initializer}
     for node in m.graph.node:
-        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
+        if node.op_type in ("Conv", "Gemm") and len(node.input) > 1 and node.input[1] in inits:
             t = inits[node.input[1]]
             a = numpy_helper.to_array(t)
-            if a.dtype not in (np.float32, np.float64, np.float16):
+            if a.dtype not in dtypes:
                 continue
-            t.CopyFrom(numpy_helper.from_array((a * a.dtype.type(1.001)).astype(a.dtype), t.name))
+            t.CopyFrom(numpy_helper.from_array((a * a.dtype.type(factor)).astype(a.dtype), t.name))
             oc.onnx.save(m, dst)
             return dst, t.name
     return None
+
+
+# Negative controls: the oracle must flag a slightly wrong fold.  float16
+# outputs are compared at 1e-2, so their weight is scaled by 1.05, float32
+# and float64 by 1.001.
+CONTROLS = (("__control__", ("float32", "float64"), 1.001), ("__control16__", ("float16",), 1.05))
 
 
 def main():
@@ -211,20 +217,23 @@ def main():
         except Exception:  # noqa: BLE001
             tap.fail("%s: driver error" % name, traceback.format_exc())
 
-    # ---- negative control: the oracle must flag a slightly wrong fold
-    control = None
-    for j in jobs:
-        try:
-            control = make_perturbed(j["folded"], os.path.join(work, "control.perturbed.onnx"))
-        except Exception:  # noqa: BLE001
-            control = None
-        if control:
-            idx = len(tap.results)
-            tap.fail("oracle control", "(placeholder)")
-            equiv_lines.append((idx, "__control__"))
-            jobs.append(dict(id="__control__", original=j["original"], folded=control[0], rtol=1e-5, atol=1e-5))
-            control = (j["id"],) + control[1:]
-            break
+    # ---- negative controls
+    import numpy as np
+    controls = {}
+    for cid, dts, factor in CONTROLS:
+        for j in list(jobs):
+            try:
+                made = make_perturbed(j["folded"], os.path.join(work, cid + ".perturbed.onnx"),
+                                      tuple(np.dtype(d) for d in dts), factor)
+            except Exception:  # noqa: BLE001
+                made = None
+            if made:
+                idx = len(tap.results)
+                tap.fail("oracle control", "(placeholder)")
+                equiv_lines.append((idx, cid))
+                jobs.append(dict(id=cid, original=j["original"], folded=made[0], rtol=1e-5, atol=1e-5))
+                controls[cid] = (j["id"], made[1], factor)
+                break
 
     # ---- equivalence batch
     if equiv_lines:
@@ -235,8 +244,8 @@ def main():
             results, err = oc.run_equiv_batch(args.equiv, args.node_modules, jobs, work, extra)
         for idx, name in equiv_lines:
             r = results.get(name)
-            if name == "__control__":
-                desc = "oracle control: equiv.mjs flags %s with conv weight %s scaled by 1.001" % (control[0], control[1])
+            if name in controls:
+                desc = "oracle control: equiv.mjs flags %s with weight %s scaled by %g" % controls[name]
                 good = r is not None and not r.get("ok") and not r.get("error")
                 tap.results[idx] = (good, oc.clean(desc), None, [] if good else [
                     "expected DIFF, got: %s" % (json.dumps(r)[:1500] if r else (err or "no result"))])
