@@ -326,6 +326,25 @@ static const char *folded_range(const bnf_plan *p, size_t first, size_t n, const
 		double sc;
 		if (c >= l->channels)
 			return "the plan's layout maps a weight element past its channels";
+		if (l->inner == 1 && l->per_group > 1) {
+			/* One element per channel in turn (Gemm B [K, N]): along a
+			 * row of per_group elements the layout's channel steps by
+			 * one; it is looked up at both ends of the row, and
+			 * element by element where they disagree. */
+			size_t last;
+			run = l->per_group - (first + i) % l->per_group;
+			if (run > n - i)
+				run = n - i;
+			last = bnf_layout_channel(l, first + i + run - 1);
+			if (last != c + run - 1 || last >= l->channels)
+				run = 1;
+			for (size_t j = 0; j < run; j++, i++) {
+				double y = w[i] * p->transform.scale[c + j];
+				wf[i] = p->dtype == BNF_DT_FLOAT && fabs(y) <= FLT_MAX ? (double)(float)y
+										   : bnf_round_to(p->dtype, y);
+			}
+			continue;
+		}
 		sc = p->transform.scale[c];
 		if (run > n - i)
 			run = n - i;
@@ -386,6 +405,34 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 	for (size_t done = 0; done < wv->numel; done += CHUNK) {
 		size_t n = wv->numel - done < CHUNK ? wv->numel - done : CHUNK;
 		bool have_w = false, have_wf = false;
+		if (vc->layer == BNF_VL_GEMM && !vc->trans_b && !vc->bn_before) {
+			/* B [K, N]: row k feeds every output channel with input k;
+			 * element by element, without a division each */
+			const char *why = NULL;
+			size_t k = done / g->d1, o = done % g->d1;
+			bnf_tview_read_range(wv, done, n, w);
+			if (p->scale_weight)
+				why = folded_range(p, done, n, w, wf);
+			else
+				bnf_tview_read_range(&p->weight.view, done, n, wf);
+			if (why)
+				return why;
+			for (size_t j = 0; j < n; j++) {
+				double t1 = w[j] * x1[k], t2 = w[j] * x2[k];
+				double *r = acc->R + o * NPROBE, *f = acc->F + o * NPROBE, *m = acc->M + o * NPROBE;
+				r[1] += t1;
+				r[2] += t2;
+				f[1] += wf[j] * x1[k];
+				f[2] += wf[j] * x2[k];
+				m[1] += fabs(t1);
+				m[2] += fabs(t2);
+				if (++o == g->d1) {
+					o = 0;
+					k++;
+				}
+			}
+			continue;
+		}
 		for (size_t j = 0, run; j < n; j += run) {
 			size_t o, pos, ci, k, i = done + j, c;
 			double *r, *f, *m;

@@ -278,6 +278,13 @@ int main(void)
 		plan_of(&p, &w, &l, scale, nb, 2);
 		OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && v.ok && v.terms == 3, "gemm_bn (alpha 0.5, beta 2) passes");
 		NEAR(v.max_abs_err, 0, 1e-14, "... exactly, up to double rounding");
+		/* the layout of B [N, K] (rows scale) applied to B [K, N]: elements
+		 * 0-2 scaled by s[0] and 3-5 by s[1], where columns should be */
+		p.transform.layout = (bnf_layout){.inner = 3, .per_group = 2, .rows_per_group = 1, .channels = 2};
+		OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && !v.ok && !v.problem, "gemm_bn scaled by rows instead of columns is caught");
+		p.transform.layout = (bnf_layout){.inner = 1, .per_group = 2, .rows_per_group = 1, .channels = 2};
+		OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && !v.ok && v.problem, "a Gemm layout past its channels is a problem");
+		p.transform.layout = l;
 		vc.folded_beta = 2; /* Gemm beta left at 2 */
 		OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && !v.ok, "a folded Gemm that keeps beta 2 is caught");
 		vc.folded_beta = 1;
