@@ -280,6 +280,28 @@ static void add_run_f32(const double *w, const uint8_t *raw, double sc, const do
 	m[2] += a[5];
 }
 
+/* add_run for n float32 elements that all hold w (a weight filled with
+ * one value, ConstantOfShape) and that the plan scales by one sc: the
+ * sums are w and its folded value times the sums of the inputs. */
+static void add_run_uniform(double w, double sc, const double *x1, const double *x2, size_t n, double *r, double *f,
+			    double *m)
+{
+	double y = w * sc, wf = fabs(y) <= FLT_MAX ? (double)(float)y : bnf_round_to(BNF_DT_FLOAT, y);
+	double s1 = 0, s2 = 0, a1 = 0, a2 = 0;
+	for (size_t j = 0; j < n; j++) {
+		s1 += x1[j];
+		s2 += x2[j];
+		a1 += fabs(x1[j]);
+		a2 += fabs(x2[j]);
+	}
+	r[1] += w * s1;
+	r[2] += w * s2;
+	f[1] += wf * s1;
+	f[2] += wf * s2;
+	m[1] += fabs(w) * a1;
+	m[2] += fabs(w) * a2;
+}
+
 /* A BN before a Conv: weight element (w, folded wf) at tap k of its row
  * reads input channel ci, whose probe values are x1, x2. */
 static void add_before(const bnf_verify_case *vc, const geom *g, const double *sd, const double *s, double w,
@@ -442,13 +464,17 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 			r = acc->R + o * NPROBE;
 			f = acc->F + o * NPROBE;
 			m = acc->M + o * NPROBE;
-			if (!raw && !have_w) {
+			if (!raw && !wv->uniform && !have_w) {
 				bnf_tview_read_range(wv, done, n, w);
 				have_w = true;
 			}
 			if (fuse && l->inner - i % l->inner >= run) {
 				if ((c = bnf_layout_channel(l, i)) >= l->channels)
 					return "the plan's layout maps a weight element past its channels";
+				if (wv->uniform) {
+					add_run_uniform(wv->fill, p->transform.scale[c], x1 + pos, x2 + pos, run, r, f, m);
+					continue;
+				}
 				add_run_f32(w + j, raw ? raw + 4 * i : NULL, p->transform.scale[c], x1 + pos, x2 + pos, run,
 					    r, f, m);
 				continue;

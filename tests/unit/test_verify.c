@@ -157,6 +157,25 @@ int main(void)
 			p.weight.view = w.v;
 		}
 
+		/* A weight filled with one value (ConstantOfShape): 1.5 everywhere,
+		 * W' = {1.5, 1.5, -1.5, -1.5}, b' as before. */
+		{
+			bnf_tview uv = w.v;
+			uv.uniform = true;
+			uv.fill = 1.5;
+			uv.tensor = NULL;
+			vc.weight = &uv;
+			p.weight.view = uv;
+			OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && v.ok, "uniform weight: the exact fold passes");
+			NEAR(v.max_abs_err, 0, 1e-14, "uniform weight: max_abs_err is double rounding only");
+			scale[1] = -1 - ldexp(1, -10);
+			OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && !v.ok && v.worst_channel == 1,
+			   "uniform weight: a scale off by 2^-10 is caught on channel 1");
+			scale[1] = -1;
+			vc.weight = &w.v;
+			p.weight.view = w.v;
+		}
+
 		/* A plan whose layout reaches past its channels (element i to
 		 * channel i) cannot be read: a problem, never a pass. */
 		p.transform.layout = (bnf_layout){.inner = 1, .per_group = 1, .rows_per_group = 1, .channels = 2};
