@@ -1,6 +1,7 @@
 #include "cli_run.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,15 +83,71 @@ static void fold_summary(const bnf_result *r, const char *input, const char *out
 			 r->n_fusions - bnf_result_bn_folded(r));
 	for (size_t i = 0; i < r->n_fusions; i++) {
 		const bnf_fusion *f = &r->fusions[i];
-		bnf_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s)", f->layer_op, f->layer,
+		char check[160] = "";
+		if (f->verified)
+			snprintf(check, sizeof(check), "; verify max_rel_err %.2e <= %.2e, max_abs_err %.2e, %zu outputs",
+				 f->verify.max_rel_err, f->verify.tolerance, f->verify.max_abs_err, f->verify.outputs);
+		bnf_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s%s)", f->layer_op, f->layer,
 			 f->node_op, f->bn, f->pattern, f->graph, f->channels, bnf_dtype_name(f->dtype),
-			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "");
+			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "", check);
 	}
 	for (size_t i = 0; i < r->n_skips; i++) {
 		const bnf_skip *s = &r->skips[i];
 		bnf_info(2, "  skipped  BatchNormalization '%s' (output '%s', %s): %s: %s", s->bn, s->bn_output,
 			 s->graph, bnf_reason_code(s->reason), s->message);
 	}
+}
+
+/* The fusion, for messages: "BatchNormalization 'bn' (output 'y') folded into Conv 'conv'". */
+static void fusion_name(const bnf_fusion *f, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s '%s' (output '%s') folded into %s '%s'", f->node_op, f->bn, f->bn_output, f->layer_op,
+		 f->layer);
+}
+
+static void verify_message(const bnf_fusion *f, char *buf, size_t len)
+{
+	char name[600];
+	const bnf_verify *v = &f->verify;
+	fusion_name(f, name, sizeof(name));
+	if (v->problem)
+		snprintf(buf, len, "%s cannot be verified: %s", name, v->problem);
+	else
+		snprintf(buf, len, "%s fails verification: max_rel_err %.3g > tolerance %.3g (max_abs_err %.3g, channel %zu)",
+			 name, v->max_rel_err, v->tolerance, v->max_abs_err, v->worst_channel);
+}
+
+/* One error line naming the fusion furthest over its tolerance (with -v,
+ * every failing fusion first). */
+static void verify_failures(const bnf_result *r, const char *input)
+{
+	const bnf_fusion *worst = NULL;
+	double worst_ratio = -1;
+	size_t n = bnf_result_verify_failed(r);
+	char msg[1200];
+
+	for (size_t i = 0; i < r->n_fusions; i++) {
+		const bnf_fusion *f = &r->fusions[i];
+		double ratio;
+		if (!f->verified || f->verify.ok)
+			continue;
+		ratio = f->verify.problem ? INFINITY : f->verify.max_rel_err / f->verify.tolerance;
+		if (isnan(ratio))
+			ratio = INFINITY;
+		if (!worst || ratio > worst_ratio) {
+			worst = f;
+			worst_ratio = ratio;
+		}
+		verify_message(f, msg, sizeof(msg));
+		bnf_info(2, "  not verified  %s", msg);
+	}
+	if (!worst)
+		return;
+	verify_message(worst, msg, sizeof(msg));
+	if (n > 1)
+		bnf_error("%s: %s; %zu fusions fail (-v lists them); nothing written", input, msg, n);
+	else
+		bnf_error("%s: %s; nothing written", input, msg);
 }
 
 /* The CI gate's findings: one line per BN that would fold, "FILE: ..." so
@@ -372,6 +429,12 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	}
 	if (bnf_fold_model(in.model, input, &fold, &res) < 0)
 		goto done;
+	if (bnf_result_verify_failed(&res) > 0) {
+		verify_failures(&res, input);
+		run->verify_failed++;
+		rc = 0; /* not an I/O failure: exit status 4 */
+		goto done_verify;
+	}
 	if (o->report && !(report = bnf_report_json(&res, input, output, &fold)))
 		goto done;
 
@@ -411,6 +474,7 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 done:
 	if (rc < 0)
 		run->failed++;
+done_verify:
 	strvec_free(&order);
 	free(report);
 	free(output);

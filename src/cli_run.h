@@ -33,6 +33,7 @@ typedef struct bnf_run_options {
 /* What a run over several inputs has done so far. */
 typedef struct bnf_run {
 	size_t files, failed;
+	size_t verify_failed;      /* inputs not written because a fusion failed its check */
 	size_t tables;             /* LIST: tables printed */
 	size_t bn_found, folded;   /* FOLD: folded; CHECK/LIST: would fold */
 	size_t files_foldable;     /* CHECK/LIST: inputs with a BN that would fold */

@@ -8,6 +8,7 @@
 #include "graph.h"
 #include "payload.h"
 #include "tensor.h"
+#include "verify.h"
 
 #define CHUNK 4096 /* elements transformed per step */
 
@@ -367,7 +368,7 @@ static int write_tensor(gctx *c, const bnf_const *src, const char *base, const c
 }
 
 static int record_fusion(gctx *c, const bnf_plan *p, const char *layer_op, bool weight_copied,
-			 bool bias_created)
+			 bool bias_created, const bnf_verify *vr)
 {
 	const Onnx__NodeProto *layer = c->g->node[p->layer_node];
 	const Onnx__NodeProto *node = c->g->node[p->node];
@@ -395,6 +396,10 @@ static int record_fusion(gctx *c, const bnf_plan *p, const char *layer_op, bool 
 	f->eps = p->eps;
 	f->weight_copied = weight_copied;
 	f->bias_created = bias_created;
+	if (vr) {
+		f->verified = true;
+		f->verify = *vr;
+	}
 	return f->graph && f->layer && f->layer_op && f->layer_op_after && f->bn && f->node_op &&
 	       f->bn_output && f->weight && f->bias ? 0 : -1;
 }
@@ -409,9 +414,10 @@ static void set_float_attr(Onnx__NodeProto *node, const char *name, float x)
 	}
 }
 
-/* Carry out a plan whose reason is BNF_FOLD. Returns 1 when folded, 0 when
- * the fold turned out impossible here (recorded as a skip), -1 on error. */
-static int apply(gctx *c, bnf_plan *p)
+/* Carry out a plan whose reason is BNF_FOLD, recording vr (the check made
+ * before, or NULL) with the fusion. Returns 1 when folded, 0 when the fold
+ * turned out impossible here (recorded as a skip), -1 on error. */
+static int apply(gctx *c, bnf_plan *p, const bnf_verify *vr)
 {
 	Onnx__NodeProto *layer = c->g->node[p->layer_node];
 	Onnx__NodeProto *node = c->g->node[p->node];
@@ -530,7 +536,7 @@ static int apply(gctx *c, bnf_plan *p)
 				goto oom;
 	}
 	c->node_removed[p->node] = true;
-	if (record_fusion(c, p, layer_op, p->scale_weight && !weight_inplace, p->write_bias && !p->has_bias) < 0)
+	if (record_fusion(c, p, layer_op, p->scale_weight && !weight_inplace, p->write_bias && !p->has_bias, vr) < 0)
 		goto oom;
 	rc = 1;
 	goto done;
@@ -731,7 +737,13 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 				goto out;
 			}
 			if (p.reason == BNF_FOLD) {
-				r = apply(&c, &p);
+				/* Verify reads the original tensors: before apply edits them. */
+				bnf_verify vr;
+				if (!opt->no_verify && bnf_verify_plan(&c.gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vr) < 0) {
+					bnf_plan_free(&p);
+					goto out;
+				}
+				r = apply(&c, &p, opt->no_verify ? NULL : &vr);
 				if (r == 0)
 					handled[n] = true;
 				progress = progress || r == 1;
@@ -892,6 +904,22 @@ size_t bnf_result_bn_folded(const bnf_result *r)
 	size_t n = 0;
 	for (size_t i = 0; i < r->n_fusions; i++)
 		n += r->fusions[i].is_bn;
+	return n;
+}
+
+size_t bnf_result_verified(const bnf_result *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_fusions; i++)
+		n += r->fusions[i].verified;
+	return n;
+}
+
+size_t bnf_result_verify_failed(const bnf_result *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_fusions; i++)
+		n += r->fusions[i].verified && !r->fusions[i].verify.ok;
 	return n;
 }
 

@@ -15,13 +15,21 @@ typedef struct bnf_fold_options {
 	 * With it, a folded weight read from the input file becomes a computed
 	 * payload instead of being materialised. */
 	struct bnf_payloads *payloads;
+	/* Zero is the default: every fusion is checked numerically before it
+	 * is applied (verify.h), against the default tolerance of its dtype. */
+	bool no_verify;        /* skip the check (--no-verify) */
+	bool tolerance_set;    /* check against `tolerance` (--tolerance) instead */
+	double tolerance;
 } bnf_fold_options;
 
 /* Find every BatchNormalization in the model (subgraphs included), fold
- * those that fold exactly, and record each fusion and skip in res.  The
- * model is edited in place: folded BN nodes removed, weights and biases
- * rewritten (or copied when shared), parameters that no longer have a
- * reader removed.  Returns 0, or -1 after bnf_error() on malformed input
+ * those that fold exactly, and record each fusion and skip in res.  Unless
+ * opt->no_verify, each fusion is checked numerically (bnf_verify_plan)
+ * before it is applied, and the outcome is recorded with it; a fusion that fails
+ * the check is applied all the same, so the caller must not write the
+ * model when bnf_result_verify_failed() is not 0.  The model is edited in
+ * place: folded BN nodes removed, weights and biases rewritten (or copied
+ * when shared), parameters that no longer have a reader removed.  Returns 0, or -1 after bnf_error() on malformed input
  * (naming `path` and the node) or lack of memory; then the model may be
  * half-edited and must not be written. */
 int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options *opt,

@@ -1,5 +1,6 @@
 #include "fold.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /* bnfold command line: options, exit codes, messages.  The work is in
  * cli_run.c. */
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,13 @@
 #include "model_io.h"
 
 /* Documented in --help, bnfold.1 and README.md. */
-enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3 };
+enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY = 4 };
 
 /* Long options without a short form. */
-enum { OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE };
+enum {
+	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE,
+	OPT_VERIFY, OPT_NO_VERIFY, OPT_TOLERANCE,
+};
 
 static void usage(FILE *f)
 {
@@ -50,6 +54,11 @@ static void usage(FILE *f)
 	      "                          OUTPUT.data beside the output\n"
 	      "      --no-stream         read every weight into memory instead of streaming\n"
 	      "                          it from the input (slower; the same output)\n"
+	      "      --verify            check each fusion numerically before writing\n"
+	      "                          (the default); see exit status 4\n"
+	      "      --no-verify         do not check the fusions\n"
+	      "      --tolerance X       the relative error a fusion may show, instead of\n"
+	      "                          about 2 rounding units of its type\n"
 	      "\n"
 	      "Messages:\n"
 	      "  -q, --quiet             print errors only (no summary, list or table)\n"
@@ -59,7 +68,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: 0 success (--check: nothing left to fold), 1 input or output\n"
 	      "error in any INPUT (the others are still processed), 2 usage error,\n"
-	      "3 --check found a BatchNormalization that would fold.\n"
+	      "3 --check found a BatchNormalization that would fold, 4 a fusion failed\n"
+	      "verification (nothing written for that INPUT).  1 wins over 4, 4 over 3.\n"
 	      "\n"
 	      "Examples:\n"
 	      "  bnfold model.onnx -o model.folded.onnx --report fold.json\n"
@@ -156,6 +166,9 @@ int main(int argc, char **argv)
 		{"fold-overridable", no_argument, NULL, OPT_FOLD_OVERRIDABLE},
 		{"no-stream", no_argument, NULL, OPT_NO_STREAM},
 		{"inline", no_argument, NULL, OPT_INLINE},
+		{"verify", no_argument, NULL, OPT_VERIFY},
+		{"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+		{"tolerance", required_argument, NULL, OPT_TOLERANCE},
 		{"in-place", no_argument, NULL, OPT_IN_PLACE},
 		{"force", no_argument, NULL, 'f'},
 		{"check", no_argument, NULL, OPT_CHECK},
@@ -182,6 +195,16 @@ int main(int argc, char **argv)
 		case OPT_FOLD_OVERRIDABLE: o.fold.fold_overridable = true; break;
 		case OPT_NO_STREAM: o.no_stream = true; break;
 		case OPT_INLINE: o.inline_all = true; break;
+		case OPT_VERIFY: o.fold.no_verify = false; break;
+		case OPT_NO_VERIFY: o.fold.no_verify = true; break;
+		case OPT_TOLERANCE: {
+			char *end;
+			o.fold.tolerance = strtod(optarg, &end);
+			if (end == optarg || *end || !(o.fold.tolerance >= 0) || !isfinite(o.fold.tolerance))
+				return usage_error("--tolerance needs a number >= 0, not '%s'", optarg);
+			o.fold.tolerance_set = true;
+			break;
+		}
 		case OPT_IN_PLACE: o.in_place = true; break;
 		case 'f': o.force = true; break;
 		case OPT_CHECK: check = true; break;
@@ -223,7 +246,9 @@ int main(int argc, char **argv)
 	if (report_path && bnf_run_write_report(&run, report_path) < 0)
 		run.failed++;
 
-	rc = run.failed ? EXIT_IO : o.job == BNF_JOB_CHECK && run.folded ? EXIT_FOLDABLE : EXIT_OK;
+	rc = run.failed ? EXIT_IO
+	     : run.verify_failed ? EXIT_VERIFY
+	     : o.job == BNF_JOB_CHECK && run.folded ? EXIT_FOLDABLE : EXIT_OK;
 	bnf_run_free(&run);
 	return rc;
 }

@@ -1,6 +1,8 @@
 #include "report.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,54 @@ static double shortest_float(double x)
 	return x;
 }
 
+/* A number that may be infinite (a fusion that could not be modelled):
+ * JSON has no infinity, so null. */
+static cJSON *number_or_null(double x)
+{
+	return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull();
+}
+
+static bool add_verify(cJSON *e, const bnf_verify *v)
+{
+	cJSON *o = cJSON_AddObjectToObject(e, "verify");
+	if (!o)
+		return false;
+	cJSON_AddBoolToObject(o, "ok", v->ok);
+	cJSON_AddItemToObject(o, "max_abs_err", number_or_null(v->max_abs_err));
+	cJSON_AddItemToObject(o, "max_rel_err", number_or_null(v->max_rel_err));
+	cJSON_AddNumberToObject(o, "tolerance", v->tolerance);
+	cJSON_AddNumberToObject(o, "outputs", (double)v->outputs);
+	cJSON_AddNumberToObject(o, "terms", (double)v->terms);
+	cJSON_AddNumberToObject(o, "worst_channel", (double)v->worst_channel);
+	if (v->problem)
+		cJSON_AddStringToObject(o, "problem", v->problem);
+	return true;
+}
+
+/* Totals over every verified fusion (BN and Mul/Add). */
+static bool add_verify_summary(cJSON *root, const bnf_result *r)
+{
+	cJSON *o = cJSON_AddObjectToObject(root, "verify");
+	double abs_err = 0, rel_err = 0, worst_ratio = 0;
+	if (!o)
+		return false;
+	for (size_t i = 0; i < r->n_fusions; i++) {
+		const bnf_verify *v = &r->fusions[i].verify;
+		if (!r->fusions[i].verified)
+			continue;
+		abs_err = fmax(abs_err, v->max_abs_err);
+		rel_err = fmax(rel_err, v->max_rel_err);
+		worst_ratio = fmax(worst_ratio, v->tolerance > 0 ? v->max_rel_err / v->tolerance
+								 : v->max_rel_err > 0 ? INFINITY : 0);
+	}
+	cJSON_AddNumberToObject(o, "checked", (double)bnf_result_verified(r));
+	cJSON_AddNumberToObject(o, "failed", (double)bnf_result_verify_failed(r));
+	cJSON_AddItemToObject(o, "max_abs_err", number_or_null(abs_err));
+	cJSON_AddItemToObject(o, "max_rel_err", number_or_null(rel_err));
+	cJSON_AddItemToObject(o, "worst_ratio", number_or_null(worst_ratio));
+	return true;
+}
+
 char *bnf_report_json(const bnf_result *r, const char *input, const char *output,
 		      const bnf_fold_options *opt)
 {
@@ -41,6 +91,11 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 	cJSON_AddItemToObject(root, "output", str_or_null(output));
 	o = cJSON_AddObjectToObject(root, "options");
 	cJSON_AddBoolToObject(o, "fold_overridable", opt->fold_overridable);
+	cJSON_AddBoolToObject(o, "verify", !opt->no_verify);
+	if (!opt->no_verify && opt->tolerance_set)
+		cJSON_AddNumberToObject(o, "tolerance", opt->tolerance);
+	else
+		cJSON_AddNullToObject(o, "tolerance");
 
 	o = cJSON_AddObjectToObject(root, "model");
 	cJSON_AddNumberToObject(o, "ir_version", (double)r->ir_version);
@@ -90,7 +145,11 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 		cJSON_AddStringToObject(e, "bias", f->bias);
 		cJSON_AddBoolToObject(e, "bias_created", f->bias_created);
 		cJSON_AddBoolToObject(e, "weight_copied", f->weight_copied);
+		if (f->verified && !add_verify(e, &f->verify))
+			goto oom;
 	}
+	if (!opt->no_verify && !add_verify_summary(root, r))
+		goto oom;
 	arr = cJSON_AddArrayToObject(root, "skipped");
 	for (size_t i = 0; arr && i < r->n_skips; i++) {
 		const bnf_skip *s = &r->skips[i];

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "fold.h"
+#include "verify.h"
 
 typedef struct bnf_fusion {
 	/* bn and bn_output name the node that went (a BN, or a Mul/Add);
@@ -19,6 +20,8 @@ typedef struct bnf_fusion {
 	double eps;
 	bool bias_created;
 	bool weight_copied;
+	bool verified;        /* verify holds the numeric check of this fusion */
+	bnf_verify verify;
 } bnf_fusion;
 
 typedef struct bnf_skip {
@@ -43,5 +46,8 @@ typedef struct bnf_result {
 void bnf_result_free(bnf_result *r);
 /* How many of the fusions removed a BatchNormalization. */
 size_t bnf_result_bn_folded(const bnf_result *r);
+/* How many fusions were verified, and how many of those failed the check. */
+size_t bnf_result_verified(const bnf_result *r);
+size_t bnf_result_verify_failed(const bnf_result *r);
 
 #endif

@@ -205,6 +205,14 @@ static void decode_run(int dtype, const uint8_t *p, size_t n, double *out)
 		}
 		return;
 	}
+	if (dtype == BNF_DT_FLOAT16 || dtype == BNF_DT_BFLOAT16) {
+		bool half = dtype == BNF_DT_FLOAT16;
+		for (size_t i = 0; i < n; i++, p += 2) {
+			uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+			out[i] = half ? bnf_f16_to_double(h) : bnf_bf16_to_double(h);
+		}
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		out[i] = bnf_decode(dtype, p + i * bnf_dtype_size(dtype));
 }
@@ -342,6 +350,15 @@ static uint16_t small_from_double(double x, int mant, int bias, uint16_t nan_bit
 	return sign | (uint16_t)round_small_float(fabs(x), mant, bias);
 }
 
+/* 2^k as a double, for -1022 <= k <= 1023, built from its bits. */
+static double pow2(int k)
+{
+	uint64_t b = (uint64_t)(k + 1023) << 52;
+	double d;
+	memcpy(&d, &b, 8);
+	return d;
+}
+
 static double small_to_double(uint16_t h, int mant, int bias)
 {
 	int ebits = 15 - mant;
@@ -349,12 +366,16 @@ static double small_to_double(uint16_t h, int mant, int bias)
 	uint32_t f = h & ((1u << mant) - 1);
 	double v;
 
-	if (e == (1u << ebits) - 1)
+	if (e == (1u << ebits) - 1) {
 		v = f ? NAN : INFINITY;
-	else if (e == 0)
-		v = ldexp((double)f, 1 - bias - mant);
-	else
-		v = ldexp((double)(f | (1u << mant)), (int)e - bias - mant);
+	} else if (e == 0) {
+		v = (double)f * pow2(1 - bias - mant); /* exact: f has at most 10 bits */
+	} else {
+		/* a normal number: the same exponent and mantissa in a double's
+		 * fields (no call per element; this runs for every weight read) */
+		uint64_t b = (uint64_t)((int)e - bias + 1023) << 52 | (uint64_t)f << (52 - mant);
+		memcpy(&v, &b, 8);
+	}
 	return (h & 0x8000) ? -v : v;
 }
 
@@ -363,13 +384,35 @@ double bnf_f16_to_double(uint16_t h) { return small_to_double(h, 10, 15); }
 uint16_t bnf_bf16_from_double(double x) { return small_from_double(x, 7, 127, 0x7fc0); }
 double bnf_bf16_to_double(uint16_t h) { return small_to_double(h, 7, 127); }
 
+/* x rounded to `mant` stored mantissa bits, to nearest even, by rounding
+ * the double's own significand: exact while x and the result are normal
+ * numbers of the small type, which the caller checks. */
+static double round_significand(double x, int mant)
+{
+	int drop = 52 - mant;
+	uint64_t b;
+	memcpy(&b, &x, 8);
+	b += ((uint64_t)1 << (drop - 1)) - 1 + ((b >> drop) & 1);
+	b &= ~(((uint64_t)1 << drop) - 1);
+	memcpy(&x, &b, 8);
+	return x;
+}
+
 double bnf_round_to(int dtype, double x)
 {
+	double a = fabs(x);
 	switch (dtype) {
 	case BNF_DT_FLOAT: return (double)to_float(x);
 	case BNF_DT_DOUBLE: return x;
-	case BNF_DT_FLOAT16: return bnf_f16_to_double(bnf_f16_from_double(x));
-	case BNF_DT_BFLOAT16: return bnf_bf16_to_double(bnf_bf16_from_double(x));
+	case BNF_DT_FLOAT16:
+		/* normal numbers up to the largest finite (65504) the short way */
+		if (a >= 0x1p-14 && a <= 65504.0)
+			return round_significand(x, 10);
+		return bnf_f16_to_double(bnf_f16_from_double(x));
+	case BNF_DT_BFLOAT16:
+		if (a >= 0x1p-126 && a <= 0x1.fep127)
+			return round_significand(x, 7);
+		return bnf_bf16_to_double(bnf_bf16_from_double(x));
 	default: return NAN;
 	}
 }
@@ -444,9 +487,11 @@ void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 		return;
 	}
 	bnf_tview_read_range(src, first, n, scratch);
-	for (size_t i = 0; i < n; i++) {
-		double y = scratch[i] * tf->scale[bnf_layout_channel(&tf->layout, first + i)];
-		bnf_encode(tf->dtype, y, out + i * es);
+	for (size_t i = 0; i < n;) { /* one channel lookup per run */
+		size_t run = run_length(&tf->layout, first + i, n - i);
+		double s = tf->scale[bnf_layout_channel(&tf->layout, first + i)];
+		for (size_t end = i + run; i < end; i++)
+			bnf_encode(tf->dtype, scratch[i] * s, out + i * es);
 	}
 }
 

@@ -194,6 +194,57 @@ def report_consistency(rep):
     outs = [f.get("bn_output") for f in fus]
     if len(set(outs)) != len(outs):
         probs.append("duplicate bn_output in fusions[]")
+    probs.extend(verify_problems(rep))
+    return probs
+
+
+UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "float64": 2.0 ** -53, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
+
+
+def verify_problems(rep):
+    """Checks of bnfold's per-fusion numeric verification in a report (none
+    when the run had --no-verify): every fusion verified and within its
+    tolerance; the default tolerance is 2u + (n + 8) 2^-52 for the dtype's
+    unit roundoff u and n terms per output; and, from the rounding analysis
+    (each stored value rounded once), max_rel_err <= u + (n + 8) 2^-52."""
+    probs = []
+    opts = rep.get("options") or {}
+    every = (rep.get("fusions") or []) + (rep.get("affine_fusions") or [])
+    if not opts.get("verify"):
+        if "verify" in rep or any("verify" in f for f in every):
+            probs.append("verify results in a report made without verification")
+        return probs
+    s = rep.get("verify")
+    if not isinstance(s, dict):
+        return ["options.verify is true but the report has no verify summary"]
+    if s.get("checked") != len(every):
+        probs.append("verify.checked=%s but %d fusions" % (s.get("checked"), len(every)))
+    if s.get("failed") != 0:
+        probs.append("verify.failed=%s in a report of a written model" % s.get("failed"))
+    rels, abss = [], []
+    for f in every:
+        v = f.get("verify")
+        name = "%s %s" % (f.get("pattern"), f.get("bn", f.get("node")))
+        if not isinstance(v, dict):
+            probs.append("%s: no verify object" % name)
+            continue
+        rel, tol, n = v.get("max_rel_err"), v.get("tolerance"), v.get("terms")
+        if not v.get("ok") or rel is None or not rel <= tol:
+            probs.append("%s: verify not ok (max_rel_err %s, tolerance %s, problem %s)" % (name, rel, tol, v.get("problem")))
+            continue
+        rels.append(rel)
+        abss.append(v.get("max_abs_err"))
+        u = UNIT_ROUNDOFF.get(f.get("dtype"))
+        if u is None:
+            probs.append("%s: unknown dtype %s" % (name, f.get("dtype")))
+            continue
+        slack = (n + 8) * 2.0 ** -52
+        if opts.get("tolerance") is None and abs(tol - (2 * u + slack)) > 1e-12 * tol:
+            probs.append("%s: tolerance %r, expected 2u + (n + 8) 2^-52 = %r" % (name, tol, 2 * u + slack))
+        if rel > u + slack:
+            probs.append("%s: max_rel_err %r exceeds one rounding of %s (%r)" % (name, rel, f.get("dtype"), u + slack))
+    if rels and (s.get("max_rel_err") != max(rels) or s.get("max_abs_err") != max(abss)):
+        probs.append("verify summary max_rel_err/max_abs_err are not the fusions' worst")
     return probs
 
 

@@ -154,7 +154,8 @@ def main():
         tag = "%02d_%s" % (k, rel.replace("/", "__").replace(".onnx", ""))
         out = os.path.join(work, tag + ".folded.onnx")
         rep_path = os.path.join(work, tag + ".report.json")
-        info = dict(bn=n_bn, found="-", folded="-", reasons="-", conv_bn=conv_bn, err="-", seconds=None)
+        info = dict(bn=n_bn, found="-", folded="-", left="-", affine="-", reasons="-", conv_bn=conv_bn, err="-",
+                    verify="-", seconds=None)
         table[rel] = info
         oc.progress("corpus %s" % rel)
         try:
@@ -191,7 +192,10 @@ def main():
 
             c = rep["counts"]
             reasons = oc.skipped_by_reason(rep)
-            info.update(found=c["bn_found"], folded=c["folded"], reasons=oc.fmt_reasons(reasons))
+            info.update(found=c["bn_found"], folded=c["folded"], affine=c.get("affine_folded", 0),
+                        reasons=oc.fmt_reasons(reasons))
+            if isinstance(rep.get("verify"), dict) and rep["verify"].get("checked"):
+                info["verify"] = oc.fmt_e(rep["verify"].get("max_rel_err"))
 
             # ---- counts
             diag = ["folded %d of conv_bn=%d (gemm_bn=%s convtranspose_bn=%s matmul_bn=%s); skipped %s" % (
@@ -204,7 +208,15 @@ def main():
             if os.path.isfile(out):
                 try:
                     mo = oc.load_model(out)
+                    mi = oc.load_model(src)
                     n_out = oc.count_ops(mo.graph)
+                    # what the files show against what the report claims
+                    removed = oc.count_ops(mi.graph) - n_out
+                    if removed != c["folded"]:
+                        bad.append("%d BatchNormalization nodes removed, the report claims %d folded" % (removed, c["folded"]))
+                    aff = sum(oc.count_ops(mi.graph, op) - oc.count_ops(mo.graph, op) for op in ("Mul", "Add"))
+                    if aff != c.get("affine_folded", 0):
+                        bad.append("%d Mul/Add nodes removed, the report claims %s affine_folded" % (aff, c.get("affine_folded", 0)))
                 except Exception as e:  # noqa: BLE001
                     bad.append("output does not parse: %s: %s" % (type(e).__name__, str(e)[:300]))
             else:
@@ -215,6 +227,7 @@ def main():
                 bad += ["initializer left without a reader: graph '%s': '%s'" % o
                         for o in sorted(oc.unused_initializers(mo) - oc.unused_initializers(mi))[:5]]
                 del mi, mo
+            info["left"] = n_out if n_out is not None else "-"
             if n_out is not None and n_out != n_bn - c["folded"]:
                 bad.append("output has %d BatchNormalization nodes, expected n_bn - folded = %d" % (n_out, n_bn - c["folded"]))
             # INDEX.tsv (written by another tool) counts Conv->BN pairs; the ones
@@ -229,7 +242,7 @@ def main():
             if after_layer != must_fold:
                 bad.append("folded %d into the layer before, INDEX.tsv says %d layer->BN pairs can fold"
                            % (after_layer, must_fold))
-            tap.add(not bad, "%s: bn_found=%d folded=%d (conv_bn=%d) BN left=%s" % (
+            tap.add(not bad, "%s: bn_found=%d folded=%d (conv_bn=%d) BN left=%s, removed = report's folded" % (
                 rel, c["bn_found"], c["folded"], conv_bn, n_out), bad + diag)
             if not os.path.isfile(out):
                 continue
@@ -325,9 +338,14 @@ def main():
     # ---- table
     trailer = ["", "corpus summary (%d models; bnfold %.1fs total, ORT %.1fs, wall %.1fs)" % (
         len(rows), fold_seconds, t_end - t_equiv, t_end - t_start)]
-    head = ("model", "BN", "found", "folded", "conv_bn", "skipped", "max_abs / max_rel", "bnfold s")
-    body = [(rel, str(i["bn"]), str(i["found"]), str(i["folded"]), str(i["conv_bn"]), i["reasons"], i["err"],
-             "%.2f" % i["seconds"] if i["seconds"] is not None else "-") for rel, i in table.items()]
+    trailer.append("BN: in the model (INDEX.tsv), found by bnfold, folded, left in the output; Mul/Add: folded "
+                   "per-channel Mul/Add; verify: worst max_rel_err of bnfold's own check; ORT: worst error "
+                   "of the folded model's outputs")
+    head = ("model", "BN", "found", "folded", "left", "Mul/Add", "conv_bn", "skipped", "verify",
+            "ORT max_abs / max_rel", "bnfold s")
+    body = [(rel, str(i["bn"]), str(i["found"]), str(i["folded"]), str(i["left"]), str(i["affine"]), str(i["conv_bn"]),
+             i["reasons"], i["verify"], i["err"], "%.2f" % i["seconds"] if i["seconds"] is not None else "-")
+            for rel, i in table.items()]
     widths = [max(len(x[j]) for x in [head] + body) for j in range(len(head))]
     for line in [head] + body:
         trailer.append("  ".join(x.ljust(widths[j]) for j, x in enumerate(line)).rstrip())

@@ -39,6 +39,65 @@ int main(void)
 	OK(bnf_bf16_from_double(-3.0) == 0xc040, "bf16(-3.0) = 0xc040");
 	NEAR(bnf_bf16_to_double(0x4049), 3.140625, 0, "bf16 0x4049 = 3.140625");
 
+	/* Every float16 and bfloat16 bit pattern decodes to
+	 * (-1)^s 2^(e - bias) (1 + f / 2^mant), or f 2^(1 - bias - mant)
+	 * when e = 0, computed here with ldexp. */
+	{
+		int bad16 = 0, badbf = 0;
+		for (uint32_t h = 0; h < 0x10000; h++) {
+			int s16 = h >> 15, e16 = (h >> 10) & 31, f16 = h & 1023, ebf = (h >> 7) & 255, fbf = h & 127;
+			double w16 = e16 == 0 ? ldexp(f16, -24) : ldexp(1024 + f16, e16 - 25);
+			double wbf = ebf == 0 ? ldexp(fbf, -133) : ldexp(128 + fbf, ebf - 134);
+			double g16 = bnf_f16_to_double((uint16_t)h), gbf = bnf_bf16_to_double((uint16_t)h);
+			if (e16 == 31)
+				bad16 += f16 ? !isnan(g16) : g16 != (s16 ? -INFINITY : INFINITY);
+			else
+				bad16 += g16 != (s16 ? -w16 : w16) || !!signbit(g16) != s16;
+			if (ebf == 255)
+				badbf += fbf ? !isnan(gbf) : gbf != (s16 ? -INFINITY : INFINITY);
+			else
+				badbf += gbf != (s16 ? -wbf : wbf) || !!signbit(gbf) != s16;
+		}
+		OK(bad16 == 0, "all 65536 float16 patterns decode by the definition (%d differ)", bad16);
+		OK(badbf == 0, "all 65536 bfloat16 patterns decode by the definition (%d differ)", badbf);
+	}
+
+	/* bnf_round_to takes a short way for normal float16/bfloat16 numbers:
+	 * it must agree with the bit-pattern codecs above everywhere, ties,
+	 * binade edges, the largest finite, subnormals and overflow included. */
+	{
+		const double edge[] = {1.0 + ldexp(1, -11), 1.0 + 3 * ldexp(1, -11), 2.0 - ldexp(1, -12), 65504.0,
+				       65519.99, 65520.0, ldexp(1, -14), ldexp(1, -14) * (1 - ldexp(1, -12)),
+				       ldexp(1, -24), 3 * ldexp(1, -25), 1.0 + ldexp(1, -8), 1.0 + 3 * ldexp(1, -8),
+				       0x1.fep127, 0x1.ffp127, ldexp(1, -126), ldexp(1, -127), 0.0, 1e-300};
+		int bad16 = 0, badbf = 0;
+		uint64_t z = 88172645463325252ULL;
+		for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+			for (int sgn = -1; sgn <= 1; sgn += 2) {
+				double x = sgn * edge[i];
+				bad16 += bnf_round_to(BNF_DT_FLOAT16, x) != bnf_f16_to_double(bnf_f16_from_double(x));
+				badbf += bnf_round_to(BNF_DT_BFLOAT16, x) != bnf_bf16_to_double(bnf_bf16_from_double(x));
+			}
+		}
+		for (int i = 0; i < 200000; i++) {
+			double x;
+			z ^= z << 13;
+			z ^= z >> 7;
+			z ^= z << 17;
+			/* random significand, exponents over both types' ranges */
+			x = ldexp(1.0 + (double)(z >> 12) * ldexp(1, -52), (int)(z % 300) - 150) * ((z >> 11) & 1 ? -1 : 1);
+			if (i % 3 == 1) /* an exact float16 tie: (2m + 1) 2^(e-1), m of 11 bits */
+				x = ldexp(2.0 * (double)(1024 + (z >> 20) % 1024) + 1, (int)((z >> 40) % 30) - 25);
+			else if (i % 3 == 2) /* an exact bfloat16 tie, m of 8 bits */
+				x = ldexp(2.0 * (double)(128 + (z >> 20) % 128) + 1, (int)((z >> 40) % 250) - 133);
+			bad16 += bnf_round_to(BNF_DT_FLOAT16, x) != bnf_f16_to_double(bnf_f16_from_double(x));
+			badbf += bnf_round_to(BNF_DT_BFLOAT16, x) != bnf_bf16_to_double(bnf_bf16_from_double(x));
+		}
+		OK(bad16 == 0, "bnf_round_to(float16) = the float16 codec round trip on edges and 200000 values (%d differ)",
+		   bad16);
+		OK(badbf == 0, "bnf_round_to(bfloat16) = the bfloat16 codec round trip likewise (%d differ)", badbf);
+	}
+
 	/* float32 rounding and overflow */
 	NEAR(bnf_round_to(BNF_DT_FLOAT, 0.1), 0.100000001490116119384765625, 0, "float32(0.1)");
 	OK(isinf(bnf_round_to(BNF_DT_FLOAT, 3.5e38)), "3.5e38 overflows float32");

@@ -1,0 +1,770 @@
+#include "verify.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "tensor.h"
+
+#define CHUNK 4096 /* weight elements per step */
+
+/* Probe slots per output channel: 0 = zero input, 1..BNF_VERIFY_RANDOM =
+ * random inputs, then the border probe of a BN before a padding Conv. */
+#define P_ZERO 0
+#define P_BORDER (BNF_VERIFY_RANDOM + 1)
+#define NPROBE (BNF_VERIFY_RANDOM + 2)
+
+_Static_assert(BNF_VERIFY_RANDOM == 2, "one 64-bit hash gives the two random probe values");
+
+static double unit_roundoff(int dtype)
+{
+	switch (dtype) {
+	case BNF_DT_FLOAT: return ldexp(1.0, -24);
+	case BNF_DT_DOUBLE: return ldexp(1.0, -53);
+	case BNF_DT_FLOAT16: return ldexp(1.0, -11);
+	case BNF_DT_BFLOAT16: return ldexp(1.0, -8);
+	default: return NAN;
+	}
+}
+
+/* Below the smallest normal number rounding error is absolute, not relative. */
+static double min_normal(int dtype)
+{
+	switch (dtype) {
+	case BNF_DT_FLOAT: return ldexp(1.0, -126);
+	case BNF_DT_DOUBLE: return DBL_MIN;
+	case BNF_DT_FLOAT16: return ldexp(1.0, -14);
+	case BNF_DT_BFLOAT16: return ldexp(1.0, -126);
+	default: return NAN;
+	}
+}
+
+double bnf_verify_default_tolerance(int dtype, size_t n)
+{
+	return 2.0 * unit_roundoff(dtype) + ((double)n + 8.0) * ldexp(1.0, -52);
+}
+
+/* splitmix64: each probe input is a function of its position in the
+ * receptive field alone, the same in every run. */
+static uint64_t mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+#define PROBE_SEED 0x626e666f6c64ULL
+
+/* The two random input vectors: values in [-1, 1) for each position of
+ * a receptive field.  Every output channel reads the same vectors, as
+ * every output channel of a layer reads the same input patch. */
+static void probe_inputs(size_t terms, double *x1, double *x2)
+{
+	for (size_t r = 0; r < terms; r++) {
+		uint64_t h = mix(PROBE_SEED + (uint64_t)r);
+		x1[r] = (double)(int32_t)(uint32_t)h * 0x1p-31;
+		x2[r] = (double)(int32_t)(uint32_t)(h >> 32) * 0x1p-31;
+	}
+}
+
+/* The weight seen as [d0, d1, inner] and which channels each (a, b) row
+ * serves, worked out from the layer's own definition. */
+typedef struct geom {
+	size_t d0, d1, inner;
+	size_t out_channels; /* of the layer output */
+	size_t in_channels;  /* of the layer input (Conv) */
+	size_t terms;        /* weight elements per output channel */
+	size_t rows_per_group;
+	size_t tap_stride, tap_len; /* border probe: tap index = (k / tap_stride) % tap_len */
+} geom;
+
+static size_t out_channel(const bnf_verify_case *vc, const geom *g, size_t a, size_t b)
+{
+	switch (vc->layer) {
+	case BNF_VL_CONV:
+		return a;
+	case BNF_VL_CONVTRANSPOSE: /* row a is input channel a; group a / (C_in/group) */
+		return (a / g->rows_per_group) * g->d1 + b;
+	default:
+		return vc->trans_b ? a : b;
+	}
+}
+
+/* Position in the receptive field of the first element of row (a, b);
+ * the row's elements are the next `inner` positions. */
+static size_t field_pos(const bnf_verify_case *vc, const geom *g, size_t a, size_t b)
+{
+	switch (vc->layer) {
+	case BNF_VL_CONV: /* [C_out, C_in/group, k...]: input channel b of the group, tap k */
+		return b * g->inner;
+	case BNF_VL_CONVTRANSPOSE: /* [C_in, C_out/group, k...]: input channel a of its group, tap k */
+		return (a % g->rows_per_group) * g->inner;
+	default: /* B [K, N] or [N, K]: k */
+		return vc->trans_b ? b : a;
+	}
+}
+
+/* Conv: input channel read by W[a, b, ...]. */
+static size_t in_channel(const geom *g, size_t a, size_t b)
+{
+	return (a / g->rows_per_group) * g->d1 + b;
+}
+
+static const char *make_geom(const bnf_verify_case *vc, const bnf_plan *p, geom *g)
+{
+	const bnf_tview *w = vc->weight;
+
+	memset(g, 0, sizeof(*g));
+	if (!bnf_dtype_is_float(w->dtype) || w->dtype != p->dtype)
+		return "the weight type differs from the plan's";
+	for (size_t d = 0; d < w->rank; d++)
+		if (w->dims[d] < 1)
+			return "the weight is empty";
+	if (vc->layer == BNF_VL_GEMM) {
+		if (w->rank != 2)
+			return "a Gemm/MatMul weight of rank other than 2";
+		g->d0 = (size_t)w->dims[0];
+		g->d1 = (size_t)w->dims[1];
+		g->inner = 1;
+		g->out_channels = vc->trans_b ? g->d0 : g->d1;
+		g->terms = vc->trans_b ? g->d1 : g->d0;
+		g->rows_per_group = 1;
+	} else {
+		if (w->rank < 3)
+			return "a Conv weight of rank < 3";
+		if (vc->group < 1 || (size_t)w->dims[0] % vc->group != 0)
+			return "the weight does not divide into the groups";
+		g->d0 = (size_t)w->dims[0];
+		g->d1 = (size_t)w->dims[1];
+		g->inner = w->numel / (g->d0 * g->d1);
+		/* Conv: output channels per group; ConvTranspose: input channels per group */
+		g->rows_per_group = g->d0 / vc->group;
+		if (vc->layer == BNF_VL_CONV) {
+			g->out_channels = g->d0;
+			g->in_channels = vc->group * g->d1;
+			g->terms = g->d1 * g->inner;
+		} else {
+			g->out_channels = vc->group * g->d1;
+			g->terms = g->rows_per_group * g->inner;
+		}
+	}
+	if (vc->bn_before) {
+		if (vc->layer != BNF_VL_CONV || vc->op != BNF_VOP_BN)
+			return "only a BN folds into the layer after it, and only into a Conv";
+		if (vc->channels != g->in_channels)
+			return "the BN's length differs from the Conv's input channels";
+		if (vc->pad_axis >= 0) {
+			size_t axis = 2 + (size_t)vc->pad_axis;
+			if (axis >= w->rank)
+				return "the padded axis is not a spatial axis of the weight";
+			g->tap_len = (size_t)w->dims[axis];
+			g->tap_stride = 1;
+			for (size_t d = axis + 1; d < w->rank; d++)
+				g->tap_stride *= (size_t)w->dims[d];
+		}
+	} else if (vc->op == BNF_VOP_BN) {
+		if (vc->channels != g->out_channels)
+			return "the BN's length differs from the layer's output channels";
+	} else if (vc->k_len != 1 && vc->k_len != g->out_channels) {
+		return "the constant is neither one value nor one per output channel";
+	}
+	if (vc->bias && vc->bias_len != g->out_channels && !(vc->layer == BNF_VL_GEMM && vc->bias_len == 1))
+		return "the bias length differs from the layer's output channels";
+	if (p->weight.view.numel != w->numel || p->weight.view.dtype != w->dtype)
+		return "the plan's weight differs from the layer's";
+	if (p->scale_weight && (!p->transform.scale || !p->transform.layout.inner || !p->transform.layout.per_group ||
+				!p->transform.layout.rows_per_group || p->transform.layout.channels != p->channels ||
+				p->transform.dtype != p->dtype))
+		return "the plan scales the weight without a complete transform";
+	if (p->write_bias && (p->bias_len != g->out_channels || !p->new_bias))
+		return "the plan's bias length differs from the layer's output channels";
+	return NULL;
+}
+
+/* The folded bias of channel o as the layer will read it. */
+static double folded_bias(const bnf_verify_case *vc, const bnf_plan *p, size_t o)
+{
+	if (p->write_bias) {
+		uint8_t buf[8];
+		bnf_encode(p->dtype, p->new_bias[o], buf);
+		return bnf_decode(p->dtype, buf);
+	}
+	return vc->bias ? vc->bias[vc->bias_len == 1 ? 0 : o] : 0.0;
+}
+
+static void compare(bnf_verify *v, double folded, double original, double mag, size_t o)
+{
+	double err = fabs(folded - original), rel;
+	if (isnan(err))
+		err = INFINITY;
+	rel = err / mag;
+	if (isnan(rel))
+		rel = INFINITY;
+	if (err > v->max_abs_err)
+		v->max_abs_err = err;
+	if (rel > v->max_rel_err || v->outputs == 0) {
+		v->max_rel_err = rel;
+		v->worst_channel = o;
+	}
+	v->outputs++;
+}
+
+/* A layer followed by the node: per output channel, sum w x (original),
+ * w' x (folded) and |w x| for the random probes; the zero probe adds
+ * nothing here.  The n elements are all of one output channel and read
+ * inputs x1[0..n), x2[0..n). */
+static void add_run(const double *w, const double *wf, const double *x1, const double *x2, size_t n, double *r,
+		    double *f, double *m)
+{
+	double r1 = 0, r2 = 0, f1 = 0, f2 = 0, m1 = 0, m2 = 0;
+	for (size_t j = 0; j < n; j++) {
+		double t1 = w[j] * x1[j], t2 = w[j] * x2[j];
+		r1 += t1;
+		r2 += t2;
+		f1 += wf[j] * x1[j];
+		f2 += wf[j] * x2[j];
+		m1 += fabs(t1);
+		m2 += fabs(t2);
+	}
+	r[1] += r1;
+	r[2] += r2;
+	f[1] += f1;
+	f[2] += f2;
+	m[1] += m1;
+	m[2] += m2;
+}
+
+/* The six sums of add_run for one float32 element w that the plan
+ * scales by sc: its folded value is computed on the way, as folded_range
+ * would. */
+static inline void add_f32(double w, double sc, double x1, double x2, double a[6])
+{
+	double y = w * sc, wf = fabs(y) <= FLT_MAX ? (double)(float)y : bnf_round_to(BNF_DT_FLOAT, y);
+	double t1 = w * x1, t2 = w * x2;
+	a[0] += t1;
+	a[1] += t2;
+	a[2] += wf * x1;
+	a[3] += wf * x2;
+	a[4] += fabs(t1);
+	a[5] += fabs(t2);
+}
+
+/* add_run for float32 elements that the plan scales by one sc, from
+ * doubles (w) or straight from the little-endian bytes the model stores
+ * (raw, when not NULL). */
+static void add_run_f32(const double *w, const uint8_t *raw, double sc, const double *x1, const double *x2, size_t n,
+			double *r, double *f, double *m)
+{
+	double a[6] = {0};
+	if (raw) {
+		for (size_t j = 0; j < n; j++, raw += 4) {
+			uint32_t bits = (uint32_t)raw[0] | (uint32_t)raw[1] << 8 | (uint32_t)raw[2] << 16 |
+					(uint32_t)raw[3] << 24;
+			float fv;
+			memcpy(&fv, &bits, 4);
+			add_f32(fv, sc, x1[j], x2[j], a);
+		}
+	} else {
+		for (size_t j = 0; j < n; j++)
+			add_f32(w[j], sc, x1[j], x2[j], a);
+	}
+	r[1] += a[0];
+	r[2] += a[1];
+	f[1] += a[2];
+	f[2] += a[3];
+	m[1] += a[4];
+	m[2] += a[5];
+}
+
+/* add_run for n float32 elements that all hold w (a weight filled with
+ * one value, ConstantOfShape) and that the plan scales by one sc: the
+ * sums are w and its folded value times the sums of the inputs. */
+static void add_run_uniform(double w, double sc, const double *x1, const double *x2, size_t n, double *r, double *f,
+			    double *m)
+{
+	double y = w * sc, wf = fabs(y) <= FLT_MAX ? (double)(float)y : bnf_round_to(BNF_DT_FLOAT, y);
+	double s1 = 0, s2 = 0, a1 = 0, a2 = 0;
+	for (size_t j = 0; j < n; j++) {
+		s1 += x1[j];
+		s2 += x2[j];
+		a1 += fabs(x1[j]);
+		a2 += fabs(x2[j]);
+	}
+	r[1] += w * s1;
+	r[2] += w * s2;
+	f[1] += wf * s1;
+	f[2] += wf * s2;
+	m[1] += fabs(w) * a1;
+	m[2] += fabs(w) * a2;
+}
+
+/* A BN before a Conv: weight element (w, folded wf) at tap k of its row
+ * reads input channel ci, whose probe values are x1, x2. */
+static void add_before(const bnf_verify_case *vc, const geom *g, const double *sd, const double *s, double w,
+		       double wf, double x1, double x2, size_t k, size_t ci, double *r, double *f, double *m)
+{
+	/* the BN's output on input channel ci, as the Conv reads it */
+	double mu = vc->mean[ci], sdv = sd[ci], ga = vc->gamma[ci], be = vc->bn_b[ci];
+	double y0, y1, y2, aw = fabs(w), as = fabs(s[ci]), base;
+
+	y0 = (0.0 - mu) / sdv * ga + be;
+	y1 = (x1 - mu) / sdv * ga + be;
+	y2 = (x2 - mu) / sdv * ga + be;
+	base = aw * (as * fabs(mu) + fabs(be));
+	r[P_ZERO] += w * y0;
+	m[P_ZERO] += base;
+	r[1] += w * y1;
+	f[1] += wf * x1;
+	m[1] += aw * as * fabs(x1) + base;
+	r[2] += w * y2;
+	f[2] += wf * x2;
+	m[2] += aw * as * fabs(x2) + base;
+	/* Border: a padded tap reads 0 after the BN in the original and 0
+	 * before it in the folded Conv. */
+	if (vc->pad_axis >= 0) {
+		size_t tap = (k / g->tap_stride) % g->tap_len;
+		if (tap != (vc->pad_at_end ? g->tap_len - 1 : 0)) {
+			r[P_BORDER] += w * y1;
+			f[P_BORDER] += wf * x1;
+			m[P_BORDER] += aw * as * fabs(x1) + base;
+		}
+	}
+}
+
+/* The stored folded weight of elements [first, first + n): the plan's
+ * transform by its definition (fold.h), w * scale[channel], rounded once
+ * to the dtype as bnf_encode stores it; the channel is looked up once per
+ * run of the plan's layout. */
+static const char *folded_range(const bnf_plan *p, size_t first, size_t n, const double *w, double *wf)
+{
+	const bnf_layout *l = &p->transform.layout;
+
+	for (size_t i = 0; i < n;) {
+		size_t run = l->inner - (first + i) % l->inner, c = bnf_layout_channel(l, first + i);
+		double sc;
+		if (c >= l->channels)
+			return "the plan's layout maps a weight element past its channels";
+		if (l->inner == 1 && l->per_group > 1) {
+			/* One element per channel in turn (Gemm B [K, N]): along a
+			 * row of per_group elements the layout's channel steps by
+			 * one; it is looked up at both ends of the row, and
+			 * element by element where they disagree. */
+			size_t last;
+			run = l->per_group - (first + i) % l->per_group;
+			if (run > n - i)
+				run = n - i;
+			last = bnf_layout_channel(l, first + i + run - 1);
+			if (last != c + run - 1 || last >= l->channels)
+				run = 1;
+			for (size_t j = 0; j < run; j++, i++) {
+				double y = w[i] * p->transform.scale[c + j];
+				wf[i] = p->dtype == BNF_DT_FLOAT && fabs(y) <= FLT_MAX ? (double)(float)y
+										   : bnf_round_to(p->dtype, y);
+			}
+			continue;
+		}
+		sc = p->transform.scale[c];
+		if (run > n - i)
+			run = n - i;
+		if (p->dtype == BNF_DT_FLOAT) {
+			/* bnf_round_to without a call per element; beyond float's
+			 * range it decides */
+			for (size_t end = i + run; i < end; i++) {
+				double y = w[i] * sc;
+				wf[i] = fabs(y) <= FLT_MAX ? (double)(float)y : bnf_round_to(p->dtype, y);
+			}
+		} else {
+			for (size_t end = i + run; i < end; i++)
+				wf[i] = bnf_round_to(p->dtype, w[i] * sc);
+		}
+	}
+	return NULL;
+}
+
+/* Where weight element i goes: output channel *o, position *pos of the
+ * receptive field, input channel *ci (BN before a Conv) and tap *k of its
+ * row; returns how many elements from i on share o and ci with
+ * consecutive positions. */
+static size_t locate(const bnf_verify_case *vc, const geom *g, size_t i, size_t *o, size_t *pos, size_t *ci,
+		     size_t *k)
+{
+	size_t row = i / g->inner, a = row / g->d1, b = row % g->d1;
+
+	*k = i % g->inner;
+	*o = out_channel(vc, g, a, b);
+	*pos = field_pos(vc, g, a, b) + *k;
+	*ci = vc->bn_before ? in_channel(g, a, b) : 0;
+	if (vc->bn_before || vc->layer == BNF_VL_CONVTRANSPOSE || (vc->layer == BNF_VL_GEMM && !vc->trans_b))
+		return g->inner - *k; /* the rest of the row [a, b, :] */
+	/* Conv, Gemm with B [N, K]: the row [a, :, :] is one output channel */
+	return g->d1 * g->inner - b * g->inner - *k;
+}
+
+/* The sums of one pass over the weight, per output channel and probe:
+ * R original, F folded, M the magnitude of the original's terms. */
+typedef struct sums {
+	double *R, *F, *M;
+} sums;
+
+/* One pass over the weight; the problem found, or NULL. */
+static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom *g, const double *sd,
+			const double *s, const double *x1, const double *x2, double *w, double *wf, sums *acc)
+{
+	const bnf_tview *wv = vc->weight;
+	const bnf_layout *l = &p->transform.layout;
+	/* float32 after a layer, the common case: fold on the way when a
+	 * segment lies in one run of the plan's layout (it does when the
+	 * layout is right), reading raw_data in place */
+	bool fuse = p->scale_weight && p->dtype == BNF_DT_FLOAT && !vc->bn_before;
+	const uint8_t *raw = fuse && wv->raw && !wv->src && !wv->lazy && !wv->uniform && !wv->floats
+				     ? wv->raw /* in memory; a payload left in the file is read below */
+				     : NULL;
+
+	for (size_t done = 0; done < wv->numel; done += CHUNK) {
+		size_t n = wv->numel - done < CHUNK ? wv->numel - done : CHUNK;
+		bool have_w = false, have_wf = false;
+		if (vc->layer == BNF_VL_GEMM && !vc->trans_b && !vc->bn_before) {
+			/* B [K, N]: row k feeds every output channel with input k;
+			 * element by element, without a division each */
+			const char *why = NULL;
+			size_t k = done / g->d1, o = done % g->d1;
+			bnf_tview_read_range(wv, done, n, w);
+			if (p->scale_weight)
+				why = folded_range(p, done, n, w, wf);
+			else
+				bnf_tview_read_range(&p->weight.view, done, n, wf);
+			if (why)
+				return why;
+			for (size_t j = 0; j < n; j++) {
+				double t1 = w[j] * x1[k], t2 = w[j] * x2[k];
+				double *r = acc->R + o * NPROBE, *f = acc->F + o * NPROBE, *m = acc->M + o * NPROBE;
+				r[1] += t1;
+				r[2] += t2;
+				f[1] += wf[j] * x1[k];
+				f[2] += wf[j] * x2[k];
+				m[1] += fabs(t1);
+				m[2] += fabs(t2);
+				if (++o == g->d1) {
+					o = 0;
+					k++;
+				}
+			}
+			continue;
+		}
+		for (size_t j = 0, run; j < n; j += run) {
+			size_t o, pos, ci, k, i = done + j, c;
+			double *r, *f, *m;
+			run = locate(vc, g, i, &o, &pos, &ci, &k);
+			if (run > n - j)
+				run = n - j;
+			r = acc->R + o * NPROBE;
+			f = acc->F + o * NPROBE;
+			m = acc->M + o * NPROBE;
+			if (!raw && !wv->uniform && !have_w) {
+				bnf_tview_read_range(wv, done, n, w);
+				have_w = true;
+			}
+			if (fuse && l->inner - i % l->inner >= run) {
+				if ((c = bnf_layout_channel(l, i)) >= l->channels)
+					return "the plan's layout maps a weight element past its channels";
+				if (wv->uniform) {
+					add_run_uniform(wv->fill, p->transform.scale[c], x1 + pos, x2 + pos, run, r, f, m);
+					continue;
+				}
+				add_run_f32(w + j, raw ? raw + 4 * i : NULL, p->transform.scale[c], x1 + pos, x2 + pos, run,
+					    r, f, m);
+				continue;
+			}
+			if (!have_w) {
+				bnf_tview_read_range(wv, done, n, w);
+				have_w = true;
+			}
+			if (!have_wf) {
+				const char *why = NULL;
+				if (p->scale_weight)
+					why = folded_range(p, done, n, w, wf);
+				else
+					bnf_tview_read_range(&p->weight.view, done, n, wf);
+				if (why)
+					return why;
+				have_wf = true;
+			}
+			if (!vc->bn_before) {
+				add_run(w + j, wf + j, x1 + pos, x2 + pos, run, r, f, m);
+				continue;
+			}
+			for (size_t t = 0; t < run; t++)
+				add_before(vc, g, sd, s, w[j + t], wf[j + t], x1[pos + t], x2[pos + t], k + t, ci, r, f, m);
+		}
+	}
+	return NULL;
+}
+
+int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, bnf_verify *v)
+{
+	geom g;
+	sums acc = {0};
+	double *w = NULL, *wf = NULL, *sd = NULL, *s = NULL, *x1 = NULL, *x2 = NULL;
+	double floor_term;
+	size_t n_probe;
+	int rc = -1;
+
+	memset(v, 0, sizeof(*v));
+	v->problem = make_geom(vc, p, &g);
+	v->terms = g.terms;
+	v->tolerance = tolerance >= 0 ? tolerance : bnf_verify_default_tolerance(p->dtype, g.terms);
+	if (v->problem) {
+		v->max_abs_err = v->max_rel_err = INFINITY;
+		return 0;
+	}
+	acc.R = calloc(g.out_channels * NPROBE, sizeof(double));
+	acc.F = calloc(g.out_channels * NPROBE, sizeof(double));
+	acc.M = calloc(g.out_channels * NPROBE, sizeof(double));
+	w = malloc(CHUNK * sizeof(double));
+	wf = malloc(CHUNK * sizeof(double));
+	x1 = malloc(g.terms * sizeof(double));
+	x2 = malloc(g.terms * sizeof(double));
+	if (vc->op == BNF_VOP_BN) {
+		sd = malloc(vc->channels * sizeof(double));
+		s = malloc(vc->channels * sizeof(double));
+	}
+	if (!acc.R || !acc.F || !acc.M || !w || !wf || !x1 || !x2 || (vc->op == BNF_VOP_BN && (!sd || !s))) {
+		bnf_error("out of memory verifying a fusion");
+		goto out;
+	}
+	/* BatchNormalization as its definition reads:
+	 * Y = (X - mean) / sqrt(var + epsilon) * scale + B */
+	for (size_t c = 0; vc->op == BNF_VOP_BN && c < vc->channels; c++) {
+		sd[c] = sqrt(vc->var[c] + vc->eps);
+		s[c] = vc->gamma[c] / sd[c];
+	}
+	probe_inputs(g.terms, x1, x2);
+	if ((v->problem = pass(vc, p, &g, sd, s, x1, x2, w, wf, &acc))) {
+		v->max_abs_err = v->max_rel_err = INFINITY;
+		rc = 0;
+		goto out;
+	}
+
+	floor_term = min_normal(p->dtype) * ((double)g.terms + 1.0);
+	n_probe = vc->bn_before && vc->pad_axis >= 0 ? NPROBE : NPROBE - 1;
+	for (size_t o = 0; o < g.out_channels; o++) {
+		double bo = vc->bias ? vc->bias[vc->bias_len == 1 ? 0 : o] : 0.0, fb = folded_bias(vc, p, o);
+		for (size_t q = 0; q < n_probe; q++) {
+			double R = acc.R[o * NPROBE + q], F = acc.F[o * NPROBE + q], M = acc.M[o * NPROBE + q];
+			double orig, mag, fold;
+			if (vc->bn_before) {
+				orig = R + bo;
+				mag = M + fabs(bo);
+				fold = F + fb;
+			} else {
+				double z = vc->alpha * R + vc->beta * bo, zmag = fabs(vc->alpha) * M + fabs(vc->beta * bo);
+				double kk = vc->op == BNF_VOP_BN ? 0.0 : vc->k[vc->k_len == 1 ? 0 : o];
+				switch (vc->op) {
+				case BNF_VOP_BN:
+					orig = (z - vc->mean[o]) / sd[o] * vc->gamma[o] + vc->bn_b[o];
+					mag = fabs(s[o]) * (zmag + fabs(vc->mean[o])) + fabs(vc->bn_b[o]);
+					break;
+				case BNF_VOP_MUL:
+					orig = z * kk;
+					mag = fabs(kk) * zmag;
+					break;
+				default:
+					orig = z + kk;
+					mag = zmag + fabs(kk);
+					break;
+				}
+				fold = vc->folded_alpha * F + vc->folded_beta * fb;
+			}
+			compare(v, fold, orig, mag + floor_term, o);
+		}
+	}
+	v->ok = v->max_rel_err <= v->tolerance;
+	rc = 0;
+out:
+	free(acc.R);
+	free(acc.F);
+	free(acc.M);
+	free(w);
+	free(wf);
+	free(sd);
+	free(s);
+	free(x1);
+	free(x2);
+	return rc;
+}
+
+/* ---- the case of a plan, from the graph ---- */
+
+/* Resolve name to a float constant and read it into *out (caller frees).
+ * 1 ok, 0 not a readable float constant, -1 out of memory. */
+static int read_const(const bnf_graph *gi, const char *name, bnf_const *c, double **out)
+{
+	*out = NULL;
+	if (!name || !name[0] || bnf_graph_const(gi, name, c) != BNF_CONST_OK || !bnf_dtype_is_float(c->view.dtype))
+		return 0;
+	if (!(*out = malloc((c->view.numel ? c->view.numel : 1) * sizeof(double))))
+		return -1;
+	bnf_tview_read(&c->view, *out);
+	return 1;
+}
+
+/* The spatial axis of a Conv whose border reads padding, or -1. */
+static void conv_border(const Onnx__NodeProto *conv, size_t n_spatial, int *axis, bool *at_end)
+{
+	const Onnx__AttributeProto *pads = bnf_node_attr(conv, "pads"), *ap = bnf_node_attr(conv, "auto_pad");
+
+	*axis = -1;
+	*at_end = false;
+	if (ap && ap->has_s && ap->s.len >= 4 && memcmp(ap->s.data, "SAME", 4) == 0) {
+		*axis = 0;
+		*at_end = ap->s.len == 10 && memcmp(ap->s.data, "SAME_UPPER", 10) == 0;
+		return;
+	}
+	if (ap && ap->has_s && ap->s.len == 5 && memcmp(ap->s.data, "VALID", 5) == 0)
+		return;
+	for (size_t d = 0; pads && d < 2 * n_spatial && d < pads->n_ints; d++) {
+		if (pads->ints[d] > 0) {
+			*axis = (int)(d % n_spatial);
+			*at_end = d >= n_spatial;
+			return;
+		}
+	}
+}
+
+int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v)
+{
+	const Onnx__NodeProto *node, *layer;
+	bnf_verify_case vc;
+	bnf_const wc, bc, pc[4], kc;
+	double *bias = NULL, *prm[4] = {0}, *k = NULL;
+	const char *problem = NULL;
+	int r, rc = -1;
+
+	memset(v, 0, sizeof(*v));
+	memset(&vc, 0, sizeof(vc));
+	if (p->node < 0 || p->layer_node < 0 || (size_t)p->node >= gi->g->n_node ||
+	    (size_t)p->layer_node >= gi->g->n_node) {
+		problem = "the plan names no layer";
+		goto done;
+	}
+	node = gi->g->node[p->node];
+	layer = gi->g->node[p->layer_node];
+	if (bnf_node_is_onnx(layer, "Conv"))
+		vc.layer = BNF_VL_CONV;
+	else if (bnf_node_is_onnx(layer, "ConvTranspose"))
+		vc.layer = BNF_VL_CONVTRANSPOSE;
+	else if (bnf_node_is_onnx(layer, "Gemm") || bnf_node_is_onnx(layer, "MatMul"))
+		vc.layer = BNF_VL_GEMM;
+	else {
+		problem = "the layer is not a Conv, ConvTranspose, Gemm or MatMul";
+		goto done;
+	}
+	if (layer->n_input < 2 || layer->n_output < 1 || bnf_graph_const(gi, layer->input[1], &wc) != BNF_CONST_OK ||
+	    !bnf_dtype_is_float(wc.view.dtype)) {
+		problem = "the layer's weight is not a float constant";
+		goto done;
+	}
+	vc.weight = &wc.view;
+	vc.alpha = vc.beta = 1.0;
+	vc.pad_axis = -1;
+	if (vc.layer != BNF_VL_GEMM) {
+		int64_t g = bnf_node_attr_int(layer, "group", 1);
+		vc.group = g >= 1 ? (size_t)g : 0;
+	} else if (bnf_node_is_onnx(layer, "Gemm")) {
+		vc.trans_b = bnf_node_attr_int(layer, "transB", 0) != 0;
+		vc.alpha = (double)bnf_node_attr_float(layer, "alpha", 1.0f);
+		vc.beta = (double)bnf_node_attr_float(layer, "beta", 1.0f);
+	} else if (bnf_graph_rank(gi, layer->input[0]) != 2) {
+		/* the BN's channel axis (1) is MatMul's last axis only for rank 2 */
+		problem = "the MatMul input is not known to have rank 2";
+		goto done;
+	}
+	vc.folded_alpha = vc.alpha;
+	vc.folded_beta = p->reset_gemm_beta ? 1.0 : vc.beta;
+	if (!bnf_node_is_onnx(layer, "MatMul") && layer->n_input >= 3 && layer->input[2][0]) {
+		if ((r = read_const(gi, layer->input[2], &bc, &bias)) < 0)
+			goto oom;
+		if (r == 0) {
+			problem = "the layer's bias is not a float constant";
+			goto done;
+		}
+		vc.bias = bias;
+		vc.bias_len = bc.view.numel;
+	}
+
+	if (bnf_node_is_onnx(node, "BatchNormalization")) {
+		vc.op = BNF_VOP_BN;
+		vc.eps = (double)bnf_node_attr_float(node, "epsilon", 1e-5f);
+		vc.bn_before = node->n_output >= 1 && layer->n_input >= 1 && strcmp(layer->input[0], node->output[0]) == 0;
+		if (node->n_input < 5 || (!vc.bn_before && strcmp(node->input[0], layer->output[0]) != 0)) {
+			problem = "the BN is not next to the layer";
+			goto done;
+		}
+		/* inputs 1-4: scale, B, mean, var */
+		for (int i = 0; i < 4; i++) {
+			if ((r = read_const(gi, node->input[i + 1], &pc[i], &prm[i])) < 0)
+				goto oom;
+			if (r == 0 || pc[i].view.numel != pc[0].view.numel) {
+				problem = "a BN parameter is not a float constant of the BN's length";
+				goto done;
+			}
+		}
+		vc.gamma = prm[0];
+		vc.bn_b = prm[1];
+		vc.mean = prm[2];
+		vc.var = prm[3];
+		vc.channels = pc[0].view.numel;
+		if (vc.bn_before)
+			conv_border(layer, wc.view.rank >= 2 ? wc.view.rank - 2 : 0, &vc.pad_axis, &vc.pad_at_end);
+	} else if ((bnf_node_is_onnx(node, "Mul") || bnf_node_is_onnx(node, "Add")) && node->n_input == 2) {
+		int side = strcmp(node->input[0], layer->output[0]) == 0 ? 0 : strcmp(node->input[1], layer->output[0]) == 0 ? 1 : -1;
+		size_t out_rank = vc.layer == BNF_VL_GEMM ? 2 : wc.view.rank;
+		vc.op = bnf_node_is_onnx(node, "Mul") ? BNF_VOP_MUL : BNF_VOP_ADD;
+		if (side < 0) {
+			problem = "the Mul/Add does not read the layer's output";
+			goto done;
+		}
+		if ((r = read_const(gi, node->input[1 - side], &kc, &k)) < 0)
+			goto oom;
+		if (r == 0 || kc.view.rank > out_rank) {
+			problem = "the Mul/Add constant is not a float constant that broadcasts to the output";
+			goto done;
+		}
+		/* Broadcasting aligns dims on the right; the constant may vary
+		 * along the output's channel axis (1) only. */
+		for (size_t d = 0; d < kc.view.rank; d++) {
+			size_t axis = out_rank - kc.view.rank + d;
+			if (kc.view.dims[d] != 1 && axis != 1) {
+				problem = "the Mul/Add constant varies along an axis other than the channels";
+				goto done;
+			}
+		}
+		vc.k = k;
+		vc.k_len = kc.view.numel;
+		vc.channels = kc.view.numel;
+	} else {
+		problem = "the node is not a BatchNormalization, Mul or Add";
+		goto done;
+	}
+	rc = bnf_verify_run(&vc, p, tolerance, v);
+	goto out;
+oom:
+	bnf_error("out of memory verifying a fusion");
+	goto out;
+done:
+	memset(v, 0, sizeof(*v));
+	v->problem = problem;
+	v->max_abs_err = v->max_rel_err = INFINITY;
+	v->tolerance = tolerance >= 0 ? tolerance : bnf_verify_default_tolerance(p->dtype, 0);
+	rc = 0;
+out:
+	free(bias);
+	free(k);
+	for (int i = 0; i < 4; i++)
+		free(prm[i]);
+	return rc;
+}

@@ -1,0 +1,102 @@
+/* The numeric check of one fusion, made before the fusion is applied: the
+ * original arithmetic (the layer, then the BN / Mul / Add after it; or the
+ * BN, then the Conv after it) against the folded layer with its weight and
+ * bias exactly as they will be stored, on deterministic probe inputs,
+ * accumulated in double.
+ * Pure: reads the graph and the plan, never edits, writes or prints. */
+#ifndef BNF_VERIFY_H
+#define BNF_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fold.h"
+#include "graph.h"
+
+/* Probe outputs per output channel: one whose input is all zeros (the bias
+ * alone, checked against its own magnitude) and BNF_VERIFY_RANDOM with
+ * pseudo-random inputs in [-1, 1) over the channel's whole receptive field,
+ * so every stored weight element takes part.  A BN before a Conv that pads
+ * adds a border probe: the padded taps read zeros after the BN. */
+#define BNF_VERIFY_RANDOM 2
+
+/* The outcome for one fusion.
+ *
+ * For each probe output, err = |folded - original| and
+ *   S = the sum of the magnitudes of the terms of the original arithmetic
+ *       (every |w x| product of the layer, |bias|, the BN's |mean| and |B|,
+ *       each times the BN scale where it applies), plus (n + 1) times the
+ *       smallest normal number of the dtype (below it rounding is absolute),
+ * rel = err / S.  A faithful fold stores every term rounded once to the
+ * dtype, so rel <= u (the dtype's unit roundoff) up to the double-precision
+ * rounding of the two sums, whatever cancels in the output. */
+typedef struct bnf_verify {
+	double max_abs_err;    /* max err over the probe outputs */
+	double max_rel_err;    /* max rel */
+	double tolerance;      /* the bound max_rel_err is held to */
+	size_t outputs;        /* probe outputs compared */
+	size_t terms;          /* n: products in one output (the receptive field) */
+	size_t worst_channel;  /* output channel of max_rel_err */
+	bool ok;               /* max_rel_err <= tolerance (false when problem is set) */
+	const char *problem;   /* the fusion could not be modelled (static text), else NULL */
+} bnf_verify;
+
+/* The default tolerance for a fusion of dtype with n products per output:
+ *   2u + (n + 8) * 2^-52,
+ * u = 2^-24 (float32), 2^-53 (float64), 2^-11 (float16), 2^-8 (bfloat16):
+ * twice the bound of the single rounding to the stored type, plus the
+ * worst-case rounding of the double-precision sums on both sides. */
+double bnf_verify_default_tolerance(int dtype, size_t n);
+
+/* --- the arithmetic, on plain numbers --- */
+
+typedef enum {
+	BNF_VL_CONV,          /* W [C_out, C_in/group, k...] */
+	BNF_VL_CONVTRANSPOSE, /* W [C_in, C_out/group, k...] */
+	BNF_VL_GEMM,          /* B [K, N], or [N, K] with trans_b (MatMul: Gemm with alpha = beta = 1) */
+} bnf_verify_layer;
+
+typedef enum { BNF_VOP_BN, BNF_VOP_MUL, BNF_VOP_ADD } bnf_verify_op;
+
+/* The original arithmetic of one fusion.  The layer computes, for output
+ * channel o,  alpha * sum_i W[i] x[i] + beta * bias[o]  over the elements i
+ * of W that belong to o (its receptive field); then the node applies
+ *   BN:  (y - mean[o]) / sqrt(var[o] + eps) * gamma[o] + bn_b[o]
+ *   Mul: y * k[o]          Add: y + k[o]        (k_len 1 broadcasts)
+ * or, with bn_before, the BN applies to the layer's input channels first. */
+typedef struct bnf_verify_case {
+	bnf_verify_layer layer;
+	const bnf_tview *weight;   /* the original weight */
+	size_t group;              /* Conv, ConvTranspose */
+	bool trans_b;              /* Gemm */
+	double alpha, beta;        /* Gemm attributes; 1 for the others */
+	const double *bias;        /* NULL when the layer has none */
+	size_t bias_len;           /* output channels, or 1 (broadcast Gemm C) */
+	bnf_verify_op op;
+	bool bn_before;            /* BN -> Conv */
+	const double *gamma, *bn_b, *mean, *var; /* BN, `channels` values each */
+	double eps;
+	const double *k;           /* Mul / Add, k_len values */
+	size_t k_len;
+	size_t channels;           /* length of the BN parameters (or of k when per channel) */
+	/* BN -> Conv that pads: the spatial axis (0-based, after the two
+	 * channel axes) whose first (or, with pad_at_end, last) tap reads
+	 * padding; -1 when the Conv does not pad. */
+	int pad_axis;
+	bool pad_at_end;
+	double folded_alpha, folded_beta; /* the folded layer's Gemm alpha and beta */
+} bnf_verify_case;
+
+/* Evaluate vc and the folded layer that p describes (p->dtype,
+ * p->scale_weight with p->transform over p->weight.view, p->write_bias with
+ * p->new_bias, rounded as the writer stores them) and fill v.  tolerance < 0
+ * selects bnf_verify_default_tolerance().  Returns 0, or -1 after
+ * bnf_error() when memory runs out. */
+int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, bnf_verify *v);
+
+/* Build the case of plan p (reason BNF_FOLD) from gi, whose tensors must
+ * still hold their original values (before the fusion is applied), and
+ * run it. */
+int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v);
+
+#endif

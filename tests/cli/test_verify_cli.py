@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""End-to-end cases of --verify / --no-verify / --tolerance: exit codes, the
+error line, what is written and the report.  Prints TAP.
+
+The expected outcomes are written here by hand.  That a wrong fold is caught
+is shown by the unit tests (tests/unit/test_verify.c), which hand verify.c
+deliberately wrong plans; here --tolerance 0 makes the real binary meet a
+failing check, since no fold of float32 values is free of rounding.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bnfold", required=True)
+ap.add_argument("--testdata", required=True)
+args = ap.parse_args()
+
+BNFOLD = os.path.abspath(args.bnfold)
+TESTDATA = os.path.abspath(args.testdata)
+DEMO = os.path.join(TESTDATA, "demo.onnx")
+results = []
+
+
+def check(ok, desc, diag=""):
+    results.append((bool(ok), desc, diag))
+
+
+def run(argv):
+    p = subprocess.run([BNFOLD] + argv, capture_output=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def unit_roundoff(dtype):
+    return {"float32": 2.0 ** -24, "float64": 2.0 ** -53, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}[dtype]
+
+
+tmp = tempfile.mkdtemp(prefix="bnfold-verify-")
+try:
+    out = os.path.join(tmp, "out.onnx")
+    rep = os.path.join(tmp, "rep.json")
+
+    # --- verification is on by default and lands in the report ---
+    rc, _, err = run([DEMO, "-o", out, "--report", rep])
+    r = json.load(open(rep)) if rc == 0 else {}
+    fus = r.get("fusions", [])
+    check(rc == 0 and r.get("options", {}).get("verify") is True and r["options"].get("tolerance") is None,
+          "verification is on by default (options.verify true, tolerance null)", err)
+    check(len(fus) == 3 and all(f.get("verify", {}).get("ok") is True for f in fus),
+          "every fusion carries a passing verify object", json.dumps(fus)[:500])
+    # Each fusion: tolerance = 2u + (terms + 8) 2^-52; a faithful float32 fold
+    # stays within one unit roundoff; the demo's Convs are 3x3 over 8 or 3
+    # input channels (27 or 72 terms), or 1x1 over 3 (3 terms).
+    bad = []
+    for f in fus:
+        v = f["verify"]
+        u = unit_roundoff(f["dtype"])
+        want_tol = 2 * u + (v["terms"] + 8) * 2.0 ** -52
+        if abs(v["tolerance"] - want_tol) > 1e-9 * want_tol:
+            bad.append("%s: tolerance %r, expected %r" % (f["bn"], v["tolerance"], want_tol))
+        if not 0 < v["max_rel_err"] <= u:
+            bad.append("%s: max_rel_err %r not in (0, u = %r]" % (f["bn"], v["max_rel_err"], u))
+        if v["outputs"] != 3 * f["channels"]:
+            bad.append("%s: %d probe outputs for %d channels, expected 3 each" % (f["bn"], v["outputs"], f["channels"]))
+    terms = sorted(f["verify"]["terms"] for f in fus)
+    if terms != [3, 27, 72]:
+        bad.append("terms %r, expected [3, 27, 72]" % terms)
+    check(not bad, "verify numbers: tolerance 2u + (n + 8) 2^-52, 0 < max_rel_err <= u, 3 probes per channel, n from the kernels", bad)
+    s = r.get("verify", {})
+    check(s.get("checked") == 3 and s.get("failed") == 0 and
+          s.get("max_rel_err") == max(f["verify"]["max_rel_err"] for f in fus) and
+          s.get("max_abs_err") == max(f["verify"]["max_abs_err"] for f in fus) and 0 < s.get("worst_ratio", 2) <= 1,
+          "report verify summary: checked 3, failed 0, the worst errors of the fusions", json.dumps(s))
+
+    # --- -v prints the numbers of each fusion ---
+    rc, _, err = run(["-v", DEMO, "-o", out])
+    lines = re.findall(r"^  folded .*verify max_rel_err \S+ <= \S+, max_abs_err \S+, \d+ outputs\)$", err, re.M)
+    check(rc == 0 and len(lines) == 3, "-v shows max_rel_err, tolerance and max_abs_err per fusion", err)
+
+    # --- --no-verify: no check, no verify objects ---
+    rc, _, err = run(["--no-verify", DEMO, "-o", out, "--report", rep])
+    r = json.load(open(rep)) if rc == 0 else {}
+    check(rc == 0 and r.get("options", {}).get("verify") is False and "verify" not in r and
+          not any("verify" in f for f in r.get("fusions", [])), "--no-verify: report without verify", err)
+    rc, _, err = run(["--no-verify", "--verify", DEMO, "-o", out, "--report", rep])
+    r = json.load(open(rep)) if rc == 0 else {}
+    check(rc == 0 and r.get("verify", {}).get("checked") == 3, "--verify after --no-verify turns it back on", err)
+
+    # --- --tolerance ---
+    rc, _, err = run(["--tolerance", "1e-3", DEMO, "-o", out, "--report", rep])
+    r = json.load(open(rep)) if rc == 0 else {}
+    check(rc == 0 and r.get("options", {}).get("tolerance") == 1e-3 and
+          all(f["verify"]["tolerance"] == 1e-3 for f in r.get("fusions", [])),
+          "--tolerance 1e-3 is used for every fusion and recorded", err)
+    for bad_value in ("abc", "-1", "nan", "inf", ""):
+        rc, _, err = run(["--tolerance", bad_value, DEMO, "-o", out])
+        check(rc == 2 and re.search(r"--tolerance needs a number >= 0", err) and "--help" in err,
+              "--tolerance %r is a usage error (exit 2)" % bad_value, err)
+    rc, _, err = run([DEMO, "-o", out, "--tolerance"])
+    check(rc == 2, "--tolerance without a value is a usage error", err)
+
+    # --- a fusion over its tolerance: exit 4, one line, nothing written ---
+    for p in (out, rep):
+        if os.path.exists(p):
+            os.remove(p)
+    rc, so, err = run(["--tolerance", "0", DEMO, "-o", out, "--report", rep])
+    lines = [l for l in err.splitlines() if l.strip()]
+    check(rc == 4, "a fusion over its tolerance exits 4", "exit %d: %s" % (rc, err))
+    check(len(lines) == 1 and re.match(
+        r"bnfold: error: .*demo\.onnx: BatchNormalization '\w+' \(output '\w+'\) folded into Conv '\w+' "
+        r"fails verification: max_rel_err \S+ > tolerance 0 \(max_abs_err \S+, channel \d+\); "
+        r"3 fusions fail \(-v lists them\); nothing written$", lines[0]),
+        "one error line naming the BN and the layer, the numbers, and how many fail", err)
+    check(not os.path.exists(out) and not os.path.exists(rep) and so == b"", "nothing written: no model, no report")
+    check(not [f for f in os.listdir(tmp) if ".bnfold-" in f], "no temp file left", str(os.listdir(tmp)))
+    rc, _, err = run(["-v", "--tolerance", "0", DEMO, "-o", out])
+    check(rc == 4 and len(re.findall(r"^  not verified  BatchNormalization '(bn1|bn2|downsample_bn)'", err, re.M)) == 3,
+          "-v lists every failing fusion", err)
+    inpl = os.path.join(tmp, "inplace.onnx")
+    shutil.copy(DEMO, inpl)
+    before = open(inpl, "rb").read()
+    rc, _, err = run(["--in-place", "--tolerance", "0", inpl])
+    check(rc == 4 and open(inpl, "rb").read() == before, "--in-place with a failing check leaves the input as it was", err)
+    rc, _, err = run(["--no-verify", "--tolerance", "0", DEMO, "-o", out])
+    check(rc == 0 and os.path.exists(out), "--no-verify ignores --tolerance", err)
+
+    # --- help and exit status ---
+    rc, so, _ = run(["--help"])
+    h = so.decode()
+    check(rc == 0 and all(x in h for x in ("--verify", "--no-verify", "--tolerance")) and
+          re.search(r"4 a fusion failed\s+verification", h), "--help documents the options and exit status 4", h)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+print("TAP version 13")
+for i, (ok, desc, diag) in enumerate(results, 1):
+    print(f"{'ok' if ok else 'not ok'} {i} - {desc}")
+    if not ok and diag:
+        for line in str(diag).splitlines():
+            print(f"# {line}")
+print(f"1..{len(results)}")
+sys.exit(0 if all(r[0] for r in results) else 1)
