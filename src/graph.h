@@ -92,7 +92,9 @@ typedef struct bnf_const {
 bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c);
 
 /* The rank recorded for name (graph input, value_info, graph output or
- * initializer, here or in an enclosing graph), or -1 when unknown. */
+ * initializer, here or in an enclosing graph), else that of the input of a
+ * rank-preserving elementwise op producing it (Relu, Cast, ...); -1 when
+ * unknown. */
 int bnf_graph_rank(const bnf_graph *gi, const char *name);
 
 /* The attribute called name on node, or NULL. */

@@ -1398,11 +1398,24 @@ def _():
     return matmul_bn("matmul_bn_rank3", (2, 3, 5), 4, 3)
 
 
-@fixture("matmul_bn_unknown_rank.onnx",
-         "MatMul whose input comes from a Relu with no recorded shape -> BN (shape_unknown)",
-         1, 0, skipped={"shape_unknown": 1})
+@fixture("matmul_bn_relu_rank.onnx",
+         "MatMul whose input comes from a Relu with no recorded shape -> BN: the rank follows the Relu back",
+         1, 1, patterns={"matmul_bn": 1})
 def _():
-    return matmul_bn("matmul_bn_unknown_rank", (2, 5), 4, 4, value_info=False, relu_first=True)
+    return matmul_bn("matmul_bn_relu_rank", (2, 5), 4, 4, value_info=False, relu_first=True)
+
+
+@fixture("matmul_bn_unknown_rank.onnx",
+         "MatMul whose input comes from an op of a custom domain (its output rank is unknown) -> BN "
+         "(shape_unknown; onnxruntime cannot run the custom op)",
+         1, 0, skipped={"shape_unknown": 1}, equivalence=False)
+def _():
+    m = matmul_bn("matmul_bn_unknown_rank", (2, 5), 4, 4)
+    mm = next(n for n in m.graph.node if n.op_type == "MatMul")
+    mm.input[0] = "opaque_out"
+    m.graph.node.insert(0, helper.make_node("Opaque", ["A"], ["opaque_out"], name="opaque", domain="com.example"))
+    m.opset_import.append(helper.make_opsetid("com.example", 1))
+    return m
 
 
 def conv_affine(name, ops, bias=True):
