@@ -553,6 +553,18 @@ done:
 	return rc;
 }
 
+/* The ops that compute constants for a fold (graph.c follows and
+ * evaluates them): once nothing reads their outputs they are dead code. */
+static bool removable_when_unused(const Onnx__NodeProto *node)
+{
+	static const char *const ops[] = {"Constant", "Identity", "ConstantOfShape", "Reshape", "Add", "Sub",
+					  "Mul", "Div", "Sqrt", "Neg", "Abs", "Reciprocal"};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (bnf_node_is_onnx(node, ops[i]))
+			return true;
+	return false;
+}
+
 /* Drop initializers and constant-producing nodes that lost their last
  * reader to a fold (never ones that were unused to begin with). */
 static int sweep(gctx *c)
@@ -577,8 +589,7 @@ static int sweep(gctx *c)
 		if (v->producer < 0 || c->node_removed[v->producer])
 			continue;
 		node = c->g->node[v->producer];
-		if (!bnf_node_is_onnx(node, "Constant") && !bnf_node_is_onnx(node, "Identity") &&
-		    !bnf_node_is_onnx(node, "ConstantOfShape") && !bnf_node_is_onnx(node, "Reshape"))
+		if (!removable_when_unused(node))
 			continue;
 		bool unused = true;
 		for (size_t o = 0; o < node->n_output; o++) {

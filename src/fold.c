@@ -84,7 +84,8 @@ static int oom(const bnf_graph *gi, const Onnx__NodeProto *node)
 static int resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const char *what,
 		   bool is_param, bnf_const *c)
 {
-	bnf_const_status st = bnf_graph_const(gi, name, c);
+	/* Parameters may be computed from constants; they are read at once. */
+	bnf_const_status st = is_param ? bnf_graph_const_eval(gi, name, c) : bnf_graph_const(gi, name, c);
 	switch (st) {
 	case BNF_CONST_OK:
 		break;
@@ -356,10 +357,14 @@ static int bn_params(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *bn
 	for (int i = 0; i < 4; i++) {
 		if ((r = resolve(gi, p, bn->input[i + 1], names[i], true, &prm)) <= 0)
 			return r;
-		if (prm.view.numel != n || prm.view.rank > 1)
+		if (prm.view.numel != n || prm.view.rank > 1) {
+			bnf_const_release(&prm);
 			return skip(p, BNF_CHANNEL_MISMATCH, "%s '%s' has %zu elements (rank %zu), the %s has %zu channels",
 				    names[i], bn->input[i + 1], prm.view.numel, prm.view.rank, what, n);
-		if (!(vals[i] = read_all(&prm.view)))
+		}
+		vals[i] = read_all(&prm.view);
+		bnf_const_release(&prm);
+		if (!vals[i])
 			return oom(gi, bn);
 	}
 	return 1;
@@ -638,8 +643,10 @@ int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p)
 	p->reason = BNF_FOLD;
 	if ((r = resolve(gi, p, op->input[1 - side], "constant", true, &k)) <= 0)
 		return r;
-	if ((r = layer_geometry(gi, p, layer, kind, &old_bias)) <= 0)
+	if ((r = layer_geometry(gi, p, layer, kind, &old_bias)) <= 0) {
+		bnf_const_release(&k);
 		return r;
+	}
 	out_rank = p->weight.view.rank; /* a Conv/ConvTranspose output has its weight's rank */
 	/* The constant must vary along the channel axis (1) only and must not
 	 * widen the output: right-aligned dims are 1, or C on axis 1. */
@@ -677,6 +684,7 @@ int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p)
 	if (r < 0)
 		r = oom(gi, op);
 out:
+	bnf_const_release(&k);
 	free(kv);
 	free(old_bias);
 	free(scratch);

@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,4 +592,128 @@ static int rank_of(const bnf_graph *gi, const char *name, int depth)
 int bnf_graph_rank(const bnf_graph *gi, const char *name)
 {
 	return rank_of(gi, name, 0);
+}
+
+void bnf_const_release(bnf_const *c)
+{
+	free(c->owned);
+	c->owned = NULL;
+	c->view.doubles = NULL;
+}
+
+#define EVAL_MAX_ELEMS (1u << 20) /* parameters, not weights */
+
+static bnf_const_status eval(const bnf_graph *gi, const char *name, bnf_const *c, int depth);
+
+/* The node of this graph or an enclosing one producing name, or NULL. */
+static const Onnx__NodeProto *producer_of(const bnf_graph *gi, const char *name)
+{
+	for (const bnf_graph *cur = gi; cur; cur = cur->parent) {
+		const bnf_value *v = bnf_graph_value(cur, name);
+		if (v && (v->producer >= 0 || v->init >= 0 || v->is_input))
+			return v->producer >= 0 ? cur->g->node[v->producer] : NULL;
+	}
+	return NULL;
+}
+
+static bnf_const_status eval_node(const bnf_graph *gi, const Onnx__NodeProto *n, bnf_const *c, int depth)
+{
+	static const char *const binary[] = {"Add", "Sub", "Mul", "Div"};
+	static const char *const unary[] = {"Sqrt", "Neg", "Abs", "Reciprocal"};
+	bnf_const in[2];
+	double *x[2] = {0};
+	int op = -1, arity = 0;
+	bnf_const_status st = BNF_CONST_NOT_CONSTANT;
+
+	for (int i = 0; i < 4; i++) {
+		if (bnf_node_is_onnx(n, binary[i]))
+			op = i, arity = 2;
+		if (bnf_node_is_onnx(n, unary[i]))
+			op = 4 + i, arity = 1;
+	}
+	memset(in, 0, sizeof(in));
+	snprintf(c->msg, sizeof(c->msg), "'%s' is computed by a %s node at run time", n->n_output ? n->output[0] : "?",
+		 n->op_type ? n->op_type : "?");
+	if (op < 0 || (int)n->n_input != arity || gi->opset < 7)
+		return BNF_CONST_NOT_CONSTANT;
+	for (int i = 0; i < arity; i++) {
+		st = eval(gi, n->input[i], &in[i], depth + 1);
+		if (st != BNF_CONST_OK || !bnf_dtype_is_float(in[i].view.dtype) || in[i].view.numel > EVAL_MAX_ELEMS ||
+		    in[i].view.dtype != in[0].view.dtype) {
+			if (st == BNF_CONST_OK)
+				st = BNF_CONST_NOT_CONSTANT;
+			goto out;
+		}
+	}
+	{
+		const bnf_tview *a = &in[0].view, *b = arity == 2 ? &in[1].view : a;
+		const bnf_tview *shape = a->numel >= b->numel ? a : b;
+		if (arity == 2 && a->numel != b->numel && a->numel != 1 && b->numel != 1) {
+			snprintf(c->msg, sizeof(c->msg), "'%s' broadcasts in a way bnfold does not evaluate", n->output[0]);
+			st = BNF_CONST_UNSUPPORTED;
+			goto out;
+		}
+		if (arity == 2 && a->numel == b->numel && a->rank != b->rank) {
+			st = BNF_CONST_UNSUPPORTED;
+			goto out;
+		}
+		for (int i = 0; i < arity; i++)
+			if (!(x[i] = malloc((in[i].view.numel ? in[i].view.numel : 1) * sizeof(double)))) {
+				st = BNF_CONST_UNSUPPORTED;
+				goto out;
+			}
+		for (int i = 0; i < arity; i++)
+			bnf_tview_read(&in[i].view, x[i]);
+		memset(&c->view, 0, sizeof(c->view));
+		c->view = *shape;
+		c->view.tensor = NULL;
+		c->view.raw = NULL;
+		c->view.src = NULL;
+		c->view.lazy = NULL;
+		c->view.uniform = false;
+		c->view.floats = NULL;
+		if (!(c->owned = malloc((shape->numel ? shape->numel : 1) * sizeof(double)))) {
+			st = BNF_CONST_UNSUPPORTED;
+			goto out;
+		}
+		for (size_t k = 0; k < shape->numel; k++) {
+			double u = x[0][a->numel == 1 ? 0 : k], v = arity == 2 ? x[1][b->numel == 1 ? 0 : k] : 0, r;
+			switch (op) {
+			case 0: r = u + v; break;
+			case 1: r = u - v; break;
+			case 2: r = u * v; break;
+			case 3: r = u / v; break;
+			case 4: r = sqrt(u); break;
+			case 5: r = -u; break;
+			case 6: r = fabs(u); break;
+			default: r = 1.0 / u; break;
+			}
+			c->owned[k] = bnf_round_to(shape->dtype, r);
+		}
+		c->view.doubles = c->owned;
+		c->tensor = NULL;
+		c->exclusive = false;
+		st = BNF_CONST_OK;
+	}
+out:
+	free(x[0]);
+	free(x[1]);
+	bnf_const_release(&in[0]);
+	bnf_const_release(&in[1]);
+	return st;
+}
+
+static bnf_const_status eval(const bnf_graph *gi, const char *name, bnf_const *c, int depth)
+{
+	bnf_const_status st = bnf_graph_const(gi, name, c);
+	const Onnx__NodeProto *n;
+
+	if (st != BNF_CONST_NOT_CONSTANT || depth > 16 || !(n = producer_of(gi, name)))
+		return st;
+	return eval_node(gi, n, c, depth);
+}
+
+bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c)
+{
+	return eval(gi, name, c, 0);
 }

@@ -86,10 +86,19 @@ typedef struct bnf_const {
 	bool is_initializer;  /* the source is an initializer (not a Constant node) */
 	bool is_graph_input;  /* ... that is also listed as a graph input */
 	char msg[256];        /* why not OK, for reports and errors */
+	double *owned;        /* computed values (bnf_graph_const_eval), freed by bnf_const_release */
 } bnf_const;
 
 /* Resolve name, read by one node input of gi's graph, to a constant. */
 bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c);
+
+/* As bnf_graph_const, and also evaluate small float expressions over
+ * constants (Add, Sub, Mul, Div of equal shapes or a single value; Sqrt,
+ * Neg, Abs, Reciprocal), rounding each result to its type as a runtime
+ * would.  Such a value has no tensor to edit; release it with
+ * bnf_const_release after reading. */
+bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c);
+void bnf_const_release(bnf_const *c);
 
 /* The rank recorded for name (graph input, value_info, graph output or
  * initializer, here or in an enclosing graph), else that of the input of a

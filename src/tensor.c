@@ -260,6 +260,10 @@ void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *ou
 			out[i] = v->floats[first + i];
 		return;
 	}
+	if (v->doubles) {
+		memcpy(out, v->doubles + first, n * sizeof(double));
+		return;
+	}
 	if (v->lazy) {
 		bnf_lazy_read(v->lazy, first, n, out);
 		return;
@@ -295,7 +299,7 @@ int bnf_tview_read_i64(const bnf_tview *v, int64_t *out)
 {
 	const Onnx__TensorProto *t = v->tensor;
 
-	if ((v->dtype != BNF_DT_INT64 && v->dtype != BNF_DT_INT32) || !t || v->src || v->lazy)
+	if ((v->dtype != BNF_DT_INT64 && v->dtype != BNF_DT_INT32) || !t || v->src || v->lazy || v->doubles)
 		return -1; /* shapes are small: never left in the file */
 	for (size_t i = 0; i < v->numel; i++) {
 		if (v->raw)
@@ -434,7 +438,7 @@ int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst)
 	size_t es = bnf_dtype_size(v->dtype), got = 0, len = n * es;
 	uint64_t off;
 
-	if (v->lazy || !(v->raw || v->src))
+	if (v->lazy || v->doubles || !(v->raw || v->src))
 		return -1;
 	if (!v->src) {
 		memcpy(dst, v->raw + first * es, len);

@@ -52,6 +52,7 @@ typedef struct bnf_tview {
 	bool uniform;
 	double fill;
 	const float *floats;
+	const double *doubles;   /* values computed from constants (already rounded to dtype) */
 } bnf_tview;
 
 /* Where the output channel lives in a weight tensor laid out as rows of

@@ -604,11 +604,16 @@ out:
 static int read_const(const bnf_graph *gi, const char *name, bnf_const *c, double **out)
 {
 	*out = NULL;
-	if (!name || !name[0] || bnf_graph_const(gi, name, c) != BNF_CONST_OK || !bnf_dtype_is_float(c->view.dtype))
+	if (!name || !name[0] || bnf_graph_const_eval(gi, name, c) != BNF_CONST_OK || !bnf_dtype_is_float(c->view.dtype)) {
+		bnf_const_release(c);
 		return 0;
-	if (!(*out = malloc((c->view.numel ? c->view.numel : 1) * sizeof(double))))
+	}
+	if (!(*out = malloc((c->view.numel ? c->view.numel : 1) * sizeof(double)))) {
+		bnf_const_release(c);
 		return -1;
+	}
 	bnf_tview_read(&c->view, *out);
+	bnf_const_release(c); /* the values are in *out; the view's shape stays */
 	return 1;
 }
 

@@ -288,6 +288,18 @@ def count_ops_model(model, op_type="BatchNormalization"):
     return n
 
 
+def affine_removed(mi, mo):
+    """Mul/Add nodes of the main graph that the fold removed, not counting
+    those that only computed a constant (their inputs all initializers or
+    Constant outputs): bnfold evaluates those and drops them once unread."""
+    def n_affine(m):
+        consts = {t.name for t in m.graph.initializer}
+        consts |= {o for n in m.graph.node if n.op_type == "Constant" for o in n.output}
+        return sum(1 for n in m.graph.node
+                   if n.op_type in ("Mul", "Add") and not all(i in consts for i in n.input))
+    return n_affine(mi) - n_affine(mo)
+
+
 def count_nodes_model(model):
     """Nodes of the main graph, its subgraphs and every function body."""
     return count_nodes(model.graph) + sum(count_nodes(f) for f in model.functions)

@@ -214,7 +214,7 @@ def main():
                     removed = oc.count_ops(mi.graph) - n_out
                     if removed != c["folded"]:
                         bad.append("%d BatchNormalization nodes removed, the report claims %d folded" % (removed, c["folded"]))
-                    aff = sum(oc.count_ops(mi.graph, op) - oc.count_ops(mo.graph, op) for op in ("Mul", "Add"))
+                    aff = oc.affine_removed(mi, mo)
                     if aff != c.get("affine_folded", 0):
                         bad.append("%d Mul/Add nodes removed, the report claims %s affine_folded" % (aff, c.get("affine_folded", 0)))
                 except Exception as e:  # noqa: BLE001

@@ -217,7 +217,7 @@ def main():
                 if removed != rep["counts"].get("folded"):
                     diag.append("%d BatchNormalization nodes removed, the report claims %s folded"
                                 % (removed, rep["counts"].get("folded")))
-                aff = sum(oc.count_ops_model(mi, op) - oc.count_ops_model(mo, op) for op in ("Mul", "Add"))
+                aff = oc.affine_removed(mi, mo)
                 if aff != rep["counts"].get("affine_folded", 0):
                     diag.append("%d Mul/Add nodes removed, the report claims %s affine_folded"
                                 % (aff, rep["counts"].get("affine_folded", 0)))
