@@ -15,6 +15,11 @@
 
 #define OUT_BUF (1u << 20)
 
+/* protobuf-c's structs take about 1-10 times the bytes of a real model, and
+ * up to ~130 times for a file of empty records: refuse above this. */
+#define BNF_UNPACK_RATIO 32
+#define BNF_UNPACK_SLACK ((size_t)256 << 20)
+
 /* The temp file being written, removed if SIGINT/SIGTERM arrives before the
  * rename.  A signal handler can only reach it through a static. */
 static char pending_tmp[PATH_MAX];
@@ -112,15 +117,8 @@ int bnf_input_open(const char *path, bnf_input *in)
 		bnf_error("%s: input is empty, not an ONNX model", path);
 		goto fail;
 	}
-	in->model = onnx__model_proto__unpack(NULL, in->len, in->data);
-	if (!in->model) {
-		bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", path);
+	if (!(in->model = bnf_model_parse(path, in->data, in->len)))
 		goto fail;
-	}
-	if (!in->model->has_ir_version || !in->model->graph) {
-		bnf_error("%s: not an ONNX model (no %s)", path, in->model->graph ? "ir_version" : "graph");
-		goto fail;
-	}
 	return 0;
 fail:
 	if (fd >= 0)
@@ -140,6 +138,141 @@ void bnf_input_close(bnf_input *in)
 			free((void *)in->data);
 	}
 	memset(in, 0, sizeof(*in));
+}
+
+/* ---- parsing ---- */
+
+/* Where the framing check stopped, and why. */
+typedef struct scan_state {
+	const uint8_t *data;
+	size_t estimate; /* bytes protobuf-c will allocate, roughly */
+	size_t fail_at;
+	const char *why;
+	bool too_deep;
+} scan_state;
+
+static int scan_fail(scan_state *s, size_t at, const char *why)
+{
+	s->fail_at = at;
+	s->why = why;
+	return -1;
+}
+
+static int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		uint8_t b;
+		if (*pos >= end)
+			return -1;
+		b = p[(*pos)++];
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1; /* more than 10 bytes */
+}
+
+static void estimate_add(scan_state *s, size_t n)
+{
+	if (!bnf_add_size(s->estimate, n, &s->estimate))
+		s->estimate = SIZE_MAX;
+}
+
+/* Walk the wire format of one message in data[pos, end) as protobuf-c will,
+ * checking that every length stays inside its enclosing message and that
+ * sub-messages nest at most BNF_MAX_NESTING deep (protobuf-c's unpacker,
+ * its free and pack recurse once per level), and estimating the memory the
+ * unpacked model takes. */
+static int scan_message(scan_state *s, size_t pos, size_t end, const ProtobufCMessageDescriptor *desc,
+			int depth)
+{
+	estimate_add(s, desc->sizeof_message + 16);
+	while (pos < end) {
+		size_t at = pos;
+		uint64_t key, n;
+		const ProtobufCFieldDescriptor *fd;
+
+		if (read_varint(s->data, end, &pos, &key) < 0)
+			return scan_fail(s, at, "a field tag is cut off");
+		fd = (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3)) : NULL;
+		estimate_add(s, 32); /* a slot in a repeated field, or an unknown-field record */
+		switch (key & 7) {
+		case 0:
+			if (read_varint(s->data, end, &pos, &n) < 0)
+				return scan_fail(s, at, "a number is cut off");
+			break;
+		case 1:
+		case 5:
+			n = (key & 7) == 1 ? 8 : 4;
+			if (end - pos < n)
+				return scan_fail(s, at, "a fixed-size field runs past the end of its message");
+			pos += n;
+			break;
+		case 2:
+			if (read_varint(s->data, end, &pos, &n) < 0)
+				return scan_fail(s, at, "a length is cut off");
+			if (n > end - pos)
+				return scan_fail(s, at, "a length runs past the end of its message");
+			if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (depth >= BNF_MAX_NESTING) {
+					s->too_deep = true;
+					return scan_fail(s, at, "too deep");
+				}
+				if (scan_message(s, pos, pos + n, fd->descriptor, depth + 1) < 0)
+					return -1;
+			} else {
+				/* a string or bytes copy, or a packed array (a one-byte varint becomes 8 bytes) */
+				estimate_add(s, fd && fd->label == PROTOBUF_C_LABEL_REPEATED &&
+							fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_BYTES
+						? n * 8 : n + 1);
+			}
+			pos += n;
+			break;
+		default:
+			return scan_fail(s, at, "a field has a wire type protobuf does not use any more");
+		}
+	}
+	return 0;
+}
+
+Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len)
+{
+	scan_state s = {data, 0, 0, NULL, false};
+	Onnx__ModelProto *m;
+	size_t limit;
+
+	if (len == 0) {
+		bnf_error("%s: input is empty, not an ONNX model", name);
+		return NULL;
+	}
+	if (scan_message(&s, 0, len, &onnx__model_proto__descriptor, 1) < 0) {
+		if (s.too_deep)
+			bnf_error("%s: messages are nested more than %d deep (at byte %zu); subgraphs this deep are not supported",
+				  name, BNF_MAX_NESTING, s.fail_at);
+		else
+			bnf_error("%s: not an ONNX model (truncated or corrupt: %s, at byte %zu)", name, s.why, s.fail_at);
+		return NULL;
+	}
+	if (!bnf_mul_size(len, BNF_UNPACK_RATIO, &limit) || !bnf_add_size(limit, BNF_UNPACK_SLACK, &limit))
+		limit = SIZE_MAX;
+	if (s.estimate > limit) {
+		bnf_error("%s: unpacking would take about %zu MiB, more than %d times the file size; "
+			  "the model is made of millions of tiny or empty records", name, s.estimate >> 20, BNF_UNPACK_RATIO);
+		return NULL;
+	}
+	if (!(m = onnx__model_proto__unpack(NULL, len, data))) {
+		bnf_error("%s: not an ONNX model (the protobuf data is corrupt)", name);
+		return NULL;
+	}
+	if (!m->has_ir_version || !m->graph) {
+		bnf_error("%s: not an ONNX model (no %s)", name, m->graph ? "ir_version" : "graph");
+		onnx__model_proto__free_unpacked(m, NULL);
+		return NULL;
+	}
+	return m;
 }
 
 bool bnf_same_file(const char *a, const char *b)
