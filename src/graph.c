@@ -242,6 +242,9 @@ const char *bnf_node_label(const Onnx__NodeProto *node, int index, char *buf, si
 	return buf;
 }
 
+static bnf_const_status resolve_const(const bnf_graph *gi, const char *name, bnf_const *c,
+				      bool in_shape);
+
 /* Resolve a ConstantOfShape node: a shape from a constant int tensor and a
  * one-element value (float32 0 by default). */
 static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProto *node,
@@ -255,7 +258,10 @@ static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProt
 
 	if (node->n_input < 1)
 		return BNF_CONST_NOT_CONSTANT;
-	st = bnf_graph_const(gi, node->input[0], &shape);
+	/* in_shape: a shape made by another ConstantOfShape is never an int
+	 * tensor bnfold reads, and following it could loop (a node that reads
+	 * its own output). */
+	st = resolve_const(gi, node->input[0], &shape, true);
 	if (st != BNF_CONST_OK) {
 		snprintf(c->msg, sizeof(c->msg), "shape of ConstantOfShape: %.200s", shape.msg);
 		return st;
@@ -329,6 +335,12 @@ static bnf_const_status constant_node(const Onnx__NodeProto *node, bnf_const *c)
 
 bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c)
 {
+	return resolve_const(gi, name, c, false);
+}
+
+static bnf_const_status resolve_const(const bnf_graph *gi, const char *name, bnf_const *c,
+				      bool in_shape)
+{
 	bool exclusive = true;
 	const bnf_graph *cur = gi;
 
@@ -380,8 +392,13 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 				c->exclusive = exclusive;
 			return st;
 		}
-		if (bnf_node_is_onnx(node, "ConstantOfShape"))
+		if (bnf_node_is_onnx(node, "ConstantOfShape")) {
+			if (in_shape) {
+				snprintf(c->msg, sizeof(c->msg), "'%s' is made by another ConstantOfShape", name);
+				return BNF_CONST_UNSUPPORTED;
+			}
 			return const_of_shape(cur, node, c);
+		}
 		snprintf(c->msg, sizeof(c->msg), "'%s' is computed by a %s node at run time", name,
 			 node->op_type ? node->op_type : "?");
 		return BNF_CONST_NOT_CONSTANT;
