@@ -89,9 +89,14 @@ bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v
 		return BNF_TENSOR_UNSUPPORTED;
 	}
 	if (t->has_raw_data) {
-		if (!bnf_mul_size(numel, esize, &bytes) || bytes != t->raw_data.len) {
+		if (!bnf_mul_size(numel, esize, &bytes)) {
+			snprintf(err, errlen, "its dims declare %zu elements of %s, more bytes than a machine has",
+				 numel, bnf_dtype_name(v->dtype));
+			return BNF_TENSOR_MALFORMED;
+		}
+		if (bytes != t->raw_data.len) {
 			snprintf(err, errlen, "raw_data has %zu bytes but %zu elements of %s need %zu",
-				 t->raw_data.len, numel, bnf_dtype_name(v->dtype), numel * esize);
+				 t->raw_data.len, numel, bnf_dtype_name(v->dtype), bytes);
 			return BNF_TENSOR_MALFORMED;
 		}
 		return BNF_TENSOR_OK;
