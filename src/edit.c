@@ -553,6 +553,7 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 	c.res = res;
 	if (bnf_graph_build(&c.gi, g, parent, path, ir, opset, opt->fold_overridable) < 0)
 		return -1;
+	c.gi.max_synth_bytes = opt->max_synth_bytes;
 	c.init_cap = g->n_initializer + 1;
 	c.node_removed = calloc(g->n_node + 1, sizeof(bool));
 	c.init_removed = calloc(c.init_cap, sizeof(bool));

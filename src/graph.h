@@ -11,6 +11,10 @@
 #include "onnx.pb-c.h"
 #include "tensor.h"
 
+/* Default cap on a weight made by ConstantOfShape, which a fold turns into
+ * a real initializer: a few bytes of shape could otherwise ask for terabytes. */
+#define BNF_MAX_SYNTH_BYTES ((size_t)256 << 20)
+
 typedef struct bnf_value {
 	const char *name;  /* owned by the index; NULL marks an empty slot */
 	int producer;      /* node index, -1 if none */
@@ -28,6 +32,7 @@ typedef struct bnf_graph {
 	int ir_version;
 	int opset;                      /* default-domain opset in force */
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
+	size_t max_synth_bytes;         /* largest weight to materialise from ConstantOfShape; 0 = BNF_MAX_SYNTH_BYTES */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;
