@@ -108,6 +108,89 @@ static int count_subgraph_reads(bnf_graph *gi, const Onnx__GraphProto *sg)
 	return 0;
 }
 
+/* Kahn's algorithm over the edges "producer -> node reading its output"
+ * within this graph: the nodes it cannot order lie on or after a cycle.
+ * (Outer-scope reads from inside a subgraph are not edges here.)  The
+ * order of the nodes themselves does not matter: unsorted graphs fold. */
+static int check_acyclic(const bnf_graph *gi)
+{
+	const Onnx__GraphProto *g = gi->g;
+	size_t n = g->n_node, n_edges = 0, head = 0, tail = 0;
+	size_t *start = calloc(n + 1, sizeof(*start)), *fill = calloc(n + 1, sizeof(*fill));
+	size_t *pending = calloc(n + 1, sizeof(*pending)), *queue = calloc(n + 1, sizeof(*queue));
+	size_t *edges = NULL;
+	char lb[64];
+	int rc = -1;
+
+	if (!start || !fill || !pending || !queue)
+		goto oom;
+	for (size_t r = 0; r < n; r++) {
+		const Onnx__NodeProto *node = g->node[r];
+		for (size_t i = 0; i < node->n_input; i++) {
+			const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
+			if (v && v->producer >= 0) {
+				start[v->producer + 1]++;
+				pending[r]++;
+				n_edges++;
+			}
+		}
+	}
+	if (!(edges = malloc((n_edges ? n_edges : 1) * sizeof(*edges))))
+		goto oom;
+	for (size_t p = 0; p < n; p++)
+		fill[p + 1] = start[p + 1] += start[p];
+	for (size_t r = 0; r < n; r++) {
+		const Onnx__NodeProto *node = g->node[r];
+		for (size_t i = 0; i < node->n_input; i++) {
+			const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
+			if (v && v->producer >= 0)
+				edges[fill[v->producer]++] = r;
+		}
+	}
+	for (size_t r = 0; r < n; r++)
+		if (pending[r] == 0)
+			queue[tail++] = r;
+	while (head < tail) {
+		size_t p = queue[head++];
+		for (size_t e = start[p]; e < start[p + 1]; e++)
+			if (--pending[edges[e]] == 0)
+				queue[tail++] = edges[e];
+	}
+	rc = 0;
+	if (tail < n) {
+		/* Every node left has a predecessor left: walking back n steps
+		 * from one of them ends on the cycle itself. */
+		size_t cur = 0;
+		const char *via = "";
+		while (pending[cur] == 0)
+			cur++;
+		for (size_t step = 0; step < n; step++) {
+			const Onnx__NodeProto *node = g->node[cur];
+			for (size_t i = 0; i < node->n_input; i++) {
+				const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
+				if (v && v->producer >= 0 && pending[v->producer] > 0) {
+					cur = (size_t)v->producer;
+					via = node->input[i];
+					break;
+				}
+			}
+		}
+		rc = bnf_error("%s: graph '%s' has a cycle through node '%s' (output '%s')", gi->path,
+			       g->name && g->name[0] ? g->name : "(unnamed)",
+			       bnf_node_label(g->node[cur], (int)cur, lb, sizeof(lb)), via);
+	}
+	goto done;
+oom:
+	bnf_error("%s: out of memory while indexing the graph", gi->path);
+done:
+	free(start);
+	free(fill);
+	free(pending);
+	free(queue);
+	free(edges);
+	return rc;
+}
+
 int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 		    const char *path, int ir_version, int opset, bool fold_overridable)
 {
@@ -186,6 +269,8 @@ int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 					goto oom;
 		}
 	}
+	if (check_acyclic(gi) < 0)
+		goto fail;
 	return 0;
 oom:
 	bnf_error("%s: out of memory while indexing the graph", path);
