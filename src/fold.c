@@ -111,6 +111,9 @@ static int resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const cha
 	case BNF_CONST_UNSUPPORTED:
 		skip(p, BNF_UNSUPPORTED_STORAGE, "%s '%s': %s", what, name, c->msg);
 		return 0;
+	case BNF_CONST_BAD_DTYPE:
+		skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s': %s", what, name, c->msg);
+		return 0;
 	}
 	if (!bnf_dtype_is_float(c->view.dtype)) {
 		skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s' has type %s", what, name, bnf_dtype_name(c->view.dtype));

@@ -384,6 +384,16 @@ static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProt
 	return BNF_CONST_OK;
 }
 
+static bnf_const_status from_tensor_status(bnf_tensor_status ts)
+{
+	switch (ts) {
+	case BNF_TENSOR_OK: return BNF_CONST_OK;
+	case BNF_TENSOR_MALFORMED: return BNF_CONST_MALFORMED;
+	case BNF_TENSOR_BAD_DTYPE: return BNF_CONST_BAD_DTYPE;
+	default: return BNF_CONST_UNSUPPORTED;
+	}
+}
+
 /* Resolve a Constant node's value into c. */
 static bnf_const_status constant_node(const Onnx__NodeProto *node, bnf_const *c)
 {
@@ -392,10 +402,8 @@ static bnf_const_status constant_node(const Onnx__NodeProto *node, bnf_const *c)
 
 	if ((a = bnf_node_attr(node, "value")) && a->t) {
 		ts = bnf_tview_from_tensor(a->t, &c->view, c->msg, sizeof(c->msg));
-		if (ts == BNF_TENSOR_MALFORMED)
-			return BNF_CONST_MALFORMED;
-		if (ts == BNF_TENSOR_UNSUPPORTED)
-			return BNF_CONST_UNSUPPORTED;
+		if (ts != BNF_TENSOR_OK)
+			return from_tensor_status(ts);
 		c->tensor = a->t;
 		return BNF_CONST_OK;
 	}
@@ -455,7 +463,7 @@ static bnf_const_status resolve_const(const bnf_graph *gi, const char *name, bnf
 			}
 			ts = bnf_tview_from_tensor(t, &c->view, c->msg, sizeof(c->msg));
 			if (ts != BNF_TENSOR_OK)
-				return ts == BNF_TENSOR_MALFORMED ? BNF_CONST_MALFORMED : BNF_CONST_UNSUPPORTED;
+				return from_tensor_status(ts);
 			c->tensor = t;
 			c->exclusive = exclusive;
 			c->is_initializer = true;

@@ -61,6 +61,7 @@ typedef enum {
 	BNF_CONST_OVERRIDABLE,   /* initializer that is also a graph input (IR >= 4) */
 	BNF_CONST_MALFORMED,     /* inconsistent tensor: bad input */
 	BNF_CONST_UNSUPPORTED,   /* a constant bnfold cannot read (external data, sparse, ...) */
+	BNF_CONST_BAD_DTYPE,     /* a tensor of a data type bnfold does not read */
 } bnf_const_status;
 
 typedef struct bnf_const {

@@ -86,7 +86,7 @@ bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v
 	esize = bnf_dtype_size(v->dtype);
 	if (esize == 0) {
 		snprintf(err, errlen, "data type %d is not supported", v->dtype);
-		return BNF_TENSOR_UNSUPPORTED;
+		return BNF_TENSOR_BAD_DTYPE;
 	}
 	if (t->has_raw_data) {
 		if (!bnf_mul_size(numel, esize, &bytes)) {
