@@ -1,0 +1,59 @@
+/* libFuzzer target over the whole path: parse bytes as a model, fold it,
+ * build the report, pack the result and parse that again.  Built with
+ * -fsanitize=fuzzer,address,undefined by tools/fuzz; replay.c drives the
+ * same function over saved inputs in the ordinary test builds.
+ *
+ * Beyond "no crash, no sanitizer report", it checks what must hold for
+ * any input: every BatchNormalization found is folded or skipped, a fold
+ * never adds nodes, and a folded model packs into bytes that parse. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+#include "edit.h"
+#include "model_io.h"
+#include "report.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fail(const char *what)
+{
+	fprintf(stderr, "fuzz_fold: invariant broken: %s\n", what);
+	abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* The last byte picks the option, so the fuzzer reaches both paths;
+	 * a small cap keeps ConstantOfShape weights quick to fold. */
+	bnf_fold_options opt = {.fold_overridable = size > 0 && (data[size - 1] & 1),
+				.max_synth_bytes = (size_t)1 << 20};
+	bnf_result res;
+	Onnx__ModelProto *m, *again;
+	uint8_t first[4096];
+	ProtobufCBufferSimple out = PROTOBUF_C_BUFFER_SIMPLE_INIT(first);
+	char *report;
+
+	bnf_display_level = 0;
+	if (!(m = bnf_model_parse("fuzz", data, size)))
+		return 0;
+	if (bnf_fold_model(m, "fuzz", &opt, &res) == 0) {
+		if (res.n_fusions + res.n_skips != res.bn_found)
+			fail("folded + skipped != BatchNormalization found");
+		if (res.nodes_after > res.nodes_before)
+			fail("folding added nodes");
+		if ((report = bnf_report_json(&res, "fuzz", "out", &opt)))
+			free(report);
+		if (res.n_fusions > 0) {
+			protobuf_c_message_pack_to_buffer(&m->base, &out.base);
+			if (!(again = bnf_model_parse("fuzz output", out.data, out.len)))
+				fail("the folded model does not parse");
+			onnx__model_proto__free_unpacked(again, NULL);
+			PROTOBUF_C_BUFFER_SIMPLE_CLEAR(&out);
+		}
+	}
+	bnf_result_free(&res);
+	onnx__model_proto__free_unpacked(m, NULL);
+	return 0;
+}
