@@ -32,12 +32,23 @@ static int strlist_add(strlist *l, const char *s)
 	return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort l for strlist_has: a linear search per graph input and value_info
+ * was quadratic in the number of folds. */
+static void strlist_sort(strlist *l)
+{
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+}
+
+/* True when s is in l, sorted by strlist_sort. */
 static bool strlist_has(const strlist *l, const char *s)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], s) == 0)
-			return true;
-	return false;
+	return l->n > 0 && bsearch(&s, l->v, l->n, sizeof(*l->v), cmp_str) != NULL;
 }
 
 static void strlist_free(strlist *l)
@@ -467,6 +478,8 @@ static void compact(gctx *c)
 	Onnx__GraphProto *g = c->g;
 	size_t j = 0;
 
+	strlist_sort(&c->drop_inputs);
+	strlist_sort(&c->killed);
 	for (size_t i = 0; i < g->n_node; i++) {
 		if (c->node_removed[i])
 			protobuf_c_message_free_unpacked(&g->node[i]->base, NULL);
@@ -566,10 +579,13 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 		if (bnf_node_is_onnx(g->node[n], "BatchNormalization"))
 			res->bn_found++;
 	/* Fold until nothing more folds: a fold can make the next one possible
-	 * (BN after BN, nodes listed out of order). */
+	 * (BN after BN).  Producers come first in gi.order, so one pass folds
+	 * a chain and the second finds nothing left (passes over the listed
+	 * order were quadratic in the length of a chain listed backwards). */
 	while (progress) {
 		progress = false;
-		for (size_t n = 0; n < g->n_node; n++) {
+		for (size_t k = 0; k < g->n_node; k++) {
+			size_t n = c.gi.order[k];
 			bnf_plan p;
 			int r = 0;
 			if (c.node_removed[n] || handled[n] || !bnf_node_is_onnx(g->node[n], "BatchNormalization"))

@@ -108,17 +108,19 @@ static int count_subgraph_reads(bnf_graph *gi, const Onnx__GraphProto *sg)
 	return 0;
 }
 
-/* Kahn's algorithm over the edges "producer -> node reading its output"
- * within this graph: the nodes it cannot order lie on or after a cycle.
- * (Outer-scope reads from inside a subgraph are not edges here.)  The
- * order of the nodes themselves does not matter: unsorted graphs fold. */
-static int check_acyclic(const bnf_graph *gi)
+/* Fill gi->order with Kahn's algorithm over the edges "producer -> node
+ * reading its output" within this graph; the nodes it cannot order lie on
+ * or after a cycle, an error.  (Outer-scope reads from inside a subgraph
+ * are not edges here.)  The order the nodes are listed in does not
+ * matter: unsorted graphs fold. */
+static int order_nodes(bnf_graph *gi)
 {
 	const Onnx__GraphProto *g = gi->g;
 	size_t n = g->n_node, n_edges = 0, head = 0, tail = 0;
 	size_t *start = calloc(n + 1, sizeof(*start)), *fill = calloc(n + 1, sizeof(*fill));
 	size_t *pending = calloc(n + 1, sizeof(*pending)), *queue = calloc(n + 1, sizeof(*queue));
 	size_t *edges = NULL;
+	bool sorted = true;
 	char lb[64];
 	int rc = -1;
 
@@ -132,8 +134,17 @@ static int check_acyclic(const bnf_graph *gi)
 				start[v->producer + 1]++;
 				pending[r]++;
 				n_edges++;
+				sorted = sorted && (size_t)v->producer < r;
 			}
 		}
+	}
+	if (sorted) {
+		for (size_t r = 0; r < n; r++)
+			queue[r] = r;
+		gi->order = queue;
+		queue = NULL;
+		rc = 0;
+		goto done;
 	}
 	if (!(edges = malloc((n_edges ? n_edges : 1) * sizeof(*edges))))
 		goto oom;
@@ -157,7 +168,10 @@ static int check_acyclic(const bnf_graph *gi)
 				queue[tail++] = edges[e];
 	}
 	rc = 0;
-	if (tail < n) {
+	if (tail == n) {
+		gi->order = queue;
+		queue = NULL;
+	} else {
 		/* Every node left has a predecessor left: walking back n steps
 		 * from one of them ends on the cycle itself. */
 		size_t cur = 0;
@@ -269,7 +283,7 @@ int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 					goto oom;
 		}
 	}
-	if (check_acyclic(gi) < 0)
+	if (order_nodes(gi) < 0)
 		goto fail;
 	return 0;
 oom:
@@ -285,6 +299,8 @@ void bnf_graph_free(bnf_graph *gi)
 		free((char *)gi->slots[i].name);
 	free(gi->slots);
 	gi->slots = NULL;
+	free(gi->order);
+	gi->order = NULL;
 	gi->cap = gi->used = 0;
 }
 

@@ -36,10 +36,13 @@ typedef struct bnf_graph {
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;
+	/* Node indices, every producer before its readers: the listed order
+	 * when the graph is sorted (as ONNX asks), else a topological one. */
+	size_t *order;
 } bnf_graph;
 
-/* Build the index of g.  Errors (two producers for one name) are reported
- * with bnf_error naming the file and return -1. */
+/* Build the index of g.  Errors (two producers for one name, a cycle) are
+ * reported with bnf_error naming the file and return -1. */
 int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 		    const char *path, int ir_version, int opset, bool fold_overridable);
 void bnf_graph_free(bnf_graph *gi);
