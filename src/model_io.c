@@ -32,6 +32,39 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
+static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+/* Remove the temp file on these signals, except where the caller chose to
+ * ignore one (nohup, background jobs): that choice stands. */
+static void catch_signals(void)
+{
+	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++) {
+		struct sigaction sa, old;
+		if (sigaction(cleanup_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		sigaction(cleanup_signals[i], &sa, NULL);
+	}
+}
+
+/* Block (true) or restore the cleanup signals, so that a temp file never
+ * exists without being known to on_signal. */
+static void hold_signals(bool hold, sigset_t *saved)
+{
+	sigset_t set;
+	if (!hold) {
+		sigprocmask(SIG_SETMASK, saved, NULL);
+		return;
+	}
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
+		sigaddset(&set, cleanup_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, saved);
+}
+
 static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
 {
 	size_t cap = 1 << 16, n = 0;
@@ -113,11 +146,8 @@ int bnf_input_open(const char *path, bnf_input *in)
 		close(fd);
 		fd = -1;
 	}
-	if (in->len == 0) {
-		bnf_error("%s: input is empty, not an ONNX model", path);
-		goto fail;
-	}
-	if (!(in->model = bnf_model_parse(path, in->data, in->len)))
+	/* bnf_model_parse reports an empty input */
+	if (!(in->model = bnf_model_parse(strcmp(path, "-") == 0 ? "(stdin)" : path, in->data, in->len)))
 		goto fail;
 	return 0;
 fail:
@@ -292,6 +322,7 @@ int bnf_output_open(const char *path, bnf_output *out)
 	const char *slash;
 	const char *base;
 	mode_t um;
+	sigset_t saved;
 
 	memset(out, 0, sizeof(*out));
 	out->path = path;
@@ -339,18 +370,20 @@ int bnf_output_open(const char *path, bnf_output *out)
 		bnf_error("%s: out of memory", path);
 		goto fail;
 	}
+	hold_signals(true, &saved);
 	if ((out->fd = mkstemp(out->tmp_path)) < 0) {
-		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(errno));
+		int e = errno;
+		hold_signals(false, &saved);
+		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(e));
 		free(out->tmp_path);
 		out->tmp_path = NULL;
 		goto fail;
 	}
 	if (strlen(out->tmp_path) < sizeof(pending_tmp)) {
 		memcpy(pending_tmp, out->tmp_path, strlen(out->tmp_path) + 1);
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
-		signal(SIGHUP, on_signal);
+		catch_signals();
 	}
+	hold_signals(false, &saved);
 	free(dir);
 	return 0;
 fail:
@@ -416,7 +449,8 @@ int bnf_output_commit(bnf_output *out)
 	flush_raw(out, out->buf, out->used);
 	out->used = 0;
 	if (out->err) {
-		bnf_error("%s: cannot write: %s", out->path, strerror(out->err));
+		bnf_error("%s: cannot write: %s", strcmp(out->path, "-") == 0 ? "(stdout)" : out->path,
+			  strerror(out->err));
 		goto done;
 	}
 	if (out->tmp_path) {
