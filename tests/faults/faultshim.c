@@ -19,6 +19,8 @@
  *   BNFOLD_FAULT_CREATE=NAME    mkstemp() / open(O_CREAT) of a match fails
  */
 #define _GNU_SOURCE
+/* Define the plain and the 64-bit names both, whichever bnfold was built to call. */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -150,19 +152,46 @@ int mkstemp(char *tmpl)
 	return REAL(mkstemp)(tmpl);
 }
 
-int open(const char *path, int flags, ...)
+int mkstemp64(char *tmpl)
 {
 	int e = fault("BNFOLD_FAULT_CREATE");
+	if (e && path_matches(tmpl)) {
+		errno = e;
+		return -1;
+	}
+	return REAL(mkstemp64)(tmpl);
+}
+
+static int open_checked(const char *path, int flags, mode_t mode, int (*real)(const char *, int, ...))
+{
+	int e = fault("BNFOLD_FAULT_CREATE");
+	if ((flags & (O_CREAT | O_TMPFILE)) && e && path_matches(path)) {
+		errno = e;
+		return -1;
+	}
+	return real(path, flags, mode);
+}
+
+int open(const char *path, int flags, ...)
+{
 	mode_t mode = 0;
 	if (flags & (O_CREAT | O_TMPFILE)) {
 		va_list ap;
 		va_start(ap, flags);
 		mode = (mode_t)va_arg(ap, int);
 		va_end(ap);
-		if (e && path_matches(path)) {
-			errno = e;
-			return -1;
-		}
 	}
-	return REAL(open)(path, flags, mode);
+	return open_checked(path, flags, mode, REAL(open));
+}
+
+int open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	return open_checked(path, flags, mode, REAL(open64));
 }
