@@ -367,6 +367,10 @@ static int apply(gctx *c, bnf_plan *p)
 	}
 	for (size_t ch = 0; ch < p->channels; ch++)
 		bnf_encode(p->dtype, p->new_bias[ch], bdata + ch * es);
+	if (!weight_inplace) { /* bnf_plan_bn checked that it fits */
+		c->gi.new_bytes_left -= wbytes < c->gi.new_bytes_left ? wbytes : c->gi.new_bytes_left;
+		c->res->new_bytes += wbytes;
+	}
 
 	if (write_tensor(c, &p->weight, layer->input[1], "_bnfold", p->dtype, w->rank, w->dims,
 			 wdata, wbytes, &wname) < 0)
@@ -557,6 +561,7 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 {
 	gctx c;
 	bool *handled = NULL, progress = true;
+	size_t max_new;
 	int rc = -1;
 
 	memset(&c, 0, sizeof(c));
@@ -566,7 +571,8 @@ static int fold_graph(Onnx__GraphProto *g, const char *gname, const bnf_graph *p
 	c.res = res;
 	if (bnf_graph_build(&c.gi, g, parent, path, ir, opset, opt->fold_overridable) < 0)
 		return -1;
-	c.gi.max_synth_bytes = opt->max_synth_bytes;
+	max_new = opt->max_new_bytes ? opt->max_new_bytes : BNF_MAX_NEW_BYTES;
+	c.gi.new_bytes_left = max_new > res->new_bytes ? max_new - res->new_bytes : 0;
 	c.init_cap = g->n_initializer + 1;
 	c.node_removed = calloc(g->n_node + 1, sizeof(bool));
 	c.init_removed = calloc(c.init_cap, sizeof(bool));

@@ -9,9 +9,10 @@
 
 typedef struct bnf_fold_options {
 	bool fold_overridable; /* fold initializers that are also graph inputs (IR >= 4) */
-	/* Largest weight made by ConstantOfShape that a fold may write out, in
-	 * bytes (weight_too_large above it); 0 = BNF_MAX_SYNTH_BYTES. */
-	size_t max_synth_bytes;
+	/* Bytes that new weight tensors (copies of shared weights, weights made
+	 * by ConstantOfShape) may take in all; a fold that would need more is
+	 * skipped as weight_too_large.  0 = BNF_MAX_NEW_BYTES. */
+	size_t max_new_bytes;
 } bnf_fold_options;
 
 /* Find every BatchNormalization in the model (subgraphs included), fold

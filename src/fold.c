@@ -196,13 +196,14 @@ int bnf_plan_bn(const bnf_graph *gi, int bn_index, bnf_plan *p)
 	if (w->rank < 3 || w->dims[0] < 1)
 		return skip(p, BNF_BAD_WEIGHT_SHAPE, "weight '%s' has rank %zu; a Conv weight has rank >= 3 and at least one output channel",
 			    layer->input[1], w->rank);
-	if (w->uniform) {
-		size_t max = gi->max_synth_bytes ? gi->max_synth_bytes : BNF_MAX_SYNTH_BYTES;
-		if (w->numel > max / bnf_dtype_size(w->dtype))
-			return skip(p, BNF_WEIGHT_TOO_LARGE,
-				    "weight '%s' is made by ConstantOfShape with %zu elements; folded it would take more than %zu MiB",
-				    layer->input[1], w->numel, max >> 20);
-	}
+	/* A weight that is not edited in place is written out as a new tensor:
+	 * check it fits before walking its elements below. */
+	if (!(p->weight.tensor && p->weight.exclusive) && w->numel > gi->new_bytes_left / bnf_dtype_size(w->dtype))
+		return skip(p, BNF_WEIGHT_TOO_LARGE,
+			    "weight '%s' (%zu elements) is %s, so folding writes a new copy, and new tensors may take "
+			    "only %zu MiB more",
+			    layer->input[1], w->numel,
+			    p->weight.tensor ? "also read elsewhere" : "made by ConstantOfShape", gi->new_bytes_left >> 20);
 	C = (size_t)w->dims[0];
 	p->channels = C;
 	p->dtype = w->dtype;

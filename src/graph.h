@@ -11,9 +11,11 @@
 #include "onnx.pb-c.h"
 #include "tensor.h"
 
-/* Default cap on a weight made by ConstantOfShape, which a fold turns into
- * a real initializer: a few bytes of shape could otherwise ask for terabytes. */
-#define BNF_MAX_SYNTH_BYTES ((size_t)256 << 20)
+/* Default cap on the bytes of new weight tensors folding may create in one
+ * model (copies of shared weights, weights made by ConstantOfShape): a few
+ * bytes of shape, or one weight shared by thousands of Convs, could
+ * otherwise ask for terabytes. */
+#define BNF_MAX_NEW_BYTES ((size_t)256 << 20)
 
 typedef struct bnf_value {
 	const char *name;  /* owned by the index; NULL marks an empty slot */
@@ -32,7 +34,7 @@ typedef struct bnf_graph {
 	int ir_version;
 	int opset;                      /* default-domain opset in force */
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
-	size_t max_synth_bytes;         /* largest weight to materialise from ConstantOfShape; 0 = BNF_MAX_SYNTH_BYTES */
+	size_t new_bytes_left;          /* what new weight tensors may still take (see BNF_MAX_NEW_BYTES) */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;

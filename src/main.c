@@ -171,8 +171,8 @@ int main(int argc, char **argv)
 
 	if (bnf_input_open(input, &in) < 0)
 		goto done;
-	/* A weight made by ConstantOfShape may grow to the input's size or the default cap. */
-	opt.max_synth_bytes = in.len > BNF_MAX_SYNTH_BYTES ? in.len : BNF_MAX_SYNTH_BYTES;
+	/* New weight tensors may take as much as the input, or the default cap. */
+	opt.max_new_bytes = in.len > BNF_MAX_NEW_BYTES ? in.len : BNF_MAX_NEW_BYTES;
 	if (bnf_fold_model(in.model, input, &opt, &res) < 0)
 		goto done;
 	if (report_path && !(report = bnf_report_json(&res, input, output, &opt)))

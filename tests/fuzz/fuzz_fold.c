@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The last byte picks the option, so the fuzzer reaches both paths;
 	 * a small cap keeps ConstantOfShape weights quick to fold. */
 	bnf_fold_options opt = {.fold_overridable = size > 0 && (data[size - 1] & 1),
-				.max_synth_bytes = (size_t)1 << 20};
+				.max_new_bytes = (size_t)1 << 20};
 	bnf_result res;
 	Onnx__ModelProto *m, *again;
 	uint8_t first[4096];
