@@ -281,6 +281,17 @@ outer.graph.node.extend([helper.make_node("ConstantOfShape", ["Wo"], ["Wo"], nam
 outer.graph.input.append(helper.make_tensor_value_info("cond", TensorProto.BOOL, []))
 error("a self-reading ConstantOfShape in the outer graph, used from a subgraph", save(outer), r"cycle through node 'cos_outer'")
 
+# Names are bytes from the file: control characters must not split the error
+# line, and bytes that are not UTF-8 must not make the JSON report invalid.
+m = base_model()
+m.graph.node.append(helper.make_node("Relu", ["x"], ["c"], name="r\nbnfold: error: forged line\x1b[31m\x07"))
+error("a node name with a newline and escape codes in an error", save(m),
+      r"node 'r\\x0abnfold: error: forged line\\x1b\[31m\\x07'")
+m = base_model()
+del node(m, "bn").input[3:]
+data = save(m).replace(b"\x1a\x02bn", b"\x1a\x02\xff\xfe")  # NodeProto.name, 2 bytes
+skip("a BN named with bytes that are not UTF-8: the report stays valid JSON", data, "bn_malformed", r"has 3 inputs")
+
 # --- BN structure: reasoned skips
 m = base_model()
 del node(m, "bn").input[3:]
@@ -378,7 +389,6 @@ g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", Tensor
                       value_info=[helper.make_tensor_value_info(f"t{i}", TensorProto.FLOAT, None) for i in range(N_CHAIN)])
 CHAIN = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
 cases.append((f"a chain of {N_CHAIN} Conv->BN->BN... listed backwards folds in seconds", CHAIN, ("ok", 10)))
-
 
 # ------------------------------------------------------------ running them
 
