@@ -59,6 +59,30 @@ static void strlist_free(strlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* Room for element n of an array grown one element at a time from NULL by
+ * this file only: its capacity is n rounded up to a power of two, so it
+ * doubles when n reaches one.  (Growing by one each time copied the whole
+ * array per element: quadratic in the number of folds.) */
+static void *grow_by_one(void *arr, size_t n, size_t elem)
+{
+	if (n && (n & (n - 1)))
+		return arr;
+	return realloc(arr, (n ? 2 * n : 1) * elem);
+}
+
+/* The same for an array that came from protobuf-c with exactly n
+ * elements: *room is its capacity, 0 until this file first grows it. */
+static void *grow_array(void *arr, size_t n, size_t *room, size_t elem)
+{
+	void *p;
+	if (n < *room)
+		return arr;
+	if (!(p = realloc(arr, (n ? 2 * n : 4) * elem)))
+		return NULL;
+	*room = n ? 2 * n : 4;
+	return p;
+}
+
 /* One graph being folded. */
 typedef struct gctx {
 	bnf_graph gi;
@@ -69,6 +93,7 @@ typedef struct gctx {
 	bool *node_removed;   /* per node, as indexed at the start */
 	bool *init_removed;   /* per initializer, grows with new ones */
 	size_t init_cap;
+	size_t init_room, input_room; /* capacity of g->initializer, g->input once grown */
 	strlist released;     /* names that lost a reader */
 	strlist killed;       /* names no longer defined */
 	strlist drop_inputs;  /* graph inputs to remove */
@@ -98,7 +123,7 @@ static int record_skip(gctx *c, const bnf_plan *p)
 {
 	const Onnx__NodeProto *bn = c->g->node[p->bn_node];
 	bnf_result *r = c->res;
-	bnf_skip *s, *v = realloc(r->skips, (r->n_skips + 1) * sizeof(*v));
+	bnf_skip *s, *v = grow_by_one(r->skips, r->n_skips, sizeof(*v));
 	if (!v)
 		return -1;
 	r->skips = v;
@@ -118,9 +143,15 @@ static int record_skip(gctx *c, const bnf_plan *p)
 
 /* A name not used in this graph or an enclosing one: base + suffix, then
  * base + suffix + "_2", ... */
-static char *unique_name(const gctx *c, const char *base, const char *suffix)
+static char *unique_name(gctx *c, const char *base, const char *suffix)
 {
-	for (unsigned k = 1; k < 100000; k++) {
+	bnf_value *bv = bnf_graph_value(&c->gi, base);
+	/* A base named before (a weight shared by thousands of layers): every
+	 * number up to the last one given is still taken, so start after it
+	 * instead of trying them all again. */
+	unsigned k = bv ? bv->copies + 1 : 1;
+
+	for (unsigned tries = 0; tries < 100000; tries++, k++) {
 		char *name = k == 1 ? bnf_asprintf("%s%s", base, suffix)
 				    : bnf_asprintf("%s%s_%u", base, suffix, k);
 		bool taken = false;
@@ -128,8 +159,11 @@ static char *unique_name(const gctx *c, const char *base, const char *suffix)
 			return NULL;
 		for (const bnf_graph *gi = &c->gi; gi && !taken; gi = gi->parent)
 			taken = bnf_graph_value(gi, name) != NULL;
-		if (!taken)
+		if (!taken) {
+			if (bv)
+				bv->copies = k;
 			return name;
+		}
 		free(name);
 	}
 	return NULL;
@@ -202,7 +236,7 @@ static int add_initializer(gctx *c, char *name, int dtype, size_t rank, const in
 
 	if (!t || !d)
 		goto fail;
-	arr = realloc(g->initializer, (g->n_initializer + 1) * sizeof(*arr));
+	arr = grow_array(g->initializer, g->n_initializer, &c->init_room, sizeof(*arr));
 	if (!arr)
 		goto fail;
 	g->initializer = arr;
@@ -234,7 +268,7 @@ static int add_initializer(gctx *c, char *name, int dtype, size_t rank, const in
 		Onnx__ValueInfoProto *vi = tensor_value_info(name, dtype, rank, dims), **in;
 		if (!vi)
 			return -1;
-		in = realloc(g->input, (g->n_input + 1) * sizeof(*in));
+		in = grow_array(g->input, g->n_input, &c->input_room, sizeof(*in));
 		if (!in) {
 			protobuf_c_message_free_unpacked(&vi->base, NULL);
 			return -1;
@@ -311,7 +345,7 @@ static int record_fusion(gctx *c, const bnf_plan *p, bool weight_copied, bool bi
 	const Onnx__NodeProto *layer = c->g->node[p->layer_node];
 	const Onnx__NodeProto *bn = c->g->node[p->bn_node];
 	bnf_result *r = c->res;
-	bnf_fusion *f, *v = realloc(r->fusions, (r->n_fusions + 1) * sizeof(*v));
+	bnf_fusion *f, *v = grow_by_one(r->fusions, r->n_fusions, sizeof(*v));
 	if (!v)
 		return -1;
 	r->fusions = v;

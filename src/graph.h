@@ -25,6 +25,7 @@ typedef struct bnf_value {
 	int init;          /* initializer index, -1 if none */
 	bool is_input;
 	bool is_output;
+	unsigned copies;   /* edit.c: the last number given to a new name made from this one */
 } bnf_value;
 
 typedef struct bnf_graph {

@@ -389,6 +389,21 @@ g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", Tensor
                       value_info=[helper.make_tensor_value_info(f"t{i}", TensorProto.FLOAT, None) for i in range(N_CHAIN)])
 CHAIN = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
 cases.append((f"a chain of {N_CHAIN} Conv->BN->BN... listed backwards folds in seconds", CHAIN, ("ok", 10)))
+# ... and 20000 Conv->BN pairs without a bias in an IR 3 model: 20000 new
+# bias initializers, each also listed as a graph input
+N_PAIRS = 20000
+nodes = []
+for i in range(N_PAIRS):
+    nodes += [helper.make_node("Conv", ["x", "W"], [f"c{i}"], name=f"conv{i}"),
+              helper.make_node("BatchNormalization", [f"c{i}", "s", "b", "m", "v"], [f"y{i}"], name=f"bn{i}")]
+g = helper.make_graph(nodes, "pairs", [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ["x", "W", "s", "b", "m", "v"]],
+                      [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(N_PAIRS)],
+                      [numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "W")] +
+                      [numpy_helper.from_array(np.ones(1, np.float32), n) for n in "sbmv"])
+PAIRS = helper.make_model(g, opset_imports=[helper.make_opsetid("", 7)])
+PAIRS.ir_version = 3
+cases.append((f"{N_PAIRS} Conv->BN pairs sharing one weight, no bias, IR 3, fold in seconds", PAIRS.SerializeToString(), ("ok", 10)))
+
 
 # ------------------------------------------------------------ running them
 
