@@ -5,10 +5,13 @@
  *
  * Beyond "no crash, no sanitizer report", it checks what must hold for
  * any input: every BatchNormalization found is folded or skipped, a fold
- * never adds nodes, and a folded model packs into bytes that parse. */
+ * never adds nodes, the report is JSON in UTF-8, and a folded model packs
+ * into bytes that parse. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <cjson/cJSON.h>
 
 #include "common.h"
 #include "edit.h"
@@ -21,6 +24,32 @@ static void fail(const char *what)
 {
 	fprintf(stderr, "fuzz_fold: invariant broken: %s\n", what);
 	abort();
+}
+
+/* True when s is well-formed UTF-8 (RFC 3629), checked apart from
+ * report.c's own repair so that one cannot hide a bug in the other. */
+static int is_utf8(const unsigned char *s)
+{
+	while (*s) {
+		unsigned c = *s, n, cp;
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+		if (n == 0 || c > 0xf4)
+			return 0;
+		cp = c & (0x3f >> n);
+		for (unsigned i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if (cp < (n == 1 ? 0x80u : n == 2 ? 0x800u : 0x10000u) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		s += n + 1;
+	}
+	return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -43,8 +72,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fail("folded + skipped != BatchNormalization found");
 		if (res.nodes_after > res.nodes_before)
 			fail("folding added nodes");
-		if ((report = bnf_report_json(&res, "fuzz", "out", &opt)))
+		if ((report = bnf_report_json(&res, "fuzz", "out", &opt))) {
+			cJSON *parsed = cJSON_Parse(report);
+			if (!parsed)
+				fail("the report is not JSON");
+			if (!is_utf8((const unsigned char *)report))
+				fail("the report is not UTF-8");
+			cJSON_Delete(parsed);
 			free(report);
+		}
 		if (res.n_fusions > 0) {
 			protobuf_c_message_pack_to_buffer(&m->base, &out.base);
 			if (!(again = bnf_model_parse("fuzz output", out.data, out.len)))
