@@ -168,6 +168,17 @@ int main(int argc, char **argv)
 		free(derived);
 		return EXIT_IO;
 	}
+	if (report_path && strcmp(report_path, "-") != 0) {
+		if (bnf_same_file(input, report_path)) {
+			bnf_error("%s: refusing to write the report over the input", report_path);
+			free(derived);
+			return EXIT_IO;
+		}
+		if (strcmp(report_path, output) == 0 || bnf_same_file(report_path, output)) {
+			free(derived);
+			return usage_error("the model and the report cannot go to the same file");
+		}
+	}
 
 	if (bnf_input_open(input, &in) < 0)
 		goto done;

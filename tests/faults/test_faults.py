@@ -196,6 +196,27 @@ try:
               "SIGTERM while writing into a FIFO: the FIFO stays, nothing else appears",
               f"exit {p.returncode}, folder: {os.listdir(d)}")
 
+    # --- refusals: nothing may be written over the input, nor the report over the model
+    d = fresh(tmp, "refuse")
+    model = os.path.join(d, "model.onnx")
+    shutil.copy(DEMO, model)
+    before = sha(model)
+    link = os.path.join(d, "alias.json")
+    os.symlink(model, link)
+    for desc, argv, code, msg in (
+            ("--report naming the input", [model, "-o", os.path.join(d, "o.onnx"), "--report", model], 1,
+             r"model\.onnx: refusing to write the report over the input"),
+            ("--report through a symlink to the input", [model, "-o", os.path.join(d, "o.onnx"), "--report", link], 1,
+             r"alias\.json: refusing to write the report over the input"),
+            ("--report naming the input with --in-place", ["--in-place", model, "--report", model], 1,
+             r"refusing to write the report over the input"),
+            ("--report naming the output", [model, "-o", os.path.join(d, "o.onnx"), "--report", os.path.join(d, "o.onnx")], 2,
+             r"the model and the report cannot go to the same file")):
+        r = bnftest.run(BNFOLD, argv)
+        tap.check(r.rc == code and not r.crashed() and re.search(msg, r.err) and sha(model) == before
+                  and sorted(os.listdir(d)) == ["alias.json", "model.onnx"], f"{desc}: refused, nothing written",
+                  r.diag() + f"; folder: {os.listdir(d)}")
+
     # --- missing or read-only output folder, for real
     r = bnftest.run(BNFOLD, [DEMO, "-o", os.path.join(tmp, "missing", "out.onnx")])
     tap.check(r.rc == 1 and re.search(r"out\.onnx: cannot create a file in '.*/missing': No such file or directory", r.err),
