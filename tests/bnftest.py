@@ -71,6 +71,8 @@ class Run:
 
 def run(bnfold, argv, stdin=None, cwd=None, env=None, timeout=120, wrap=True, preexec_fn=None):
     cmd = (WRAPPER if wrap else []) + [bnfold] + list(argv)
+    if wrap and WRAPPER:
+        timeout *= 10  # valgrind runs some 20-50 times slower
     full_env = dict(os.environ)
     full_env.update(env or {})
     try:
