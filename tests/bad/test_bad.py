@@ -33,13 +33,16 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--bnfold", required=True)
+ap.add_argument("--bnfold")
 ap.add_argument("--testdata", required=True)
-ap.add_argument("--source-root", required=True)
+ap.add_argument("--source-root")
 ap.add_argument("--sanitized", action="store_true", help="bnfold is built with ASan: no address-space limit")
+ap.add_argument("--write-cases", metavar="DIR", help="only write the generated inputs to DIR (fuzzing seeds; tools/fuzz)")
 args = ap.parse_args()
+if not args.write_cases and not (args.bnfold and args.source_root):
+    ap.error("--bnfold and --source-root are needed to run the cases")
 
-BNFOLD = os.path.abspath(args.bnfold)
+BNFOLD = os.path.abspath(args.bnfold) if args.bnfold else None
 DEMO = os.path.join(os.path.abspath(args.testdata), "demo.onnx")
 tap = bnftest.Tap()
 # Memory a run may use: generous for a few-KB model, far below "gigabytes".
@@ -323,6 +326,37 @@ skip("Conv weight of rank 0", save(base_model(weight=f32("W", 1.0))), "bad_weigh
 skip("Conv weight with 0 output channels", save(base_model(weight=f32("W", np.zeros((0, 1, 1, 1))))), "bad_weight_shape",
      r"at least one output channel")
 
+# --- constants bnfold reads in other forms (valid: folds or skips, never errors)
+m = base_model()
+for name in ("scale", "B", "mean", "var"):
+    t = init(m, name)
+    m.graph.initializer.remove(t)
+    m.graph.node.insert(0, helper.make_node("Constant", [], [name], name="const_" + name,
+                                            value_floats=numpy_helper.to_array(t).tolist()))
+cases.append(("BN parameters from Constant value_floats are read", save(m), ("ok",)))
+m = base_model()
+m.graph.initializer.remove(init(m, "scale"))
+m.graph.node.insert(0, helper.make_node("Constant", [], ["scale"], name="const_scale", value_float=2.0))
+skip("a one-value Constant value_float scale for 2 channels", save(m), "channel_mismatch", r"scale 'scale' has 1 elements")
+m = base_model(weight=helper.make_tensor("W", TensorProto.FLOAT16, [2, 1, 1, 1], np.array([1, 2], np.float16).view(np.uint16).tolist()))
+m.graph.initializer.remove(init(m, "Bc"))
+m.graph.initializer.append(helper.make_tensor("Bc", TensorProto.FLOAT16, [2], np.array([0.5, -0.5], np.float16).view(np.uint16).tolist()))
+cases.append(("float16 weight and bias in int32_data are read", save(m), ("ok",)))
+m = base_model()
+node(m, "bn").input[1] = "s0"
+m.graph.node.extend(helper.make_node("Identity", [f"s{i + 1}" if i < 69 else "scale"], [f"s{i}"], name=f"id{i}") for i in range(70))
+skip("the scale behind 70 Identity nodes", save(m), "param_not_constant", r"more than 64 Identity nodes")
+inner = base_model(bias=False, ir=3, opset=7)
+body = helper.make_graph(list(inner.graph.node), "then", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+els = helper.make_graph([helper.make_node("Identity", ["x"], ["y2"])], "else", [], [helper.make_tensor_value_info("y2", TensorProto.FLOAT, None)])
+outer = helper.make_graph([helper.make_node("If", ["cond"], ["out"], name="if", then_branch=body, else_branch=els)], "g",
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT if n != "cond" else TensorProto.BOOL, None)
+                           for n in ["x", "cond", "W", "scale", "B", "mean", "var"]],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], list(inner.graph.initializer))
+m = helper.make_model(outer, opset_imports=[helper.make_opsetid("", 7)])
+m.ir_version = 3
+skip("IR 3: a fold inside a subgraph that needs a new bias", save(m), "unsupported_storage", r"IR 3 cannot declare")
+
 # --- data types
 skip("weight of unknown data type 99", save(base_model(weight=raw_tensor("W", 99, [2, 1, 1, 1], b"\x00" * 8))),
      "unsupported_dtype", r"data type 99")
@@ -470,6 +504,14 @@ def reason_tables(root):
     table = re.findall(r"^\| `(\w+)` \|", readme.split("### Why a BN is skipped", 1)[1].split("\n## ", 1)[0], re.M)
     return [c for c in codes if c != "fold"], enum, table
 
+
+if args.write_cases:
+    os.makedirs(args.write_cases, exist_ok=True)
+    for n, (desc, data, expect) in enumerate(cases):
+        if len(data) <= 1 << 15:  # the fuzzer's -max_len
+            with open(os.path.join(args.write_cases, f"bad-{n:03d}"), "wb") as f:
+                f.write(data)
+    sys.exit(0)
 
 os.umask(0o022)
 tmp = tempfile.mkdtemp(prefix="bnfold-bad-")
