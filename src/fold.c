@@ -203,7 +203,7 @@ int bnf_plan_bn(const bnf_graph *gi, int bn_index, bnf_plan *p)
 			    "weight '%s' (%zu elements) is %s, so folding writes a new copy, and new tensors may take "
 			    "only %zu MiB more",
 			    layer->input[1], w->numel,
-			    p->weight.tensor ? "also read elsewhere" : "made by ConstantOfShape", gi->new_bytes_left >> 20);
+			    p->weight.tensor ? "not this layer's alone" : "made by ConstantOfShape", gi->new_bytes_left >> 20);
 	C = (size_t)w->dims[0];
 	p->channels = C;
 	p->dtype = w->dtype;
