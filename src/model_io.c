@@ -227,6 +227,11 @@ static int scan_message(scan_state *s, size_t pos, size_t end, const ProtobufCMe
 
 		if (read_varint(s->data, end, &pos, &key) < 0)
 			return scan_fail(s, at, "a field tag is cut off");
+		/* Field numbers run from 1 to 2^29 - 1.  protobuf-c takes a
+		 * number 0 spelt in two bytes as an unknown field, then writes it
+		 * in one byte, which it rejects: the output would not parse. */
+		if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+			return scan_fail(s, at, "a field number is 0 or above 2^29 - 1");
 		fd = (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3)) : NULL;
 		estimate_add(s, 32); /* a slot in a repeated field, or an unknown-field record */
 		switch (key & 7) {

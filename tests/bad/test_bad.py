@@ -209,6 +209,11 @@ error("raw_data length past the end of its tensor (not of the file)",
       b"\x08\x08" + field(7, tensor + field(2, b"g" * 200)), r"a length runs past the end of its message")
 error("a varint that never ends", b"\x08" + b"\xff" * 12, r"a number is cut off")
 error("a field tag cut off at the end", b"\x08\x08\x80", r"a field tag is cut off")
+basic = open(os.path.join(os.path.abspath(args.testdata), "conv_bn_basic.onnx"), "rb").read()
+error("field number 0 spelt in two bytes (protobuf-c reads it, then writes a model it cannot read)",
+      basic + b"\x80\x00\x04", r"a field number is 0 or above 2\^29 - 1, at byte %d" % len(basic))
+error("field number 2^29", basic + b"\x80\x80\x80\x80\x10\x04", r"a field number is 0 or above 2\^29 - 1")
+cases.append(("field number 2^29 - 1 is an unknown field like any other", basic + b"\xf8\xff\xff\xff\x0f\x04", ("ok",)))
 error("a deprecated group wire type", b"\x08\x08\x3b\x3c", r"wire type")
 error("valid protobuf without a graph", b"\x08\x08\x12\x03abc", r"not an ONNX model \(no graph\)")
 error("a graph but no ir_version", field(7, field(2, b"g")), r"not an ONNX model \(no ir_version\)")
