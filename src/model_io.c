@@ -258,6 +258,10 @@ static int scan_message(scan_state *s, size_t pos, size_t end, const ProtobufCMe
 				}
 				if (scan_message(s, pos, pos + n, fd->descriptor, depth + 1) < 0)
 					return -1;
+			} else if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(s->data + pos, 0, n)) {
+				/* protobuf-c keeps strings NUL-terminated: the rest of
+				 * the name would be lost (and two names could become one) */
+				return scan_fail(s, at, "a string holds a NUL byte, which bnfold cannot keep");
 			} else {
 				/* a string or bytes copy, or a packed array (a one-byte varint becomes 8 bytes) */
 				estimate_add(s, fd && fd->label == PROTOBUF_C_LABEL_REPEATED &&

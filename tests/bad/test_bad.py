@@ -214,6 +214,9 @@ error("field number 0 spelt in two bytes (protobuf-c reads it, then writes a mod
       basic + b"\x80\x00\x04", r"a field number is 0 or above 2\^29 - 1, at byte %d" % len(basic))
 error("field number 2^29", basic + b"\x80\x80\x80\x80\x10\x04", r"a field number is 0 or above 2\^29 - 1")
 cases.append(("field number 2^29 - 1 is an unknown field like any other", basic + b"\xf8\xff\xff\xff\x0f\x04", ("ok",)))
+m = base_model()
+m.doc_string = "before\x00after"
+error("a string with a NUL byte in it", save(m), r"a string holds a NUL byte")
 error("a deprecated group wire type", b"\x08\x08\x3b\x3c", r"wire type")
 error("valid protobuf without a graph", b"\x08\x08\x12\x03abc", r"not an ONNX model \(no graph\)")
 error("a graph but no ir_version", field(7, field(2, b"g")), r"not an ONNX model \(no ir_version\)")
