@@ -6,10 +6,11 @@
  * Beyond "no crash, no sanitizer report", it checks what must hold for
  * any input: every BatchNormalization found is folded or skipped, a fold
  * never adds nodes, the report is JSON in UTF-8, and a folded model packs
- * into bytes that parse. */
+ * into bytes that parse and pack again into the same bytes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -85,6 +86,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			protobuf_c_message_pack_to_buffer(&m->base, &out.base);
 			if (!(again = bnf_model_parse("fuzz output", out.data, out.len)))
 				fail("the folded model does not parse");
+			if (onnx__model_proto__get_packed_size(again) != out.len) {
+				fail("the folded model packs differently once read back");
+			} else {
+				uint8_t *twice = malloc(out.len ? out.len : 1);
+				if (twice) {
+					onnx__model_proto__pack(again, twice);
+					if (memcmp(twice, out.data, out.len) != 0)
+						fail("the folded model packs differently once read back");
+					free(twice);
+				}
+			}
 			onnx__model_proto__free_unpacked(again, NULL);
 			PROTOBUF_C_BUFFER_SIMPLE_CLEAR(&out);
 		}
