@@ -1,4 +1,5 @@
 #include "cli_run.h"
+#include "graph.h"
 
 #include <errno.h>
 #include <math.h>
@@ -389,6 +390,16 @@ static int report_add(bnf_run *run, const bnf_run_options *o, const char *text)
 
 /* --- one input --- */
 
+/* The model's size with its external data files. */
+static size_t input_bytes(const bnf_input *in)
+{
+	size_t n = in->len;
+	for (size_t i = 0; i < in->payloads.n_srcs; i++)
+		if (in->payloads.srcs[i]->external)
+			n += in->payloads.srcs[i]->len;
+	return n;
+}
+
 int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 {
 	bnf_input in = {0};
@@ -423,6 +434,8 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 		goto done;
 	fold = o->fold;
 	fold.payloads = &in.payloads;
+	/* New weight tensors may take as much as the input, or the default cap. */
+	fold.max_new_bytes = input_bytes(&in) > BNF_MAX_NEW_BYTES ? input_bytes(&in) : BNF_MAX_NEW_BYTES;
 	if (o->job == BNF_JOB_LIST && bn_order(in.model->graph, &order) < 0) {
 		bnf_error("%s: out of memory", input);
 		goto done;

@@ -7,11 +7,32 @@
 
 int bnf_display_level = 1;
 
+/* One line on stderr.  Names in messages come from the model, so control
+ * bytes are shown as \xNN: a newline or an escape sequence in a tensor
+ * name must not split the line or forge another one. */
 static void vmessage(const char *prefix, const char *fmt, va_list ap)
 {
+	char small[1024], *text = small;
+	va_list again;
+	int n;
+
+	va_copy(again, ap);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1)) != NULL)
+		vsnprintf(text, (size_t)n + 1, fmt, again);
+	else
+		text = small; /* truncated, or no memory for more */
+	va_end(again);
 	fputs(prefix, stderr);
-	vfprintf(stderr, fmt, ap);
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			fprintf(stderr, "\\x%02x", *p);
+		else
+			fputc(*p, stderr);
+	}
 	fputc('\n', stderr);
+	if (text != small)
+		free(text);
 }
 
 int bnf_error(const char *fmt, ...)

@@ -34,12 +34,23 @@ static int strlist_add(strlist *l, const char *s)
 	return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort l for strlist_has: a linear search per graph input and value_info
+ * was quadratic in the number of folds. */
+static void strlist_sort(strlist *l)
+{
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+}
+
+/* True when s is in l, sorted by strlist_sort. */
 static bool strlist_has(const strlist *l, const char *s)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->v[i], s) == 0)
-			return true;
-	return false;
+	return l->n > 0 && bsearch(&s, l->v, l->n, sizeof(*l->v), cmp_str) != NULL;
 }
 
 static void strlist_free(strlist *l)
@@ -63,6 +74,30 @@ typedef struct frun {
 	bnf_graph names;
 } frun;
 
+/* Room for element n of an array grown one element at a time from NULL by
+ * this file only: its capacity is n rounded up to a power of two, so it
+ * doubles when n reaches one.  (Growing by one each time copied the whole
+ * array per element: quadratic in the number of folds.) */
+static void *grow_by_one(void *arr, size_t n, size_t elem)
+{
+	if (n && (n & (n - 1)))
+		return arr;
+	return realloc(arr, (n ? 2 * n : 1) * elem);
+}
+
+/* The same for an array that came from protobuf-c with exactly n
+ * elements: *room is its capacity, 0 until this file first grows it. */
+static void *grow_array(void *arr, size_t n, size_t *room, size_t elem)
+{
+	void *p;
+	if (n < *room)
+		return arr;
+	if (!(p = realloc(arr, (n ? 2 * n : 4) * elem)))
+		return NULL;
+	*room = n ? 2 * n : 4;
+	return p;
+}
+
 /* One graph being folded. */
 typedef struct gctx {
 	bnf_graph gi;
@@ -76,6 +111,7 @@ typedef struct gctx {
 	bool *node_removed;   /* per node, as indexed at the start */
 	bool *init_removed;   /* per initializer, grows with new ones */
 	size_t init_cap;
+	size_t init_room, input_room; /* capacity of g->initializer, g->input once grown */
 	strlist released;     /* names that lost a reader */
 	strlist killed;       /* names no longer defined */
 	strlist drop_inputs;  /* graph inputs to remove */
@@ -129,7 +165,7 @@ static int record_skip(gctx *c, const bnf_plan *p)
 {
 	const Onnx__NodeProto *bn = c->g->node[p->node];
 	bnf_result *r = c->res;
-	bnf_skip *s, *v = realloc(r->skips, (r->n_skips + 1) * sizeof(*v));
+	bnf_skip *s, *v = grow_by_one(r->skips, r->n_skips, sizeof(*v));
 	if (!v)
 		return -1;
 	r->skips = v;
@@ -151,7 +187,13 @@ static int record_skip(gctx *c, const bnf_plan *p)
  * base + suffix + "_2", ...; it is taken from then on. */
 static char *unique_name(const gctx *c, const char *base, const char *suffix)
 {
-	for (unsigned k = 1; k < 100000; k++) {
+	bnf_value *bv = bnf_graph_value(&c->run->names, base);
+	/* A base named before (a weight shared by thousands of layers): every
+	 * number up to the last one given is still taken, so start after it
+	 * instead of trying them all again. */
+	unsigned k = bv ? bv->copies + 1 : 1;
+
+	for (unsigned tries = 0; tries < 100000; tries++, k++) {
 		char *name = k == 1 ? bnf_asprintf("%s%s", base, suffix)
 				    : bnf_asprintf("%s%s_%u", base, suffix, k);
 		if (!name)
@@ -161,6 +203,8 @@ static char *unique_name(const gctx *c, const char *base, const char *suffix)
 				free(name);
 				return NULL;
 			}
+			if ((bv = bnf_graph_value(&c->run->names, base))) /* the add may have moved it */
+				bv->copies = k;
 			return name;
 		}
 		free(name);
@@ -264,7 +308,7 @@ static int add_initializer(gctx *c, char *name, int dtype, size_t rank, const in
 
 	if (!t || !d || !name)
 		goto fail;
-	arr = realloc(g->initializer, (g->n_initializer + 1) * sizeof(*arr));
+	arr = grow_array(g->initializer, g->n_initializer, &c->init_room, sizeof(*arr));
 	if (!arr)
 		goto fail;
 	g->initializer = arr;
@@ -296,7 +340,7 @@ static int add_initializer(gctx *c, char *name, int dtype, size_t rank, const in
 		Onnx__ValueInfoProto *vi = tensor_value_info(name, dtype, rank, dims), **in;
 		if (!vi)
 			return -1;
-		in = realloc(g->input, (g->n_input + 1) * sizeof(*in));
+		in = grow_array(g->input, g->n_input, &c->input_room, sizeof(*in));
 		if (!in) {
 			free_message(c, &vi->base);
 			return -1;
@@ -373,7 +417,7 @@ static int record_fusion(gctx *c, const bnf_plan *p, const char *layer_op, bool 
 	const Onnx__NodeProto *layer = c->g->node[p->layer_node];
 	const Onnx__NodeProto *node = c->g->node[p->node];
 	bnf_result *r = c->res;
-	bnf_fusion *f, *v = realloc(r->fusions, (r->n_fusions + 1) * sizeof(*v));
+	bnf_fusion *f, *v = grow_by_one(r->fusions, r->n_fusions, sizeof(*v));
 	if (!v)
 		return -1;
 	r->fusions = v;
@@ -498,6 +542,10 @@ static int apply(gctx *c, bnf_plan *p, const bnf_verify *vr)
 	}
 	if (p->reset_gemm_beta)
 		set_float_attr(layer, "beta", 1.0f);
+	if (p->scale_weight && !weight_inplace) { /* the plan checked that it fits */
+		c->gi.new_bytes_left -= wbytes < c->gi.new_bytes_left ? wbytes : c->gi.new_bytes_left;
+		c->res->new_bytes += wbytes;
+	}
 
 	if (p->absorb == BNF_ABSORB_OUTPUT) {
 		/* The layer takes over the node's output name; the node goes. */
@@ -616,6 +664,8 @@ static void compact(gctx *c)
 	Onnx__GraphProto *g = c->g;
 	size_t j = 0;
 
+	strlist_sort(&c->drop_inputs);
+	strlist_sort(&c->killed);
 	for (size_t i = 0; i < g->n_node; i++) {
 		if (c->node_removed[i])
 			free_message(c, &g->node[i]->base);
@@ -696,6 +746,7 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 	bnf_result *res = run->res;
 	gctx c;
 	bool *handled = NULL, progress = true;
+	size_t max_new;
 	int rc = -1;
 
 	memset(&c, 0, sizeof(c));
@@ -716,6 +767,8 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 	c.pl = opt->payloads;
 	c.gi.payloads = opt->payloads;
 	c.gi.is_function = in_function;
+	max_new = opt->max_new_bytes ? opt->max_new_bytes : BNF_MAX_NEW_BYTES;
+	c.gi.new_bytes_left = max_new > res->new_bytes ? max_new - res->new_bytes : 0;
 	c.init_cap = g->n_initializer + 1;
 	c.node_removed = calloc(g->n_node + 1, sizeof(bool));
 	c.init_removed = calloc(c.init_cap, sizeof(bool));
@@ -728,10 +781,12 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 		if (bnf_node_is_onnx(g->node[n], "BatchNormalization"))
 			res->bn_found++;
 	/* Fold until nothing more folds: a fold can make the next one possible
-	 * (BN after BN, Add before BN, nodes listed out of order). */
+	 * (BN after BN, Add before BN).  Producers come first in gi.order, so one
+	 * pass folds a chain and the second finds nothing left. */
 	while (progress) {
 		progress = false;
-		for (size_t n = 0; n < g->n_node; n++) {
+		for (size_t k = 0; k < g->n_node; k++) {
+			size_t n = c.gi.order[k];
 			bnf_plan p;
 			bool is_bn = bnf_node_is_onnx(g->node[n], "BatchNormalization");
 			int r = 0;

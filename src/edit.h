@@ -20,6 +20,10 @@ typedef struct bnf_fold_options {
 	bool no_verify;        /* skip the check (--no-verify) */
 	bool tolerance_set;    /* check against `tolerance` (--tolerance) instead */
 	double tolerance;
+	/* Bytes that new weight tensors (copies of shared weights, weights made
+	 * by ConstantOfShape) may take in all; a fold that would need more is
+	 * skipped as weight_too_large.  0 = BNF_MAX_NEW_BYTES. */
+	size_t max_new_bytes;
 } bnf_fold_options;
 
 /* Find every BatchNormalization in the model (subgraphs included), fold

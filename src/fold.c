@@ -101,6 +101,9 @@ static int resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const cha
 	case BNF_CONST_UNSUPPORTED:
 		skip(p, BNF_UNSUPPORTED_STORAGE, "%s '%s': %s", what, name, c->msg);
 		return 0;
+	case BNF_CONST_BAD_DTYPE:
+		skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s': %s", what, name, c->msg);
+		return 0;
 	}
 	if (!bnf_dtype_is_float(c->view.dtype)) {
 		skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s' has type %s", what, name, bnf_dtype_name(c->view.dtype));
@@ -216,7 +219,9 @@ static int layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProt
 	switch (kind) {
 	case L_CONV:
 		if (w->rank < 3 || w->dims[0] < 1)
-			return skip(p, BNF_BAD_WEIGHT_SHAPE, "weight '%s' has rank %zu; a Conv weight has rank >= 3", wname, w->rank);
+			return skip(p, BNF_BAD_WEIGHT_SHAPE,
+				    "weight '%s' has rank %zu; a Conv weight has rank >= 3 and at least one output channel",
+				    wname, w->rank);
 		C = (size_t)w->dims[0];
 		p->transform.layout = (bnf_layout){.inner = prod_from(w, 1), .per_group = C, .rows_per_group = 1, .channels = C};
 		break;
@@ -308,7 +313,7 @@ static int layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProt
  * element finite, every folded element representable (rounding is
  * monotonic, so the largest |w| of a channel decides).  1 when usable, 0
  * after a skip, -1 when memory runs out. */
-static int check_weight(bnf_plan *p, const char *wname)
+static int check_weight(const bnf_graph *gi, bnf_plan *p, const char *wname)
 {
 	const bnf_tview *w = &p->weight.view;
 	const bnf_layout *l = &p->transform.layout;
@@ -320,12 +325,25 @@ static int check_weight(bnf_plan *p, const char *wname)
 	p->transform.scale = p->scale;
 	if (!maxabs)
 		return -1;
+	/* A weight not edited in place is written out as a new tensor: keep
+	 * what a run adds in proportion to its input (a ConstantOfShape may
+	 * claim terabytes). */
+	if (p->scale_weight && !(p->weight.tensor && p->weight.exclusive) &&
+	    w->numel > gi->new_bytes_left / bnf_dtype_size(w->dtype)) {
+		free(maxabs);
+		return skip(p, BNF_WEIGHT_TOO_LARGE,
+			    "weight '%s' (%zu elements) is %s, so folding writes a new copy, and new tensors may take "
+			    "only %zu MiB more",
+			    wname, w->numel, p->weight.tensor ? "not this layer's alone" : "made by ConstantOfShape",
+			    gi->new_bytes_left >> 20);
+	}
 	r = bnf_tview_channel_maxabs(w, l, maxabs, &bad);
 	if (r != 0) {
 		free(maxabs);
 		if (r < 0)
 			return -1;
-		return skip(p, BNF_NON_FINITE_PARAM, "weight '%s' element %zu is not finite", wname, bad);
+		return skip(p, BNF_NON_FINITE_PARAM, "weight '%s' element %zu is %s", wname, bad,
+			    "not finite (NaN or inf)");
 	}
 	for (size_t c = 0; c < l->channels && p->scale_weight; c++) {
 		double y = maxabs[c] * fabs(p->scale[c]);
@@ -359,8 +377,9 @@ static int bn_params(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *bn
 			return r;
 		if (prm.view.numel != n || prm.view.rank > 1) {
 			bnf_const_release(&prm);
-			return skip(p, BNF_CHANNEL_MISMATCH, "%s '%s' has %zu elements (rank %zu), the %s has %zu channels",
-				    names[i], bn->input[i + 1], prm.view.numel, prm.view.rank, what, n);
+			return skip(p, BNF_CHANNEL_MISMATCH, "%s '%s' has %zu elements (rank %zu), the %s has %zu %s channels",
+				    names[i], bn->input[i + 1], prm.view.numel, prm.view.rank, what ? what : "Conv after it", n,
+				    what ? "output" : "input");
 		}
 		vals[i] = read_all(&prm.view);
 		bnf_const_release(&prm);
@@ -412,7 +431,7 @@ static int plan_after_layer(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 		goto out;
 	}
 	bnf_bn_bias(old_bias, vals[2], vals[1], p->scale, p->channels, p->new_bias);
-	r = check_weight(p, layer->input[1]) < 0 ? oom(gi, bn) : 0;
+	r = check_weight(gi, p, layer->input[1]) < 0 ? oom(gi, bn) : 0;
 out:
 	free4(vals);
 	free(old_bias);
@@ -503,7 +522,7 @@ static int plan_before_conv(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 	/* Input channel of element (o, i, k): (o / (C_out/g)) * C_in/g + i. */
 	p->transform.layout = (bnf_layout){.inner = K, .per_group = cin_g, .rows_per_group = cout / groups,
 					   .channels = p->channels};
-	if ((r = bn_params(gi, p, bn, p->channels, "Conv input", vals)) <= 0)
+	if ((r = bn_params(gi, p, bn, p->channels, NULL, vals)) <= 0)
 		goto out;
 	p->scale = malloc(p->channels * sizeof(double));
 	p->new_bias = malloc(cout * sizeof(double));
@@ -530,7 +549,7 @@ static int plan_before_conv(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 			p->new_bias[(done + i) / (cin_g * K)] +=
 				scratch[i] * t[bnf_layout_channel(&p->transform.layout, done + i)];
 	}
-	r = check_weight(p, conv->input[1]);
+	r = check_weight(gi, p, conv->input[1]);
 	if (r < 0)
 		r = oom(gi, bn);
 out:
@@ -680,7 +699,7 @@ int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p)
 	}
 	p->scale_weight = is_mul;
 	p->write_bias = !is_mul || old_bias;
-	r = check_weight(p, layer->input[1]);
+	r = check_weight(gi, p, layer->input[1]);
 	if (r < 0)
 		r = oom(gi, op);
 out:

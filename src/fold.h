@@ -40,6 +40,9 @@
 	X(BNF_UNSUPPORTED_STORAGE, "unsupported_storage",                                     \
 	  "a tensor is stored in a way this version does not rewrite (rank > 8, "              \
 	  "a new tensor inside a subgraph of an IR < 4 model or inside a function body)")     \
+	X(BNF_WEIGHT_TOO_LARGE, "weight_too_large",                                           \
+	  "the folded weight must be a new tensor (the weight is shared or made by "          \
+	  "ConstantOfShape) and new tensors would exceed the input's size and 256 MiB")       \
 	X(BNF_NONPOSITIVE_VARIANCE, "nonpositive_variance", "var + epsilon <= 0 for some channel") \
 	X(BNF_NON_FINITE_PARAM, "non_finite_param", "NaN or Inf in a parameter, weight or bias") \
 	X(BNF_OVERFLOW, "overflow", "a folded value does not fit the tensor's type")          \

@@ -110,6 +110,103 @@ static int count_subgraph_reads(bnf_graph *gi, const Onnx__GraphProto *sg)
 	return 0;
 }
 
+/* Fill gi->order with Kahn's algorithm over the edges "producer -> node
+ * reading its output" within this graph; the nodes it cannot order lie on
+ * or after a cycle, an error.  (Outer-scope reads from inside a subgraph
+ * are not edges here.)  The order the nodes are listed in does not
+ * matter: unsorted graphs fold. */
+static int order_nodes(bnf_graph *gi)
+{
+	const Onnx__GraphProto *g = gi->g;
+	size_t n = g->n_node, n_edges = 0, head = 0, tail = 0;
+	size_t *start = calloc(n + 1, sizeof(*start)), *fill = calloc(n + 1, sizeof(*fill));
+	size_t *pending = calloc(n + 1, sizeof(*pending)), *queue = calloc(n + 1, sizeof(*queue));
+	size_t *edges = NULL;
+	bool sorted = true;
+	char lb[64];
+	int rc = -1;
+
+	if (!start || !fill || !pending || !queue)
+		goto oom;
+	for (size_t r = 0; r < n; r++) {
+		const Onnx__NodeProto *node = g->node[r];
+		for (size_t i = 0; i < node->n_input; i++) {
+			const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
+			if (v && v->producer >= 0) {
+				start[v->producer + 1]++;
+				pending[r]++;
+				n_edges++;
+				sorted = sorted && (size_t)v->producer < r;
+			}
+		}
+	}
+	if (sorted) {
+		for (size_t r = 0; r < n; r++)
+			queue[r] = r;
+		gi->order = queue;
+		queue = NULL;
+		rc = 0;
+		goto done;
+	}
+	if (!(edges = malloc((n_edges ? n_edges : 1) * sizeof(*edges))))
+		goto oom;
+	for (size_t p = 0; p < n; p++)
+		fill[p + 1] = start[p + 1] += start[p];
+	for (size_t r = 0; r < n; r++) {
+		const Onnx__NodeProto *node = g->node[r];
+		for (size_t i = 0; i < node->n_input; i++) {
+			const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
+			if (v && v->producer >= 0)
+				edges[fill[v->producer]++] = r;
+		}
+	}
+	for (size_t r = 0; r < n; r++)
+		if (pending[r] == 0)
+			queue[tail++] = r;
+	while (head < tail) {
+		size_t p = queue[head++];
+		for (size_t e = start[p]; e < start[p + 1]; e++)
+			if (--pending[edges[e]] == 0)
+				queue[tail++] = edges[e];
+	}
+	rc = 0;
+	if (tail == n) {
+		gi->order = queue;
+		queue = NULL;
+	} else {
+		/* Every node left has a predecessor left: walking back n steps
+		 * from one of them ends on the cycle itself. */
+		size_t cur = 0;
+		const char *via = "";
+		while (pending[cur] == 0)
+			cur++;
+		for (size_t step = 0; step < n; step++) {
+			const Onnx__NodeProto *node = g->node[cur];
+			for (size_t i = 0; i < node->n_input; i++) {
+				const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
+				if (v && v->producer >= 0 && pending[v->producer] > 0) {
+					cur = (size_t)v->producer;
+					via = node->input[i];
+					break;
+				}
+			}
+		}
+		rc = bnf_error("%s: graph '%s' has a cycle through node '%s' (output '%s')", gi->path,
+			       g->name && g->name[0] ? g->name : "(unnamed)",
+			       bnf_node_label(g->node[cur], (int)cur, lb, sizeof(lb)), via);
+	}
+	goto done;
+oom:
+	bnf_error("%s: out of memory while indexing the graph", gi->path);
+done:
+	free(start);
+	free(fill);
+	free(pending);
+	free(queue);
+	free(edges);
+	return rc;
+}
+
 int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 		    const char *path, int ir_version, int opset, bool fold_overridable)
 {
@@ -188,6 +285,8 @@ int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 					goto oom;
 		}
 	}
+	if (order_nodes(gi) < 0)
+		goto fail;
 	return 0;
 oom:
 	bnf_error("%s: out of memory while indexing the graph", path);
@@ -272,6 +371,8 @@ void bnf_graph_free(bnf_graph *gi)
 		free((char *)gi->slots[i].name);
 	free(gi->slots);
 	gi->slots = NULL;
+	free(gi->order);
+	gi->order = NULL;
 	gi->cap = gi->used = 0;
 }
 
@@ -314,6 +415,9 @@ const char *bnf_node_label(const Onnx__NodeProto *node, int index, char *buf, si
 	return buf;
 }
 
+static bnf_const_status resolve_const(const bnf_graph *gi, const char *name, bnf_const *c,
+				      bool in_shape);
+
 /* Resolve a ConstantOfShape node: a shape from a constant int tensor and a
  * one-element value (float32 0 by default). */
 static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProto *node,
@@ -327,7 +431,10 @@ static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProt
 
 	if (node->n_input < 1)
 		return BNF_CONST_NOT_CONSTANT;
-	st = bnf_graph_const(gi, node->input[0], &shape);
+	/* in_shape: a shape made by another ConstantOfShape is never an int
+	 * tensor bnfold reads, and following it could loop (a node that reads
+	 * its own output). */
+	st = resolve_const(gi, node->input[0], &shape, true);
 	if (st != BNF_CONST_OK) {
 		snprintf(c->msg, sizeof(c->msg), "shape of ConstantOfShape: %.200s", shape.msg);
 		return st;
@@ -421,6 +528,16 @@ bad:
 	return BNF_CONST_MALFORMED;
 }
 
+static bnf_const_status from_tensor_status(bnf_tensor_status ts)
+{
+	switch (ts) {
+	case BNF_TENSOR_OK: return BNF_CONST_OK;
+	case BNF_TENSOR_MALFORMED: return BNF_CONST_MALFORMED;
+	case BNF_TENSOR_BAD_DTYPE: return BNF_CONST_BAD_DTYPE;
+	default: return BNF_CONST_UNSUPPORTED;
+	}
+}
+
 /* Resolve a Constant node's value into c. */
 static bnf_const_status constant_node(const Onnx__NodeProto *node, const bnf_payloads *pl, bnf_const *c)
 {
@@ -430,10 +547,8 @@ static bnf_const_status constant_node(const Onnx__NodeProto *node, const bnf_pay
 	if ((a = bnf_node_attr(node, "value")) && a->t) {
 		ts = bnf_tview_from_tensor(a->t, &c->view, c->msg, sizeof(c->msg));
 		bnf_tview_bind(&c->view, pl);
-		if (ts == BNF_TENSOR_MALFORMED)
-			return BNF_CONST_MALFORMED;
-		if (ts == BNF_TENSOR_UNSUPPORTED)
-			return BNF_CONST_UNSUPPORTED;
+		if (ts != BNF_TENSOR_OK)
+			return from_tensor_status(ts);
 		c->tensor = a->t;
 		return BNF_CONST_OK;
 	}
@@ -457,6 +572,12 @@ static bnf_const_status constant_node(const Onnx__NodeProto *node, const bnf_pay
 }
 
 bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c)
+{
+	return resolve_const(gi, name, c, false);
+}
+
+static bnf_const_status resolve_const(const bnf_graph *gi, const char *name, bnf_const *c,
+				      bool in_shape)
 {
 	bool exclusive = true;
 	const bnf_graph *cur = gi;
@@ -493,7 +614,7 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 			ts = bnf_tview_from_tensor(t, &c->view, c->msg, sizeof(c->msg));
 			bnf_tview_bind(&c->view, cur->payloads);
 			if (ts != BNF_TENSOR_OK)
-				return ts == BNF_TENSOR_MALFORMED ? BNF_CONST_MALFORMED : BNF_CONST_UNSUPPORTED;
+				return from_tensor_status(ts);
 			c->tensor = t;
 			c->exclusive = exclusive;
 			c->is_initializer = true;
@@ -525,8 +646,13 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 				c->exclusive = exclusive;
 			return st;
 		}
-		if (bnf_node_is_onnx(node, "ConstantOfShape"))
+		if (bnf_node_is_onnx(node, "ConstantOfShape")) {
+			if (in_shape) {
+				snprintf(c->msg, sizeof(c->msg), "'%s' is made by another ConstantOfShape", name);
+				return BNF_CONST_UNSUPPORTED;
+			}
 			return const_of_shape(cur, node, c);
+		}
 		if (bnf_node_is_onnx(node, "Reshape") && node->n_input == 2)
 			return reshape(cur, node, c);
 		snprintf(c->msg, sizeof(c->msg), "'%s' is computed by a %s node at run time", name,
@@ -614,6 +740,15 @@ static const Onnx__NodeProto *producer_of(const bnf_graph *gi, const char *name)
 			return v->producer >= 0 ? cur->g->node[v->producer] : NULL;
 	}
 	return NULL;
+}
+
+static bool evaluable(const Onnx__NodeProto *n)
+{
+	static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Sqrt", "Neg", "Abs", "Reciprocal"};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (bnf_node_is_onnx(n, ops[i]))
+			return true;
+	return false;
 }
 
 static bnf_const_status eval_node(const bnf_graph *gi, const Onnx__NodeProto *n, bnf_const *c, int depth)
@@ -708,7 +843,7 @@ static bnf_const_status eval(const bnf_graph *gi, const char *name, bnf_const *c
 	bnf_const_status st = bnf_graph_const(gi, name, c);
 	const Onnx__NodeProto *n;
 
-	if (st != BNF_CONST_NOT_CONSTANT || depth > 16 || !(n = producer_of(gi, name)))
+	if (st != BNF_CONST_NOT_CONSTANT || depth > 16 || !(n = producer_of(gi, name)) || !evaluable(n))
 		return st;
 	return eval_node(gi, n, c, depth);
 }

@@ -11,6 +11,12 @@
 #include "onnx.pb-c.h"
 #include "tensor.h"
 
+/* Default cap on the bytes of new weight tensors folding may create in one
+ * model (copies of shared weights, weights made by ConstantOfShape): a few
+ * bytes of shape, or one weight shared by thousands of Convs, could
+ * otherwise ask for terabytes. */
+#define BNF_MAX_NEW_BYTES ((size_t)256 << 20)
+
 typedef struct bnf_value {
 	const char *name;  /* owned by the index; NULL marks an empty slot */
 	int producer;      /* node index, -1 if none */
@@ -20,6 +26,7 @@ typedef struct bnf_value {
 	bool is_input;
 	bool is_output;
 	bool trained;      /* assigned by a training_info binding: not a constant */
+	unsigned copies;   /* edit.c: the last number given to a new name made from this one */
 } bnf_value;
 
 typedef struct bnf_graph {
@@ -31,13 +38,17 @@ typedef struct bnf_graph {
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
 	bool is_function;               /* a function body: its inputs are the function's */
 	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
+	size_t new_bytes_left;          /* what new weight tensors may still take (see BNF_MAX_NEW_BYTES) */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;
+	/* Node indices, every producer before its readers: the listed order
+	 * when the graph is sorted (as ONNX asks), else a topological one. */
+	size_t *order;
 } bnf_graph;
 
-/* Build the index of g.  Errors (two producers for one name) are reported
- * with bnf_error naming the file and return -1. */
+/* Build the index of g.  Errors (two producers for one name, a cycle) are
+ * reported with bnf_error naming the file and return -1. */
 int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 		    const char *path, int ir_version, int opset, bool fold_overridable);
 void bnf_graph_free(bnf_graph *gi);
@@ -72,6 +83,7 @@ typedef enum {
 	BNF_CONST_OVERRIDABLE,   /* initializer that is also a graph input (IR >= 4) */
 	BNF_CONST_MALFORMED,     /* inconsistent tensor: bad input */
 	BNF_CONST_UNSUPPORTED,   /* a constant bnfold cannot read (external data, sparse, ...) */
+	BNF_CONST_BAD_DTYPE,     /* a tensor of a data type bnfold does not read */
 } bnf_const_status;
 
 typedef struct bnf_const {

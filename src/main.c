@@ -232,9 +232,12 @@ int main(int argc, char **argv)
 		return rc;
 	for (int i = optind; report_path && i < argc; i++)
 		if (bnf_same_file(report_path, argv[i])) {
-			bnf_error("%s: refusing to overwrite the input with the report", report_path);
+			bnf_error("%s: refusing to write the report over the input", report_path);
 			return EXIT_IO;
 		}
+	if (report_path && o.output && strcmp(report_path, "-") != 0 &&
+	    (strcmp(report_path, o.output) == 0 || bnf_same_file(report_path, o.output)))
+		return usage_error("the model and the report cannot go to the same file");
 	if (o.out_dir && bnf_run_check_dir(o.out_dir) < 0)
 		return EXIT_IO;
 

@@ -17,6 +17,11 @@
 
 #define OUT_BUF (1u << 20)
 
+/* protobuf-c's structs take about 1-10 times the bytes of a real model, and
+ * up to ~130 times for a file of empty records: refuse above this. */
+#define BNF_UNPACK_RATIO 32
+#define BNF_UNPACK_SLACK ((size_t)256 << 20)
+
 /* The temp file being written, removed if SIGINT/SIGTERM arrives before the
  * rename.  A signal handler can only reach it through a static. */
 static char pending_tmp[PATH_MAX];
@@ -27,6 +32,39 @@ static void on_signal(int sig)
 		unlink(pending_tmp);
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+/* Remove the temp file on these signals, except where the caller chose to
+ * ignore one (nohup, background jobs): that choice stands. */
+static void catch_signals(void)
+{
+	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++) {
+		struct sigaction sa, old;
+		if (sigaction(cleanup_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		sigaction(cleanup_signals[i], &sa, NULL);
+	}
+}
+
+/* Block (true) or restore the cleanup signals, so that a temp file never
+ * exists without being known to on_signal. */
+static void hold_signals(bool hold, sigset_t *saved)
+{
+	sigset_t set;
+	if (!hold) {
+		sigprocmask(SIG_SETMASK, saved, NULL);
+		return;
+	}
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
+		sigaddset(&set, cleanup_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, saved);
 }
 
 static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
@@ -67,7 +105,6 @@ static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
 /* Message types on the way from ModelProto to every TensorProto. */
 enum { M_OTHER, M_MODEL, M_GRAPH, M_NODE, M_ATTR, M_TENSOR, M_SPARSE, M_TRAINING, M_FUNCTION };
 
-#define MAX_DEPTH 64  /* nesting of graphs in graphs; deeper input is refused */
 #define PLACEHOLDER 16 /* magic (8) + payload index (8) */
 
 /* The message type of field `field` inside a message of type `type`. */
@@ -94,6 +131,8 @@ typedef struct growbuf {
 
 static int gb_put(growbuf *b, const void *data, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		uint8_t *np;
@@ -206,7 +245,15 @@ typedef struct scanner {
 	payload_span *spans;
 	size_t n_spans, cap_spans;
 	const char *why; /* what was wrong, for the error line */
+	uint64_t at;     /* the file offset of the field being read */
+	bool too_deep;
 } scanner;
+
+static int corrupt(scanner *s, const char *why)
+{
+	s->why = s->rd->err ? strerror(s->rd->err) : why;
+	return -1;
+}
 
 /* Copy the message from the reader's position up to `end`, of `type`, into
  * out, replacing every raw_data of a TensorProto of BNF_STREAM_MIN bytes or
@@ -216,24 +263,24 @@ static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out)
 	reader *r = s->rd;
 	int rc = 0;
 
-	if (depth > MAX_DEPTH) {
-		s->why = "graphs nested too deeply";
-		return -1;
-	}
 	while (r->pos < end) {
 		uint64_t tag, v, len;
 		uint32_t field;
 		int child;
 
-		if (rd_varint(r, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
-			goto corrupt;
+		s->at = r->pos;
+		if (rd_varint(r, end, &tag) < 0)
+			return corrupt(s, "a field tag is cut off");
+		/* The numbers the in-memory parser refuses (bnf_model_parse). */
+		if ((tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+			return corrupt(s, "a field number is 0 or above 2^29 - 1");
 		field = (uint32_t)(tag >> 3);
 		if (gb_varint(out, tag) < 0)
 			goto oom;
 		switch (tag & 7) {
 		case 0:
 			if (rd_varint(r, end, &v) < 0)
-				goto corrupt;
+				return corrupt(s, "a number is cut off");
 			if (gb_varint(out, v) < 0)
 				goto oom;
 			break;
@@ -241,13 +288,15 @@ static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out)
 		case 5:
 			len = (tag & 7) == 1 ? 8 : 4;
 			if (end - r->pos < len)
-				goto corrupt;
+				return corrupt(s, "a fixed-size field runs past the end of its message");
 			if ((rc = rd_copy(r, len, out)) < 0)
 				goto copy_failed;
 			break;
 		case 2:
-			if (rd_varint(r, end, &len) < 0 || len > end - r->pos)
-				goto corrupt;
+			if (rd_varint(r, end, &len) < 0)
+				return corrupt(s, "a length is cut off");
+			if (len > end - r->pos)
+				return corrupt(s, "a length runs past the end of its message");
 			if (type == M_TENSOR && field == 9 && len >= BNF_STREAM_MIN) {
 				uint8_t idx[8];
 				if (s->n_spans == s->cap_spans) {
@@ -271,6 +320,10 @@ static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out)
 			if (child != M_OTHER) {
 				/* The sub-message shrinks: scan it, then write its new length. */
 				growbuf sub = {0};
+				if (depth + 1 >= BNF_MAX_NESTING) {
+					s->too_deep = true;
+					return corrupt(s, "too deep");
+				}
 				if (scan_msg(s, r->pos + len, child, depth + 1, &sub) < 0) {
 					free(sub.p);
 					return -1;
@@ -287,17 +340,15 @@ static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out)
 			if ((rc = rd_copy(r, len, out)) < 0)
 				goto copy_failed;
 			break;
-		default:
-			goto corrupt; /* groups (3, 4) are not used by ONNX; 6 and 7 do not exist */
+		default: /* groups (3, 4) are not used by ONNX; 6 and 7 do not exist */
+			return corrupt(s, "a field has a wire type protobuf does not use any more");
 		}
 	}
 	return 0;
 copy_failed:
 	if (rc == -2)
 		goto oom;
-corrupt:
-	s->why = r->err ? strerror(r->err) : "truncated or corrupt";
-	return -1;
+	return corrupt(s, "the data ends inside a field");
 oom:
 	s->why = "out of memory";
 	return -1;
@@ -430,18 +481,21 @@ static int open_streaming(bnf_input *in, int fd)
 	s.rd = rd;
 	fill_random(s.magic, sizeof(s.magic));
 	in->streaming = true;
-	if (scan_msg(&s, in->len, M_MODEL, 0, &skel) < 0) {
+	if (scan_msg(&s, in->len, M_MODEL, 1, &skel) < 0) {
 		if (strcmp(s.why, "out of memory") == 0)
 			bnf_error("%s: out of memory reading the model", in->path);
+		else if (s.too_deep)
+			bnf_error("%s: messages are nested more than %d deep (at byte %llu); subgraphs this deep are not "
+				  "supported", in->path, BNF_MAX_NESTING, (unsigned long long)s.at);
 		else
-			bnf_error("%s: not an ONNX model (%s)", in->path, s.why);
+			bnf_error("%s: not an ONNX model (truncated or corrupt: %s, at byte %llu)", in->path, s.why,
+				  (unsigned long long)s.at);
 		goto out;
 	}
-	in->model = onnx__model_proto__unpack(&in->payloads.allocator, skel.len, skel.p ? skel.p : (uint8_t *)"");
-	if (!in->model) {
-		bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", in->path);
+	/* The structure, without the payloads: checked, then unpacked.  (Byte
+	 * offsets in its messages are offsets in this structure.) */
+	if (!(in->model = bnf_model_parse_with(in->path, skel.p ? skel.p : (uint8_t *)"", skel.len, &in->payloads.allocator)))
 		goto out;
-	}
 	r.s = &s;
 	r.in = in;
 	if (!(r.done = calloc(s.n_spans + 1, sizeof(bool)))) {
@@ -605,15 +659,9 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 			fd = -1;
 		}
 	}
-	if (in->len == 0) {
-		bnf_error("%s: input is empty, not an ONNX model", path);
+	/* bnf_model_parse reports an empty input */
+	if (!(in->model = bnf_model_parse(strcmp(path, "-") == 0 ? "(stdin)" : path, in->data, in->len)))
 		goto fail;
-	}
-	in->model = onnx__model_proto__unpack(NULL, in->len, in->data);
-	if (!in->model) {
-		bnf_error("%s: not an ONNX model (the protobuf data is truncated or corrupt)", path);
-		goto fail;
-	}
 	return check_model(in);
 fail:
 	if (fd >= 0)
@@ -639,6 +687,155 @@ void bnf_input_close(bnf_input *in)
 	in->fd = -1;
 }
 
+/* ---- parsing ---- */
+
+/* Where the framing check stopped, and why. */
+typedef struct scan_state {
+	const uint8_t *data;
+	size_t estimate; /* bytes protobuf-c will allocate, roughly */
+	size_t fail_at;
+	const char *why;
+	bool too_deep;
+} scan_state;
+
+static int scan_fail(scan_state *s, size_t at, const char *why)
+{
+	s->fail_at = at;
+	s->why = why;
+	return -1;
+}
+
+static int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		uint8_t b;
+		if (*pos >= end)
+			return -1;
+		b = p[(*pos)++];
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -1; /* more than 10 bytes */
+}
+
+static void estimate_add(scan_state *s, size_t n)
+{
+	if (!bnf_add_size(s->estimate, n, &s->estimate))
+		s->estimate = SIZE_MAX;
+}
+
+/* Walk the wire format of one message in data[pos, end) as protobuf-c will,
+ * checking that every length stays inside its enclosing message and that
+ * sub-messages nest at most BNF_MAX_NESTING deep (protobuf-c's unpacker,
+ * its free and pack recurse once per level), and estimating the memory the
+ * unpacked model takes. */
+static int scan_message(scan_state *s, size_t pos, size_t end, const ProtobufCMessageDescriptor *desc,
+			int depth)
+{
+	estimate_add(s, desc->sizeof_message + 16);
+	while (pos < end) {
+		size_t at = pos;
+		uint64_t key, n;
+		const ProtobufCFieldDescriptor *fd;
+
+		if (read_varint(s->data, end, &pos, &key) < 0)
+			return scan_fail(s, at, "a field tag is cut off");
+		/* Field numbers run from 1 to 2^29 - 1.  protobuf-c takes a
+		 * number 0 spelt in two bytes as an unknown field, then writes it
+		 * in one byte, which it rejects: the output would not parse. */
+		if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+			return scan_fail(s, at, "a field number is 0 or above 2^29 - 1");
+		fd = (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3)) : NULL;
+		estimate_add(s, 32); /* a slot in a repeated field, or an unknown-field record */
+		switch (key & 7) {
+		case 0:
+			if (read_varint(s->data, end, &pos, &n) < 0)
+				return scan_fail(s, at, "a number is cut off");
+			break;
+		case 1:
+		case 5:
+			n = (key & 7) == 1 ? 8 : 4;
+			if (end - pos < n)
+				return scan_fail(s, at, "a fixed-size field runs past the end of its message");
+			pos += n;
+			break;
+		case 2:
+			if (read_varint(s->data, end, &pos, &n) < 0)
+				return scan_fail(s, at, "a length is cut off");
+			if (n > end - pos)
+				return scan_fail(s, at, "a length runs past the end of its message");
+			if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+				if (depth >= BNF_MAX_NESTING) {
+					s->too_deep = true;
+					return scan_fail(s, at, "too deep");
+				}
+				if (scan_message(s, pos, pos + n, fd->descriptor, depth + 1) < 0)
+					return -1;
+			} else if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(s->data + pos, 0, n)) {
+				/* protobuf-c keeps strings NUL-terminated: the rest of
+				 * the name would be lost (and two names could become one) */
+				return scan_fail(s, at, "a string holds a NUL byte, which bnfold cannot keep");
+			} else {
+				/* a string or bytes copy, or a packed array (a one-byte varint becomes 8 bytes) */
+				estimate_add(s, fd && fd->label == PROTOBUF_C_LABEL_REPEATED &&
+							fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_BYTES
+						? n * 8 : n + 1);
+			}
+			pos += n;
+			break;
+		default:
+			return scan_fail(s, at, "a field has a wire type protobuf does not use any more");
+		}
+	}
+	return 0;
+}
+
+Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len)
+{
+	return bnf_model_parse_with(name, data, len, NULL);
+}
+
+Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc)
+{
+	scan_state s = {data, 0, 0, NULL, false};
+	Onnx__ModelProto *m;
+	size_t limit;
+
+	if (len == 0) {
+		bnf_error("%s: input is empty, not an ONNX model", name);
+		return NULL;
+	}
+	if (scan_message(&s, 0, len, &onnx__model_proto__descriptor, 1) < 0) {
+		if (s.too_deep)
+			bnf_error("%s: messages are nested more than %d deep (at byte %zu); subgraphs this deep are not supported",
+				  name, BNF_MAX_NESTING, s.fail_at);
+		else
+			bnf_error("%s: not an ONNX model (truncated or corrupt: %s, at byte %zu)", name, s.why, s.fail_at);
+		return NULL;
+	}
+	if (!bnf_mul_size(len, BNF_UNPACK_RATIO, &limit) || !bnf_add_size(limit, BNF_UNPACK_SLACK, &limit))
+		limit = SIZE_MAX;
+	if (s.estimate > limit) {
+		bnf_error("%s: unpacking would take about %zu MiB, more than %d times the file size; "
+			  "the model is made of millions of tiny or empty records", name, s.estimate >> 20, BNF_UNPACK_RATIO);
+		return NULL;
+	}
+	if (!(m = onnx__model_proto__unpack(alloc, len, data))) {
+		bnf_error("%s: not an ONNX model (the protobuf data is corrupt)", name);
+		return NULL;
+	}
+	if (!m->has_ir_version || !m->graph) {
+		bnf_error("%s: not an ONNX model (no %s)", name, m->graph ? "ir_version" : "graph");
+		onnx__model_proto__free_unpacked(m, alloc);
+		return NULL;
+	}
+	return m;
+}
+
 bool bnf_same_file(const char *a, const char *b)
 {
 	struct stat sa, sb;
@@ -656,6 +853,7 @@ int bnf_output_open(const char *path, bnf_output *out)
 	const char *slash;
 	const char *base;
 	mode_t um;
+	sigset_t saved;
 
 	memset(out, 0, sizeof(*out));
 	out->path = path;
@@ -703,18 +901,20 @@ int bnf_output_open(const char *path, bnf_output *out)
 		bnf_error("%s: out of memory", path);
 		goto fail;
 	}
+	hold_signals(true, &saved);
 	if ((out->fd = mkstemp(out->tmp_path)) < 0) {
-		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(errno));
+		int e = errno;
+		hold_signals(false, &saved);
+		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(e));
 		free(out->tmp_path);
 		out->tmp_path = NULL;
 		goto fail;
 	}
 	if (strlen(out->tmp_path) < sizeof(pending_tmp)) {
 		memcpy(pending_tmp, out->tmp_path, strlen(out->tmp_path) + 1);
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
-		signal(SIGHUP, on_signal);
+		catch_signals();
 	}
+	hold_signals(false, &saved);
 	free(dir);
 	return 0;
 fail:
@@ -1000,7 +1200,8 @@ int bnf_output_commit(bnf_output *out)
 	flush_raw(out, out->buf, out->used);
 	out->used = 0;
 	if (out->err) {
-		bnf_error("%s: cannot write: %s", out->path, strerror(out->err));
+		bnf_error("%s: cannot write: %s", strcmp(out->path, "-") == 0 ? "(stdout)" : out->path,
+			  strerror(out->err));
 		goto done;
 	}
 	if (out->tmp_path) {

@@ -38,6 +38,20 @@ typedef struct bnf_input {
 int bnf_input_open(const char *path, bnf_input *in, bool stream);
 void bnf_input_close(bnf_input *in);
 
+/* Deepest nesting of protobuf messages accepted (as protobuf's own
+ * default recursion limit): ModelProto, GraphProto, NodeProto,
+ * AttributeProto, GraphProto, ... so about 30 levels of subgraphs. */
+#define BNF_MAX_NESTING 100
+
+/* Parse a whole model held in memory; name is used in messages.  The
+ * protobuf framing is checked before protobuf-c unpacks it: every length
+ * within the data and nesting at most BNF_MAX_NESTING deep.  Returns the
+ * model (free with onnx__model_proto__free_unpacked), or NULL after one
+ * error line naming name. */
+Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len);
+/* The same, unpacking through alloc (NULL: malloc). */
+Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc);
+
 /* Where output goes and how it gets there. */
 typedef struct bnf_output {
 	const char *path;   /* as given; "-" is stdout */

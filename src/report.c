@@ -76,6 +76,60 @@ static bool add_verify_summary(cJSON *root, const bnf_result *r)
 	return true;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1-4), or 0 (RFC 3629:
+ * no overlong forms, surrogates or code points above U+10FFFF). */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n;
+	unsigned lo = 0x80, hi = 0xbf;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, lo = p[0] == 0xe0 ? 0xa0 : 0x80, hi = p[0] == 0xed ? 0x9f : 0xbf;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, lo = p[0] == 0xf0 ? 0x90 : 0x80, hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+	else
+		return 0;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* JSON must be UTF-8, but names in a model are bytes: cJSON copies them
+ * as they are, so each byte that is not part of valid UTF-8 becomes
+ * \ufffd (it can only be inside a string).  Frees text; NULL on no memory. */
+static char *utf8_repair(char *text)
+{
+	size_t bad = 0, len = 0, n;
+	char *out, *o;
+	for (const unsigned char *p = (const unsigned char *)text; *p; p += n, len += n)
+		if (!(n = utf8_len(p)))
+			bad++, n = 1;
+	if (!bad)
+		return text;
+	if ((out = malloc(len + 5 * bad + 1))) {
+		o = out;
+		for (const unsigned char *p = (const unsigned char *)text; *p; p += n) {
+			if (!(n = utf8_len(p))) {
+				memcpy(o, "\\ufffd", 6);
+				o += 6;
+				n = 1;
+			} else {
+				memcpy(o, p, n);
+				o += n;
+			}
+		}
+		*o = '\0';
+	}
+	cJSON_free(text);
+	return out;
+}
+
 char *bnf_report_json(const bnf_result *r, const char *input, const char *output,
 		      const bnf_fold_options *opt)
 {
@@ -166,7 +220,7 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 	if (!arr)
 		goto oom;
 	text = cJSON_Print(root);
-	if (!text)
+	if (!text || !(text = utf8_repair(text)))
 		goto oom;
 	cJSON_Delete(root);
 	return text;

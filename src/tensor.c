@@ -90,12 +90,17 @@ bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v
 	esize = bnf_dtype_size(v->dtype);
 	if (esize == 0) {
 		snprintf(err, errlen, "data type %d is not supported", v->dtype);
-		return BNF_TENSOR_UNSUPPORTED;
+		return BNF_TENSOR_BAD_DTYPE;
 	}
 	if (t->has_raw_data) {
-		if (!bnf_mul_size(numel, esize, &bytes) || bytes != t->raw_data.len) {
+		if (!bnf_mul_size(numel, esize, &bytes)) {
+			snprintf(err, errlen, "its dims declare %zu elements of %s, more bytes than a machine has",
+				 numel, bnf_dtype_name(v->dtype));
+			return BNF_TENSOR_MALFORMED;
+		}
+		if (bytes != t->raw_data.len) {
 			snprintf(err, errlen, "raw_data has %zu bytes but %zu elements of %s need %zu",
-				 t->raw_data.len, numel, bnf_dtype_name(v->dtype), numel * esize);
+				 t->raw_data.len, numel, bnf_dtype_name(v->dtype), bytes);
 			return BNF_TENSOR_MALFORMED;
 		}
 		v->raw = t->raw_data.data;

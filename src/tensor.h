@@ -98,6 +98,7 @@ typedef enum {
 	BNF_TENSOR_OK = 0,
 	BNF_TENSOR_MALFORMED = -1,   /* lengths or dims inconsistent: bad input */
 	BNF_TENSOR_UNSUPPORTED = -2, /* valid but not readable here (external data, rank) */
+	BNF_TENSOR_BAD_DTYPE = -3,   /* a data type without a fixed element size here (int8, string, unknown) */
 } bnf_tensor_status;
 
 /* Bytes per element of a float dtype (or int32/int64), 0 if unknown. */

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -31,8 +32,13 @@ def check(ok, desc, diag=""):
     results.append((bool(ok), desc, diag))
 
 
+# Put before each run by the valgrind test setup (see tests/bnftest.py).
+WRAPPER = shlex.split(os.environ.get("BNFOLD_WRAPPER", ""))
+
+
 def run(argv, stdin=None, cwd=None):
-    p = subprocess.run([BNFOLD] + argv, input=stdin, capture_output=True, cwd=cwd, timeout=60)
+    p = subprocess.run(WRAPPER + [BNFOLD] + argv, input=stdin, capture_output=True, cwd=cwd,
+                       timeout=600 if WRAPPER else 60)
     return p.returncode, p.stdout, p.stderr.decode(errors="replace")
 
 

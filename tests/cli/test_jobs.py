@@ -216,7 +216,7 @@ try:
     check(rc == 1 and "cannot create a file in" in err and ": foldable Conv" in err,
           "--check: a report that cannot be written gives exit 1 (over 3)", "exit %d: %s" % (rc, err))
     rc, _, err = run(["--check", demo, nothing, "--report", nothing])
-    check(rc == 1 and "refusing to overwrite the input with the report" in err, "--report over an input is refused",
+    check(rc == 1 and "refusing to write the report over the input" in err, "--report over an input is refused",
           "exit %d: %s" % (rc, err))
     check(tree(tmp) == before, "--check wrote no file", sorted(set(tree(tmp)) ^ set(before)))
 

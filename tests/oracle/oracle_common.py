@@ -7,6 +7,7 @@ bnfold code: these are independent oracles.
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -112,7 +113,8 @@ def fmt_e(x):
 
 def run_bnfold(bnfold, inp, out, report, extra_args=(), timeout=300):
     """Run bnfold; returns dict(rc, stdout, stderr, seconds, error)."""
-    cmd = [bnfold, inp, "-o", out, "--report", report] + list(extra_args)
+    # BNFOLD_WRAPPER: set by the valgrind test setup (tests/meson.build).
+    cmd = shlex.split(os.environ.get("BNFOLD_WRAPPER", "")) + [bnfold, inp, "-o", out, "--report", report] + list(extra_args)
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)

@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""Output safety under failures: write errors (ENOSPC, EIO, a short write
+then an error), fsync, close, rename and create failures injected by the
+LD_PRELOAD shim faultshim.c, and SIGINT/SIGTERM/SIGHUP arriving while the
+output is being written.  Prints TAP.
+
+After every failure: exit 1 (or death by the signal), one error line naming
+the file, no temp file (.NAME.bnfold-XXXXXX) left, and the file that was at
+the output path before (or the input, for --in-place) byte for byte intact.
+Only temp folders, FIFOs and symlinks in them are used, never device nodes.
+"""
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bnftest  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bnfold", required=True)
+ap.add_argument("--shim", required=True)
+ap.add_argument("--testdata", required=True)
+args = ap.parse_args()
+
+BNFOLD = os.path.abspath(args.bnfold)
+SHIM = os.path.abspath(args.shim)
+DEMO = os.path.join(os.path.abspath(args.testdata), "demo.onnx")
+tap = bnftest.Tap()
+OLD = b"the previous output, which a failed run must leave alone\n"
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def faulted(**faults):
+    env = {"LD_PRELOAD": SHIM,
+           # gcc's shared ASan runtime wants to come first; the shim does not care
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    env.update({"BNFOLD_FAULT_" + k.upper(): str(v) for k, v in faults.items()})
+    return env
+
+
+def fresh(tmp, name):
+    d = os.path.join(tmp, name)
+    os.mkdir(d)
+    return d
+
+
+os.umask(0o022)
+tmp = tempfile.mkdtemp(prefix="bnfold-faults-")
+try:
+    # What a clean run writes, to compare runs that must still succeed.
+    ref = os.path.join(tmp, "reference.onnx")
+    r = bnftest.run(BNFOLD, [DEMO, "-o", ref])
+    tap.check(r.rc == 0 and not r.crashed(), "reference run", r.diag())
+    ref_sha = sha(ref)
+
+    # --- write errors on the model's temp file, an earlier output in place
+    n = 0
+    for desc, faults, msg in (
+            ("ENOSPC on the first write", dict(write_after=0, errno="ENOSPC"), "No space left on device"),
+            ("a short write of 1000 bytes, then ENOSPC", dict(write_after=1000, errno="ENOSPC"), "No space left on device"),
+            ("EIO after 3000 bytes", dict(write_after=3000, errno="EIO"), "Input/output error"),
+            ("EDQUOT after 1 byte", dict(write_after=1, errno="EDQUOT"), "Disk quota exceeded"),
+            ("fsync fails with EIO", dict(fsync="EIO"), "Input/output error"),
+            ("close fails with EIO (as on NFS)", dict(close="EIO"), "Input/output error"),
+            ("rename fails with EXDEV", dict(rename="EXDEV"), "cannot replace: Invalid cross-device link"),
+            ("rename fails with EACCES", dict(rename="EACCES"), "cannot replace: Permission denied"),
+            ("the folder is read-only (EROFS creating the temp file)", dict(create="EROFS"),
+             "cannot create a file in '.*': Read-only file system"),
+            ("the folder is not writable (EACCES creating the temp file)", dict(create="EACCES"),
+             "cannot create a file in '.*': Permission denied")):
+        n += 1
+        d = fresh(tmp, f"w{n}")
+        out = os.path.join(d, "out.onnx")
+        with open(out, "wb") as f:
+            f.write(OLD)
+        r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(match=d, **faults))
+        lines = r.err.strip().splitlines()
+        ok = (not r.crashed() and r.rc == 1 and len(lines) == 1
+              and re.fullmatch(rf"bnfold: error: {re.escape(out)}: .*{msg}", lines[0]) is not None)
+        tap.check(ok, f"{desc}: one error line naming the output", r.diag())
+        tap.check(open(out, "rb").read() == OLD and bnftest.debris(d) == [] and os.listdir(d) == ["out.onnx"],
+                  f"{desc}: the earlier output is intact and nothing else is left", f"folder: {os.listdir(d)}")
+
+    # --- no earlier output: nothing at all may appear
+    d = fresh(tmp, "new")
+    out = os.path.join(d, "out.onnx")
+    r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(match=d, write_after=2000))
+    tap.check(r.rc == 1 and not r.crashed() and os.listdir(d) == [], "ENOSPC writing a new file leaves the folder empty",
+              r.diag() + f"; folder: {os.listdir(d)}")
+
+    # --- writes that are only short must still produce the whole model
+    d = fresh(tmp, "short")
+    out = os.path.join(d, "out.onnx")
+    r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(match=d, short=7))
+    tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
+              "writes of at most 7 bytes each: the same output as a clean run", r.diag())
+
+    # --- --in-place: a failed write leaves the input as it was
+    d = fresh(tmp, "inplace")
+    model = os.path.join(d, "model.onnx")
+    shutil.copy(DEMO, model)
+    before = sha(model)
+    r = bnftest.run(BNFOLD, ["--in-place", model], env=faulted(match=".bnfold-", write_after=500, errno="EIO"))
+    tap.check(r.rc == 1 and not r.crashed() and "model.onnx: cannot write: Input/output error" in r.err,
+              "--in-place with EIO: error naming the file", r.diag())
+    tap.check(sha(model) == before and os.listdir(d) == ["model.onnx"], "--in-place with EIO: the input is unchanged",
+              f"folder: {os.listdir(d)}")
+
+    # --- output through a symlink: link and target both survive a failure
+    d = fresh(tmp, "symlink")
+    target = os.path.join(d, "target.onnx")
+    link = os.path.join(d, "link.onnx")
+    with open(target, "wb") as f:
+        f.write(OLD)
+    os.symlink(target, link)
+    r = bnftest.run(BNFOLD, [DEMO, "-o", link], env=faulted(match=".bnfold-", write_after=100))
+    tap.check(r.rc == 1 and not r.crashed() and os.path.islink(link) and open(target, "rb").read() == OLD
+              and bnftest.debris(d) == [], "ENOSPC through a symlink: link and target intact", r.diag())
+
+    # --- the report: its own error line, no debris
+    d = fresh(tmp, "report")
+    out = os.path.join(d, "out.onnx")
+    rep = os.path.join(d, "fold-report.json")
+    with open(rep, "wb") as f:
+        f.write(OLD)
+    r = bnftest.run(BNFOLD, [DEMO, "-o", out, "--report", rep], env=faulted(match="fold-report", write_after=10))
+    tap.check(r.rc == 1 and not r.crashed() and re.search(rf"^bnfold: error: {re.escape(rep)}: cannot write: No space", r.err, re.M)
+              and open(rep, "rb").read() == OLD and bnftest.debris(d) == [],
+              "ENOSPC writing the report: error naming it, earlier report intact", r.diag())
+
+    # --- stdout: the error names it
+    d = fresh(tmp, "stdout")
+    with open(os.path.join(d, "stdout.bin"), "wb") as so:
+        p = subprocess.run(bnftest.WRAPPER + [BNFOLD, DEMO, "-o", "-"], stdout=so, stderr=subprocess.PIPE, timeout=120,
+                           env=dict(os.environ, **faulted(match="stdout.bin", write_after=100)))
+    err = p.stderr.decode(errors="replace")
+    tap.check(p.returncode == 1 and re.search(r"^bnfold: error: \(stdout\): cannot write: No space left on device$", err, re.M),
+              "ENOSPC on stdout: error naming (stdout)", f"exit {p.returncode}, stderr: {err}")
+
+    # --- signals while the temp file is being written
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        name = signal.Signals(sig).name
+        d = fresh(tmp, name)
+        out = os.path.join(d, "out.onnx")
+        ready = os.path.join(tmp, f"{name}.ready")
+        with open(out, "wb") as f:
+            f.write(OLD)
+        env = dict(os.environ, **faulted(match=".bnfold-", delay_ms=30000, ready=ready))
+        p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, DEMO, "-o", out], stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        in_write = os.path.exists(ready)
+        temp_seen = bnftest.debris(d)
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        err = p.stderr.read().decode(errors="replace")
+        tap.check(in_write and temp_seen and p.returncode == -sig,
+                  f"{name} during the write of the temp file ends bnfold by that signal",
+                  f"write reached: {in_write}, temp file seen: {temp_seen}, exit {p.returncode}, stderr: {err}")
+        tap.check(os.listdir(d) == ["out.onnx"] and open(out, "rb").read() == OLD,
+                  f"{name}: the temp file is removed and the earlier output intact", f"folder: {os.listdir(d)}")
+
+    # --- a FIFO output is written into, and a signal leaves it a FIFO
+    d = fresh(tmp, "fifo")
+    fifo = os.path.join(d, "out.fifo")
+    os.mkfifo(fifo)
+    ready = os.path.join(tmp, "fifo.ready")
+    reader = subprocess.Popen(["cat", fifo], stdout=subprocess.DEVNULL)
+    env = dict(os.environ, **faulted(match="out.fifo", delay_ms=30000, ready=ready))
+    p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, DEMO, "-o", fifo], stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    reader.wait(timeout=60)
+    tap.check(p.returncode == -signal.SIGTERM and os.listdir(d) == ["out.fifo"]
+              and os.path.exists(fifo) and stat.S_ISFIFO(os.stat(fifo).st_mode),
+              "SIGTERM while writing into a FIFO: the FIFO stays, nothing else appears",
+              f"exit {p.returncode}, folder: {os.listdir(d)}")
+
+    # --- refusals: nothing may be written over the input, nor the report over the model
+    d = fresh(tmp, "refuse")
+    model = os.path.join(d, "model.onnx")
+    shutil.copy(DEMO, model)
+    before = sha(model)
+    link = os.path.join(d, "alias.json")
+    os.symlink(model, link)
+    for desc, argv, code, msg in (
+            ("--report naming the input", [model, "-o", os.path.join(d, "o.onnx"), "--report", model], 1,
+             r"model\.onnx: refusing to write the report over the input"),
+            ("--report through a symlink to the input", [model, "-o", os.path.join(d, "o.onnx"), "--report", link], 1,
+             r"alias\.json: refusing to write the report over the input"),
+            ("--report naming the input with --in-place", ["--in-place", model, "--report", model], 1,
+             r"refusing to write the report over the input"),
+            ("--report naming the output", [model, "-o", os.path.join(d, "o.onnx"), "--report", os.path.join(d, "o.onnx")], 2,
+             r"the model and the report cannot go to the same file")):
+        r = bnftest.run(BNFOLD, argv)
+        tap.check(r.rc == code and not r.crashed() and re.search(msg, r.err) and sha(model) == before
+                  and sorted(os.listdir(d)) == ["alias.json", "model.onnx"], f"{desc}: refused, nothing written",
+                  r.diag() + f"; folder: {os.listdir(d)}")
+
+    # --- missing or read-only output folder, for real
+    r = bnftest.run(BNFOLD, [DEMO, "-o", os.path.join(tmp, "missing", "out.onnx")])
+    tap.check(r.rc == 1 and re.search(r"out\.onnx: cannot create a file in '.*/missing': No such file or directory", r.err),
+              "a missing output folder: error naming it", r.diag())
+    d = fresh(tmp, "readonly")
+    os.chmod(d, 0o555)
+    if os.geteuid() == 0:
+        tap.skip("a read-only output folder, for real",
+                 "running as root, which may write into it; the EROFS/EACCES cases above stand in for it")
+    else:
+        r = bnftest.run(BNFOLD, [DEMO, "-o", os.path.join(d, "out.onnx")])
+        tap.check(r.rc == 1 and "Permission denied" in r.err and os.listdir(d) == [],
+                  "a read-only output folder: error, nothing written", r.diag())
+    os.chmod(d, 0o755)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+sys.exit(tap.emit())
