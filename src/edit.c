@@ -548,24 +548,26 @@ static int apply(gctx *c, bnf_plan *p, const bnf_verify *vr)
 	}
 
 	if (p->absorb == BNF_ABSORB_OUTPUT) {
-		/* The layer takes over the node's output name; the node goes. */
+		/* The layer (or the last Transpose/Identity after it) takes over
+		 * the node's output name; the node goes. */
+		Onnx__NodeProto *tail = p->tail_node >= 0 ? c->g->node[p->tail_node] : layer;
 		for (size_t i = 0; i < node->n_input; i++) {
-			if (strcmp(node->input[i], layer->output[0]) == 0 || !node->input[i][0])
+			if (strcmp(node->input[i], tail->output[0]) == 0 || !node->input[i][0])
 				continue;
 			if (release(c, node->input[i]) < 0)
 				goto oom;
 		}
-		if (!(out_copy = bnf_strdup(node->output[0])) || strlist_add(&c->killed, layer->output[0]) < 0)
+		if (!(out_copy = bnf_strdup(node->output[0])) || strlist_add(&c->killed, tail->output[0]) < 0)
 			goto oom;
-		if ((v = bnf_graph_value(&c->gi, layer->output[0]))) {
+		if ((v = bnf_graph_value(&c->gi, tail->output[0]))) {
 			v->producer = -1;
 			v->n_consumers = 0;
 		}
-		free(layer->output[0]);
-		layer->output[0] = out_copy;
+		free(tail->output[0]);
+		tail->output[0] = out_copy;
 		out_copy = NULL;
 		if ((v = bnf_graph_value(&c->gi, node->output[0]))) {
-			v->producer = p->layer_node;
+			v->producer = p->tail_node >= 0 ? p->tail_node : p->layer_node;
 			v->producer_slot = 0;
 		}
 	} else {

@@ -405,6 +405,7 @@ static int plan_after_layer(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 	int r;
 
 	p->layer_node = x->producer;
+	p->tail_node = p->tail_node >= 0 ? p->tail_node : x->producer;
 	p->pattern = pattern_name(kind, "bn");
 	p->absorb = BNF_ABSORB_OUTPUT;
 	p->scale_weight = true;
@@ -560,6 +561,46 @@ out:
 	return r < 0 ? -1 : 1;
 }
 
+/* x is the output of a Transpose or Identity: follow such nodes back (each
+ * output read once, none a graph output) to the output of a layer; when
+ * the Transposes compose to no permutation at all, that output, else NULL. */
+static const bnf_value *round_trip(const bnf_graph *gi, const bnf_value *x)
+{
+	int64_t perm[BNF_MAX_RANK];
+	size_t rank = 0;
+
+	for (int hop = 0; hop < 16 && x && x->producer >= 0 && x->producer_slot == 0; hop++) {
+		const Onnx__NodeProto *n = gi->g->node[x->producer];
+		if (x->n_consumers != 1 || x->is_output)
+			return NULL;
+		if (kind_of(n) != L_NONE) {
+			for (size_t i = 0; i < rank; i++)
+				if (perm[i] != (int64_t)i)
+					return NULL;
+			return hop > 0 ? x : NULL;
+		}
+		if (bnf_node_is_onnx(n, "Transpose")) {
+			const Onnx__AttributeProto *a = bnf_node_attr(n, "perm");
+			int64_t q[BNF_MAX_RANK];
+			if (!a || a->n_ints == 0 || a->n_ints > BNF_MAX_RANK || (rank && a->n_ints != rank))
+				return NULL; /* no perm: reversed axes of an unknown rank */
+			/* out[i] = in[a[i]]; composed from the BN back: total[i] = a[total[i]] */
+			for (size_t i = 0; i < a->n_ints; i++) {
+				int64_t k = rank ? perm[i] : (int64_t)i;
+				if (k < 0 || (size_t)k >= a->n_ints || a->ints[k] < 0 || (size_t)a->ints[k] >= a->n_ints)
+					return NULL;
+				q[i] = a->ints[k];
+			}
+			rank = a->n_ints;
+			memcpy(perm, q, rank * sizeof(q[0]));
+		} else if (!(bnf_node_is_onnx(n, "Identity") && n->n_input == 1)) {
+			return NULL;
+		}
+		x = bnf_graph_value(gi, n->input[0]);
+	}
+	return NULL;
+}
+
 int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p)
 {
 	const Onnx__NodeProto *bn = gi->g->node[node];
@@ -574,6 +615,7 @@ int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p)
 	p->node = node;
 	p->is_bn = true;
 	p->layer_node = -1;
+	p->tail_node = -1;
 	p->pattern = "conv_bn";
 	p->reason = BNF_FOLD;
 	p->eps = (double)bnf_node_attr_float(bn, "epsilon", 1e-5f);
@@ -594,6 +636,17 @@ int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p)
 	x = bnf_graph_value(gi, bn->input[0]);
 	if (x && x->producer >= 0 && x->producer_slot == 0)
 		kind = kind_of(gi->g->node[x->producer]);
+	if (kind == L_NONE && x && x->producer >= 0) {
+		/* Transposes that undo each other (exporters converting NCHW to
+		 * NHWC and back) leave the channel where the BN reads it. */
+		int tail = x->producer;
+		const bnf_value *lx = round_trip(gi, x);
+		if (lx) {
+			x = lx;
+			kind = kind_of(gi->g->node[x->producer]);
+			p->tail_node = tail;
+		}
+	}
 	if (kind != L_NONE) {
 		if (plan_after_layer(gi, p, bn, x, kind) < 0)
 			return -1;
@@ -608,6 +661,7 @@ int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p)
 	before.node = node;
 	before.is_bn = true;
 	before.layer_node = -1;
+	before.tail_node = -1;
 	before.eps = p->eps;
 	r = plan_before_conv(gi, &before, bn);
 	if (r < 0) {
@@ -639,6 +693,7 @@ int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p)
 	memset(p, 0, sizeof(*p));
 	p->node = node;
 	p->layer_node = -1;
+	p->tail_node = -1;
 	p->reason = BNF_NO_LINEAR_PRODUCER;
 	if (op->n_input != 2 || op->n_output != 1 || !op->output[0][0] || gi->opset < 7)
 		return 0;

@@ -91,6 +91,9 @@ typedef struct bnf_plan {
 	int node;             /* the BatchNormalization / Mul / Add node that goes away */
 	bool is_bn;
 	int layer_node;       /* the layer it folds into, -1 when there is none */
+	int tail_node;        /* BNF_ABSORB_OUTPUT: the node that takes over the removed node's
+			       * output name: the layer, or the last of Transpose/Identity nodes
+			       * between it and the BN that together move no axis */
 	const char *pattern;  /* "conv_bn", "convtranspose_bn", "gemm_bn", "matmul_bn", "bn_conv", "conv_mul", ... */
 	bnf_absorb absorb;
 	size_t channels;      /* BN / per-channel constant length */

@@ -599,6 +599,51 @@ out:
 
 /* ---- the case of a plan, from the graph ---- */
 
+/* True when `from` is `to` carried through Transpose and Identity nodes
+ * whose permutations, applied in turn, leave every axis where it was:
+ * checked here on its own, apart from the plan's walk. */
+static bool passes_through(const bnf_graph *gi, const char *from, const char *to)
+{
+	int64_t axes[BNF_MAX_RANK]; /* axes[i]: the layer's axis now at position i */
+	size_t rank = 0;
+	const char *name = from;
+
+	for (int hop = 0; hop < 16; hop++) {
+		const bnf_value *v = bnf_graph_value(gi, name);
+		const Onnx__NodeProto *n;
+		if (strcmp(name, to) == 0) {
+			for (size_t i = 0; i < rank; i++)
+				if (axes[i] != (int64_t)i)
+					return false;
+			return hop > 0;
+		}
+		if (!v || v->producer < 0)
+			return false;
+		n = gi->g->node[v->producer];
+		if (bnf_node_is_onnx(n, "Transpose")) {
+			const Onnx__AttributeProto *a = bnf_node_attr(n, "perm");
+			int64_t next[BNF_MAX_RANK];
+			if (!a || !a->n_ints || a->n_ints > BNF_MAX_RANK || (rank && rank != a->n_ints))
+				return false;
+			if (!rank)
+				for (size_t i = 0; i < a->n_ints; i++)
+					axes[i] = (int64_t)i;
+			rank = a->n_ints;
+			/* this node's output position i holds its input's position perm[i] */
+			for (size_t i = 0; i < rank; i++) {
+				if (a->ints[i] < 0 || (size_t)a->ints[i] >= rank)
+					return false;
+				next[i] = axes[a->ints[i]];
+			}
+			memcpy(axes, next, rank * sizeof(next[0]));
+		} else if (!bnf_node_is_onnx(n, "Identity")) {
+			return false;
+		}
+		name = n->input[0];
+	}
+	return false;
+}
+
 /* Resolve name to a float constant and read it into *out (caller frees).
  * 1 ok, 0 not a readable float constant, -1 out of memory. */
 static int read_const(const bnf_graph *gi, const char *name, bnf_const *c, double **out)
@@ -705,7 +750,8 @@ int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bn
 		vc.op = BNF_VOP_BN;
 		vc.eps = (double)bnf_node_attr_float(node, "epsilon", 1e-5f);
 		vc.bn_before = node->n_output >= 1 && layer->n_input >= 1 && strcmp(layer->input[0], node->output[0]) == 0;
-		if (node->n_input < 5 || (!vc.bn_before && strcmp(node->input[0], layer->output[0]) != 0)) {
+		if (node->n_input < 5 || (!vc.bn_before && strcmp(node->input[0], layer->output[0]) != 0 &&
+					  !passes_through(gi, node->input[0], layer->output[0]))) {
 			problem = "the BN is not next to the layer";
 			goto done;
 		}

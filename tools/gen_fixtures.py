@@ -1513,6 +1513,40 @@ def _():
 def _():
     return bn_conv("bn_conv_two_readers", extra_reader=True)
 
+
+def conv_transposes_bn(name, perms):
+    """X -> Conv -> Transpose(p) for p in perms (with an Identity between) -> BN -> Y."""
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (2, 3, 5, 5))
+    cur, _s = add_conv(g, rng, "X", 3, 4, (5, 5), "conv")
+    shape = [2, 4, 5, 5]
+    for i, perm in enumerate(perms):
+        out = "t%d" % i
+        g.node("Transpose", [cur], [out], name="transpose%d" % i, perm=list(perm))
+        shape = [shape[k] for k in perm]
+        cur = out
+        if i == 0:
+            g.node("Identity", [cur], ["ident"], name="identity")
+            cur = "ident"
+    add_bn(g, cur, add_bn_inits(g, rng, shape[1], "bn"), "Y", "bn")
+    g.out("Y", tuple(shape))
+    return make_model(g.build(), 13, 7)
+
+
+@fixture("conv_nhwc_roundtrip_bn.onnx",
+         "Conv -> Transpose(0,2,3,1) -> Identity -> Transpose(0,3,1,2) -> BN, as TF converters emit: the "
+         "transposes undo each other, so the BN folds into the Conv", 1, 1, patterns={"conv_bn": 1})
+def _():
+    return conv_transposes_bn("conv_nhwc_roundtrip_bn", [(0, 2, 3, 1), (0, 3, 1, 2)])
+
+
+@fixture("conv_transpose_moves_channel_bn.onnx",
+         "Conv -> Transpose(0,2,1,3) -> BN: the BN's channel axis is the Conv's height, nothing to fold",
+         1, 0, skipped={"no_linear_producer": 1})
+def _():
+    return conv_transposes_bn("conv_transpose_moves_channel_bn", [(0, 2, 1, 3)])
+
 # ---------------------------------------------------------------- mixed / other
 
 @fixture("conv_bn_mixed.onnx",

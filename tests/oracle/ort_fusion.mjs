@@ -158,11 +158,11 @@ function explain(b, skip, orig) {
       path.push(x.op);
       x = producer.get(x.inputs[0]);
     }
-    if (x && x.op === 'Conv' && path.includes('Transpose')) {
+    if (x && x.op === 'Conv' && path.includes('Squeeze')) {
       return {
         kind: 'todo',
-        text: 'the Conv reaches the BN through Transpose/Identity/Squeeze nodes that ORT cancels ' +
-          '(transpose optimizer); bnfold does not move them',
+        text: 'the Conv reaches the BN through a Squeeze between Transposes that ORT cancels ' +
+          '(transpose optimizer); bnfold follows only Transpose and Identity',
       };
     }
   }
