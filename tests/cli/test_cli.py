@@ -16,6 +16,8 @@ import sys
 import tempfile
 
 import onnx
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bnftest  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -25,11 +27,8 @@ args = ap.parse_args()
 BNFOLD = os.path.abspath(args.bnfold)
 DEMO = os.path.join(os.path.abspath(args.testdata), "demo.onnx")
 NOTHING = os.path.join(os.path.abspath(args.testdata), "nothing_to_fold.onnx")
-results = []
-
-
-def check(ok, desc, diag=""):
-    results.append((bool(ok), desc, diag))
+tap = bnftest.Tap()
+check = tap.check
 
 
 # Put before each run by the valgrind test setup (see tests/bnftest.py).
@@ -218,11 +217,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print("TAP version 13")
-for i, (ok, desc, diag) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {desc}")
-    if not ok and diag:
-        for line in str(diag).splitlines():
-            print(f"# {line}")
-print(f"1..{len(results)}")
-sys.exit(0 if all(r[0] for r in results) else 1)
+sys.exit(tap.emit())

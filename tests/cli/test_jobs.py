@@ -18,6 +18,8 @@ import tempfile
 
 import jsonschema
 import onnx
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bnftest  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -30,12 +32,8 @@ TESTDATA = os.path.abspath(args.testdata)
 SCHEMA = json.load(open(args.schema))
 EXPECTED = {fx["file"]: fx for fx in json.load(open(os.path.join(TESTDATA, "expected.json")))["fixtures"]}
 COLUMNS = ["LAYER", "BN", "PATTERN", "CHANNELS", "DTYPE", "ACTION", "REASON"]
-results = []
-
-
-def check(ok, desc, diag=""):
-    results.append((bool(ok), desc, diag))
-    return bool(ok)
+tap = bnftest.Tap()
+check = tap.check
 
 
 def run(argv, stdin=None, cwd=None):
@@ -384,11 +382,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print("TAP version 13")
-for i, (ok, desc, diag) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {desc}")
-    if not ok and diag:
-        for line in str(diag).splitlines():
-            print(f"# {line}")
-print(f"1..{len(results)}")
-sys.exit(0 if all(r[0] for r in results) else 1)
+sys.exit(tap.emit())

@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bnftest  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -24,11 +26,8 @@ args = ap.parse_args()
 BNFOLD = os.path.abspath(args.bnfold)
 TESTDATA = os.path.abspath(args.testdata)
 DEMO = os.path.join(TESTDATA, "demo.onnx")
-results = []
-
-
-def check(ok, desc, diag=""):
-    results.append((bool(ok), desc, diag))
+tap = bnftest.Tap()
+check = tap.check
 
 
 def run(argv):
@@ -137,11 +136,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print("TAP version 13")
-for i, (ok, desc, diag) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {desc}")
-    if not ok and diag:
-        for line in str(diag).splitlines():
-            print(f"# {line}")
-print(f"1..{len(results)}")
-sys.exit(0 if all(r[0] for r in results) else 1)
+sys.exit(tap.emit())

@@ -19,6 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bnftest  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -30,12 +32,8 @@ SRC = os.path.abspath(args.source_root)
 BUILD = os.path.abspath(args.build_root)
 BNFOLD = os.path.abspath(args.bnfold)
 MAN = os.path.join(SRC, "src", "bnfold.1")
-results = []
-
-
-def check(ok, desc, diag=""):
-    results.append((bool(ok), desc, diag))
-    return bool(ok)
+tap = bnftest.Tap()
+check = tap.check
 
 
 def read(*parts):
@@ -163,11 +161,4 @@ if check(meson is not None, "meson is installed"):
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
-print("TAP version 13")
-for i, (ok, desc, diag) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {desc}")
-    if not ok and diag:
-        for line in str(diag).splitlines():
-            print(f"# {line}")
-print(f"1..{len(results)}")
-sys.exit(0 if all(r[0] for r in results) else 1)
+sys.exit(tap.emit())

@@ -25,6 +25,8 @@ import tempfile
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bnftest  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -33,11 +35,8 @@ ap.add_argument("--node-modules")
 ap.add_argument("--workdir")
 a, _ = ap.parse_known_args()
 BNFOLD = os.path.abspath(a.bnfold)
-results = []
-
-
-def check(ok, desc, diag=""):
-    results.append((bool(ok), desc, diag))
+tap = bnftest.Tap()
+check = tap.check
 
 
 def run(args, cwd=None):
@@ -233,11 +232,4 @@ try:
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
-print("TAP version 13")
-for i, (ok, desc, diag) in enumerate(results, 1):
-    print("%s %d - %s" % ("ok" if ok else "not ok", i, desc))
-    if not ok and diag:
-        for line in str(diag).splitlines()[:10]:
-            print("# " + line)
-print("1..%d" % len(results))
-sys.exit(0 if all(r[0] for r in results) else 1)
+sys.exit(tap.emit())

@@ -15,6 +15,8 @@ import sys
 import tempfile
 
 import onnx
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bnftest  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -24,11 +26,8 @@ ap.add_argument("--limit-mib", type=float, default=64.0)
 ap.add_argument("--width-scale", type=float, default=1.65)
 a = ap.parse_args()
 
-results = []
-
-
-def check(ok, desc, diag=""):
-    results.append((bool(ok), desc, diag))
+tap = bnftest.Tap()
+check = tap.check
 
 
 def timed(cmd):
@@ -76,11 +75,4 @@ try:
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
-print("TAP version 13")
-for i, (ok, desc, diag) in enumerate(results, 1):
-    print("%s %d - %s" % ("ok" if ok else "not ok", i, desc))
-    if not ok and diag:
-        for line in str(diag).splitlines()[:10]:
-            print("# " + line)
-print("1..%d" % len(results))
-sys.exit(0 if all(r[0] for r in results) else 1)
+sys.exit(tap.emit())
