@@ -389,6 +389,18 @@ static int bn_params(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *bn
 	return 1;
 }
 
+/* p->scale from the BN parameters vals (scale, B, mean, var): true, or
+ * false after recording why not (NaN/Inf, var + eps <= 0). */
+static bool bn_scale(bnf_plan *p, double *const vals[4])
+{
+	size_t bad;
+	int r = bnf_bn_scale(vals[0], vals[2], vals[3], vals[1], p->eps, p->channels, p->scale, &bad);
+	if (r != BNF_FOLD)
+		skip(p, (bnf_reason)r, "channel %zu: scale=%g mean=%g var=%g B=%g epsilon=%g", bad, vals[0][bad],
+		     vals[2][bad], vals[3][bad], vals[1][bad], p->eps);
+	return r == BNF_FOLD;
+}
+
 static void free4(double *v[4])
 {
 	for (int i = 0; i < 4; i++)
@@ -400,8 +412,7 @@ static int plan_after_layer(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 			    const bnf_value *x, layer_kind kind)
 {
 	const Onnx__NodeProto *layer = gi->g->node[x->producer];
-	double *vals[4] = {0}, *old_bias = NULL, *scratch = NULL;
-	size_t bad;
+	double *vals[4] = {0}, *old_bias = NULL;
 	int r;
 
 	p->layer_node = x->producer;
@@ -420,15 +431,12 @@ static int plan_after_layer(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 		goto out;
 	p->scale = malloc(p->channels * sizeof(double));
 	p->new_bias = malloc(p->channels * sizeof(double));
-	scratch = malloc(CHUNK * sizeof(double));
-	if (!p->scale || !p->new_bias || !scratch) {
+	if (!p->scale || !p->new_bias) {
 		r = oom(gi, bn);
 		goto out;
 	}
-	r = bnf_bn_scale(vals[0], vals[2], vals[3], vals[1], p->eps, p->channels, p->scale, &bad);
-	if (r != BNF_FOLD) {
-		r = skip(p, (bnf_reason)r, "channel %zu: scale=%g mean=%g var=%g B=%g epsilon=%g", bad,
-			 vals[0][bad], vals[2][bad], vals[3][bad], vals[1][bad], p->eps);
+	if (!bn_scale(p, vals)) {
+		r = 0;
 		goto out;
 	}
 	bnf_bn_bias(old_bias, vals[2], vals[1], p->scale, p->channels, p->new_bias);
@@ -436,7 +444,6 @@ static int plan_after_layer(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 out:
 	free4(vals);
 	free(old_bias);
-	free(scratch);
 	return r < 0 ? -1 : 0;
 }
 
@@ -485,7 +492,7 @@ static int plan_before_conv(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 	const Onnx__NodeProto *conv;
 	const bnf_tview *w;
 	double *vals[4] = {0}, *old_bias = NULL, *t = NULL, *scratch = NULL;
-	size_t bad, cout, cin_g, groups, K;
+	size_t cout, cin_g, groups, K;
 	int slot = -1, ci, r;
 
 	if (!y || y->is_output || y->n_consumers != 1)
@@ -533,10 +540,8 @@ static int plan_before_conv(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 		r = oom(gi, bn);
 		goto out;
 	}
-	r = bnf_bn_scale(vals[0], vals[2], vals[3], vals[1], p->eps, p->channels, p->scale, &bad);
-	if (r != BNF_FOLD) {
-		r = skip(p, (bnf_reason)r, "channel %zu: scale=%g mean=%g var=%g B=%g epsilon=%g", bad,
-			 vals[0][bad], vals[2][bad], vals[3][bad], vals[1][bad], p->eps);
+	if (!bn_scale(p, vals)) {
+		r = 0;
 		goto out;
 	}
 	for (size_t c = 0; c < p->channels; c++)
@@ -686,7 +691,7 @@ int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p)
 	const Onnx__NodeProto *layer;
 	layer_kind kind = L_NONE;
 	bnf_const k;
-	double *kv = NULL, *old_bias = NULL, *scratch = NULL;
+	double *kv = NULL, *old_bias = NULL;
 	size_t out_rank;
 	int side = -1, r;
 
@@ -736,9 +741,8 @@ int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p)
 	}
 	p->scale = malloc(p->channels * sizeof(double));
 	p->new_bias = malloc(p->channels * sizeof(double));
-	scratch = malloc(CHUNK * sizeof(double));
 	kv = read_all(&k.view);
-	if (!p->scale || !p->new_bias || !scratch || !kv) {
+	if (!p->scale || !p->new_bias || !kv) {
 		r = oom(gi, op);
 		goto out;
 	}
@@ -761,7 +765,6 @@ out:
 	bnf_const_release(&k);
 	free(kv);
 	free(old_bias);
-	free(scratch);
 	return r < 0 ? -1 : 0;
 }
 
