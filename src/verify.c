@@ -385,6 +385,16 @@ static const char *folded_range(const bnf_plan *p, size_t first, size_t n, const
 	return NULL;
 }
 
+/* Weight elements [first, first + n) as the folded model stores them:
+ * folded from w when the plan scales the weight, else read as they are. */
+static const char *stored_range(const bnf_plan *p, size_t first, size_t n, const double *w, double *wf)
+{
+	if (p->scale_weight)
+		return folded_range(p, first, n, w, wf);
+	bnf_tview_read_range(&p->weight.view, first, n, wf);
+	return NULL;
+}
+
 /* Where weight element i goes: output channel *o, position *pos of the
  * receptive field, input channel *ci (BN before a Conv) and tap *k of its
  * row; returns how many elements from i on share o and ci with
@@ -430,14 +440,10 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 		if (vc->layer == BNF_VL_GEMM && !vc->trans_b && !vc->bn_before) {
 			/* B [K, N]: row k feeds every output channel with input k;
 			 * element by element, without a division each */
-			const char *why = NULL;
+			const char *why;
 			size_t k = done / g->d1, o = done % g->d1;
 			bnf_tview_read_range(wv, done, n, w);
-			if (p->scale_weight)
-				why = folded_range(p, done, n, w, wf);
-			else
-				bnf_tview_read_range(&p->weight.view, done, n, wf);
-			if (why)
+			if ((why = stored_range(p, done, n, w, wf)))
 				return why;
 			for (size_t j = 0; j < n; j++) {
 				double t1 = w[j] * x1[k], t2 = w[j] * x2[k];
@@ -484,11 +490,7 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 				have_w = true;
 			}
 			if (!have_wf) {
-				const char *why = NULL;
-				if (p->scale_weight)
-					why = folded_range(p, done, n, w, wf);
-				else
-					bnf_tview_read_range(&p->weight.view, done, n, wf);
+				const char *why = stored_range(p, done, n, w, wf);
 				if (why)
 					return why;
 				have_wf = true;
