@@ -504,34 +504,63 @@ void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 	}
 }
 
+/* The largest |x| of n float32 elements given as their bits, as bits:
+ * clearing the sign bit orders them as integers, and every NaN or Inf
+ * compares at or above 0x7f800000. */
+static uint32_t f32_maxabs_bits(const uint32_t *b, size_t n, uint32_t m)
+{
+	for (size_t k = 0; k < n; k++) {
+		uint32_t a = b[k] & 0x7fffffffu;
+		m = a > m ? a : m;
+	}
+	return m;
+}
+
 int bnf_tview_channel_maxabs(const bnf_tview *v, const bnf_layout *l, double *maxabs, size_t *bad)
 {
 	enum { CHUNK = 1 << 16 };
-	bool fast = fast_f32(v) && !(v->raw && !v->src);
-	double *scratch = malloc(CHUNK * (fast ? sizeof(float) : sizeof(double)));
+	bool f32 = fast_f32(v), in_file = f32 && v->src;
+	double *scratch = malloc(CHUNK * (f32 ? sizeof(float) : sizeof(double)));
+	uint32_t *mbits = f32 ? calloc(l->channels ? l->channels : 1, sizeof(uint32_t)) : NULL;
 	int rc = 0;
 
-	if (!scratch)
+	if (!scratch || (f32 && !mbits)) {
+		free(scratch);
+		free(mbits);
 		return -1;
+	}
 	for (size_t c = 0; c < l->channels; c++)
 		maxabs[c] = 0.0;
 	for (size_t done = 0; done < v->numel && rc == 0; done += CHUNK) {
 		size_t n = v->numel - done < CHUNK ? v->numel - done : CHUNK;
-		const float *f = NULL;
-		if (fast_f32(v) && v->raw && !v->src)
-			f = (const float *)(const void *)(v->raw + done * 4);
-		else if (fast) {
-			bnf_tview_raw_range(v, done, n, scratch);
-			f = (const float *)(const void *)scratch;
-		} else {
-			bnf_tview_read_range(v, done, n, scratch);
+		if (f32) {
+			const uint32_t *b = (const uint32_t *)(const void *)scratch;
+			if (in_file)
+				bnf_tview_raw_range(v, done, n, scratch);
+			else
+				memcpy(scratch, v->raw + done * 4, n * 4); /* raw_data need not be aligned */
+			for (size_t i = 0; i < n;) {
+				size_t run = run_length(l, done + i, n - i), c = bnf_layout_channel(l, done + i);
+				uint32_t m = f32_maxabs_bits(b + i, run, mbits[c]);
+				if (m >= 0x7f800000u) { /* NaN or Inf: which one */
+					size_t k = 0;
+					while ((b[i + k] & 0x7fffffffu) < 0x7f800000u)
+						k++;
+					*bad = done + i + k;
+					rc = 1;
+					break;
+				}
+				mbits[c] = m;
+				i += run;
+			}
+			continue;
 		}
+		bnf_tview_read_range(v, done, n, scratch);
 		for (size_t i = 0; i < n;) {
 			size_t run = run_length(l, done + i, n - i), c = bnf_layout_channel(l, done + i);
 			double m = maxabs[c];
 			for (size_t k = i; k < i + run; k++) {
-				double x = f ? (double)f[k] : scratch[k];
-				double a = fabs(x);
+				double a = fabs(scratch[k]);
 				if (!(a <= DBL_MAX)) { /* NaN or Inf */
 					*bad = done + k;
 					rc = 1;
@@ -545,6 +574,12 @@ int bnf_tview_channel_maxabs(const bnf_tview *v, const bnf_layout *l, double *ma
 				break;
 		}
 	}
+	for (size_t c = 0; f32 && c < l->channels; c++) {
+		float f;
+		memcpy(&f, &mbits[c], 4);
+		maxabs[c] = f;
+	}
 	free(scratch);
+	free(mbits);
 	return rc;
 }

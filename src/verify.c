@@ -9,7 +9,7 @@
 #include "common.h"
 #include "tensor.h"
 
-#define CHUNK 4096 /* weight elements per step */
+#define CHUNK (1 << 15) /* weight elements per step */
 
 /* Probe slots per output channel: 0 = zero input, 1..BNF_VERIFY_RANDOM =
  * random inputs, then the border probe of a BN before a padding Conv. */
@@ -253,6 +253,61 @@ static inline void add_f32(double w, double sc, double x1, double x2, double a[6
 	a[5] += fabs(t2);
 }
 
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define VERIFY_LANES 1
+typedef double v2d __attribute__((vector_size(16)));
+typedef float v2f __attribute__((vector_size(8)));
+typedef int64_t v2l __attribute__((vector_size(16)));
+
+/* |x| lane by lane (a macro: no vector arguments or results in calls) */
+#define V2_ABS(x) ((v2d)((v2l)(x) & INT64_MAX))
+
+/* The six sums of add_f32 over the first n - n % 2 raw float32 elements,
+ * two at a time in two lanes (each lane a sum in order; adding the lanes
+ * at the end bounds the rounding no worse than one sum in order).  Adds
+ * them to a and returns how many elements it took, or adds nothing and
+ * returns 0 when a folded value leaves float's range (add_f32 decides
+ * those). */
+static size_t add_lanes_f32(const uint8_t *raw, double sc, const double *x1, const double *x2, size_t n,
+			    double a[6])
+{
+	v2d s0 = {0, 0}, s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
+	v2l big = {0, 0};
+	size_t j = 0;
+
+	for (; j + 2 <= n; j += 2) {
+		v2f fv;
+		v2d w, y, wf, p1, p2, t1, t2;
+		memcpy(&fv, raw + 4 * j, sizeof(fv));
+		w = __builtin_convertvector(fv, v2d);
+		y = w * sc;
+		big |= V2_ABS(y) > FLT_MAX;
+		wf = __builtin_convertvector(__builtin_convertvector(y, v2f), v2d);
+		memcpy(&p1, x1 + j, sizeof(p1));
+		memcpy(&p2, x2 + j, sizeof(p2));
+		t1 = w * p1;
+		t2 = w * p2;
+		s0 += t1;
+		s1 += t2;
+		s2 += wf * p1;
+		s3 += wf * p2;
+		s4 += V2_ABS(t1);
+		s5 += V2_ABS(t2);
+	}
+	if (big[0] | big[1])
+		return 0;
+	a[0] += s0[0] + s0[1];
+	a[1] += s1[0] + s1[1];
+	a[2] += s2[0] + s2[1];
+	a[3] += s3[0] + s3[1];
+	a[4] += s4[0] + s4[1];
+	a[5] += s5[0] + s5[1];
+	return j;
+}
+#else
+#define VERIFY_LANES 0
+#endif
+
 /* add_run for float32 elements that the plan scales by one sc, from
  * doubles (w) or straight from the little-endian bytes the model stores
  * (raw, when not NULL). */
@@ -261,7 +316,12 @@ static void add_run_f32(const double *w, const uint8_t *raw, double sc, const do
 {
 	double a[6] = {0};
 	if (raw) {
-		for (size_t j = 0; j < n; j++, raw += 4) {
+		size_t j = 0;
+#if VERIFY_LANES
+		j = add_lanes_f32(raw, sc, x1, x2, n, a);
+		raw += 4 * j;
+#endif
+		for (; j < n; j++, raw += 4) {
 			uint32_t bits = (uint32_t)raw[0] | (uint32_t)raw[1] << 8 | (uint32_t)raw[2] << 16 |
 					(uint32_t)raw[3] << 24;
 			float fv;
@@ -422,7 +482,8 @@ typedef struct sums {
 
 /* One pass over the weight; the problem found, or NULL. */
 static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom *g, const double *sd,
-			const double *s, const double *x1, const double *x2, double *w, double *wf, sums *acc)
+			const double *s, const double *x1, const double *x2, double *w, double *wf, uint8_t *bytes,
+			sums *acc)
 {
 	const bnf_tview *wv = vc->weight;
 	const bnf_layout *l = &p->transform.layout;
@@ -430,13 +491,16 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 	 * segment lies in one run of the plan's layout (it does when the
 	 * layout is right), reading raw_data in place */
 	bool fuse = p->scale_weight && p->dtype == BNF_DT_FLOAT && !vc->bn_before;
-	const uint8_t *raw = fuse && wv->raw && !wv->src && !wv->lazy && !wv->uniform && !wv->floats
-				     ? wv->raw /* in memory; a payload left in the file is read below */
-				     : NULL;
+	bool stored = fuse && wv->dtype == BNF_DT_FLOAT && wv->raw && !wv->lazy && !wv->uniform && !wv->floats;
+	const uint8_t *raw = stored && !wv->src ? wv->raw : NULL; /* in memory */
+	bool from_file = stored && wv->src;                        /* left in the input file: bytes per chunk */
 
 	for (size_t done = 0; done < wv->numel; done += CHUNK) {
 		size_t n = wv->numel - done < CHUNK ? wv->numel - done : CHUNK;
 		bool have_w = false, have_wf = false;
+		const uint8_t *craw = raw ? raw + 4 * done : NULL;
+		if (from_file && bnf_tview_raw_range(wv, done, n, bytes) == 0)
+			craw = bytes;
 		if (vc->layer == BNF_VL_GEMM && !vc->trans_b && !vc->bn_before) {
 			/* B [K, N]: row k feeds every output channel with input k;
 			 * element by element, without a division each */
@@ -470,7 +534,7 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 			r = acc->R + o * NPROBE;
 			f = acc->F + o * NPROBE;
 			m = acc->M + o * NPROBE;
-			if (!raw && !wv->uniform && !have_w) {
+			if (!craw && !wv->uniform && !have_w) {
 				bnf_tview_read_range(wv, done, n, w);
 				have_w = true;
 			}
@@ -481,7 +545,7 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 					add_run_uniform(wv->fill, p->transform.scale[c], x1 + pos, x2 + pos, run, r, f, m);
 					continue;
 				}
-				add_run_f32(w + j, raw ? raw + 4 * i : NULL, p->transform.scale[c], x1 + pos, x2 + pos, run,
+				add_run_f32(w + j, craw ? craw + 4 * j : NULL, p->transform.scale[c], x1 + pos, x2 + pos, run,
 					    r, f, m);
 				continue;
 			}
@@ -510,6 +574,7 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 {
 	geom g;
 	sums acc = {0};
+	uint8_t *bytes = NULL;
 	double *w = NULL, *wf = NULL, *sd = NULL, *s = NULL, *x1 = NULL, *x2 = NULL;
 	double floor_term;
 	size_t n_probe;
@@ -528,13 +593,14 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 	acc.M = calloc(g.out_channels * NPROBE, sizeof(double));
 	w = malloc(CHUNK * sizeof(double));
 	wf = malloc(CHUNK * sizeof(double));
+	bytes = malloc(CHUNK * 4);
 	x1 = malloc(g.terms * sizeof(double));
 	x2 = malloc(g.terms * sizeof(double));
 	if (vc->op == BNF_VOP_BN) {
 		sd = malloc(vc->channels * sizeof(double));
 		s = malloc(vc->channels * sizeof(double));
 	}
-	if (!acc.R || !acc.F || !acc.M || !w || !wf || !x1 || !x2 || (vc->op == BNF_VOP_BN && (!sd || !s))) {
+	if (!acc.R || !acc.F || !acc.M || !w || !wf || !bytes || !x1 || !x2 || (vc->op == BNF_VOP_BN && (!sd || !s))) {
 		bnf_error("out of memory verifying a fusion");
 		goto out;
 	}
@@ -545,7 +611,7 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 		s[c] = vc->gamma[c] / sd[c];
 	}
 	probe_inputs(g.terms, x1, x2);
-	if ((v->problem = pass(vc, p, &g, sd, s, x1, x2, w, wf, &acc))) {
+	if ((v->problem = pass(vc, p, &g, sd, s, x1, x2, w, wf, bytes, &acc))) {
 		v->max_abs_err = v->max_rel_err = INFINITY;
 		rc = 0;
 		goto out;
@@ -592,6 +658,7 @@ out:
 	free(acc.M);
 	free(w);
 	free(wf);
+	free(bytes);
 	free(sd);
 	free(s);
 	free(x1);

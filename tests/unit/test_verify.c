@@ -390,5 +390,78 @@ int main(void)
 		OK(bnf_verify_run(&vc, &p, ldexp(1, -30), &v) == 0 && !v.ok,
 		   "float16 rounding does not pass a float32-sized tolerance");
 	}
+	/* The float32 weight read from raw_data goes two elements at a time;
+	 * from float_data one at a time.  Conv W [3, 1, 7] (7 elements per
+	 * channel: an odd run), values with real rounding: both readings give
+	 * the same verdict and errors within one float32 rounding; a scale
+	 * that pushes one folded element past float's range is judged the
+	 * same way too (the stored value would be inf: the check fails). */
+	{
+		enum { C = 3, K = 7, N = C * K };
+		float wv[N];
+		uint8_t raw[4 * N];
+		const int64_t dims[3] = {C, 1, K};
+		double bias[C] = {0.1, -0.2, 0.3}, gamma[C] = {1.1, -0.7, 2.3}, beta[C] = {0.01, 0.02, -0.03};
+		double mean[C] = {0.3, -0.1, 0.2}, var[C] = {0.9, 1.7, 0.05}, scale[C], nb[C], lane_abs, lane_rel;
+		bnf_layout l = {.inner = K, .per_group = C, .rows_per_group = 1, .channels = C};
+		bnf_verify_case vc = {.layer = BNF_VL_CONV, .group = 1, .alpha = 1, .beta = 1, .bias = bias, .bias_len = C,
+				      .op = BNF_VOP_BN, .gamma = gamma, .bn_b = beta, .mean = mean, .var = var, .eps = 1e-5,
+				      .channels = C, .pad_axis = -1, .folded_alpha = 1, .folded_beta = 1};
+		Onnx__TensorProto t;
+		bnf_tview rv;
+		char err[200];
+		wt w;
+		bnf_plan p;
+
+		for (int i = 0; i < N; i++)
+			wv[i] = (float)(0.37 * sin(1.3 * i + 0.2) + (i % 3) * 0.011);
+		for (int i = 0; i < N; i++) {
+			uint32_t b;
+			memcpy(&b, &wv[i], 4);
+			for (int k = 0; k < 4; k++)
+				raw[4 * i + k] = (uint8_t)(b >> (8 * k));
+		}
+		for (int c = 0; c < C; c++) {
+			scale[c] = gamma[c] / sqrt(var[c] + 1e-5);
+			nb[c] = (bias[c] - mean[c]) * scale[c] + beta[c];
+		}
+		weight_f32(&w, wv, 3, dims);
+		t = w.t;
+		t.n_float_data = 0;
+		t.float_data = NULL;
+		t.has_raw_data = 1;
+		t.raw_data.data = raw;
+		t.raw_data.len = sizeof(raw);
+		OK(bnf_tview_from_tensor(&t, &rv, err, sizeof(err)) == BNF_TENSOR_OK, "raw_data [3, 1, 7] weight view");
+		vc.weight = &rv;
+		plan_of(&p, &w, &l, scale, nb, C);
+		p.weight.view = rv;
+		OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && v.ok && v.max_rel_err > 0 && v.max_rel_err <= u32,
+		   "raw_data, odd runs: passes with a rounding error within 2^-24 (max_rel_err %.3g)", v.max_rel_err);
+		lane_abs = v.max_abs_err;
+		lane_rel = v.max_rel_err;
+		vc.weight = &w.v;
+		p.weight.view = w.v;
+		OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && v.ok, "float_data, odd runs: passes");
+		NEAR(v.max_abs_err, lane_abs, 1e-15, "... with the same max_abs_err as raw_data (%.3g, %.3g)", v.max_abs_err,
+		     lane_abs);
+		NEAR(v.max_rel_err, lane_rel, 1e-15, "... and the same max_rel_err");
+
+		wv[2 * K + 3] = 1e38f; /* channel 2, element 3: |1e38 * s2| > FLT_MAX */
+		weight_f32(&w, wv, 3, dims);
+		{
+			uint32_t b;
+			memcpy(&b, &wv[2 * K + 3], 4);
+			for (int k = 0; k < 4; k++)
+				raw[4 * (2 * K + 3) + k] = (uint8_t)(b >> (8 * k));
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			vc.weight = pass ? &w.v : &rv;
+			p.weight.view = pass ? w.v : rv;
+			OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && !v.ok && v.worst_channel == 2 && isinf(v.max_rel_err),
+			   "%s: a folded element beyond float's range fails on channel 2 (max_rel_err %g)",
+			   pass ? "float_data" : "raw_data", v.max_rel_err);
+		}
+	}
 	return tap_done();
 }
