@@ -455,6 +455,7 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	case BNF_JOB_FOLD:
 		if (bnf_output_open(output, &out) < 0)
 			goto done;
+		out.no_sync = o->no_fsync;
 		if ((res.n_fusions == 0 && !in.has_external ? bnf_output_write_input(&out, &in) /* unchanged, byte for byte */
 							     : bnf_output_write_model(&out, in.model, &in.payloads, o->inline_all)) < 0) {
 			bnf_output_abort(&out);

@@ -28,6 +28,7 @@ typedef struct bnf_run_options {
 	bool report_lines;   /* report as one JSON line per input (several inputs) */
 	bool no_stream;      /* read every payload into memory (the simple path, for tests) */
 	bool inline_all;     /* write external data into the model itself */
+	bool no_fsync;       /* FOLD: rename outputs into place without fsync */
 } bnf_run_options;
 
 /* What a run over several inputs has done so far. */

@@ -16,7 +16,7 @@ enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY 
 
 /* Long options without a short form. */
 enum {
-	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE,
+	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE, OPT_NO_FSYNC,
 	OPT_VERIFY, OPT_NO_VERIFY, OPT_TOLERANCE,
 };
 
@@ -44,6 +44,9 @@ static void usage(FILE *f)
 	      "                          or stdout when INPUT is '-')\n"
 	      "      --report FILE       write a JSON report of every fusion and skip\n"
 	      "                          ('-' = stdout); one JSON line per INPUT if several\n"
+	      "      --no-fsync          do not wait for the output to reach the disk before\n"
+	      "                          renaming it into place (faster; after a crash or\n"
+	      "                          power loss the output may be empty or partial)\n"
 	      "\n"
 	      "Folding:\n"
 	      "      --fold-overridable  also fold initializers listed as graph inputs\n"
@@ -166,6 +169,7 @@ int main(int argc, char **argv)
 		{"fold-overridable", no_argument, NULL, OPT_FOLD_OVERRIDABLE},
 		{"no-stream", no_argument, NULL, OPT_NO_STREAM},
 		{"inline", no_argument, NULL, OPT_INLINE},
+		{"no-fsync", no_argument, NULL, OPT_NO_FSYNC},
 		{"verify", no_argument, NULL, OPT_VERIFY},
 		{"no-verify", no_argument, NULL, OPT_NO_VERIFY},
 		{"tolerance", required_argument, NULL, OPT_TOLERANCE},
@@ -195,6 +199,7 @@ int main(int argc, char **argv)
 		case OPT_FOLD_OVERRIDABLE: o.fold.fold_overridable = true; break;
 		case OPT_NO_STREAM: o.no_stream = true; break;
 		case OPT_INLINE: o.inline_all = true; break;
+		case OPT_NO_FSYNC: o.no_fsync = true; break;
 		case OPT_VERIFY: o.fold.no_verify = false; break;
 		case OPT_NO_VERIFY: o.fold.no_verify = true; break;
 		case OPT_TOLERANCE: {

@@ -36,6 +36,34 @@ static void on_signal(int sig)
 
 static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
+/* Input files are read through mappings: if one shrinks under bnfold,
+ * reading a page past its new end raises SIGBUS.  Then say so in one line
+ * naming the model, remove the temp file and exit 1. */
+static char bus_msg[PATH_MAX + 96];
+static size_t bus_len;
+
+static void on_bus(int sig)
+{
+	(void)sig;
+	if (bus_len)
+		(void)!write(2, bus_msg, bus_len);
+	if (pending_tmp[0])
+		unlink(pending_tmp);
+	_exit(1);
+}
+
+static void catch_bus(const char *path)
+{
+	struct sigaction sa;
+	int n = snprintf(bus_msg, sizeof(bus_msg), "bnfold: error: %s: a file it reads from shrank while being read\n",
+			 path);
+	bus_len = n > 0 && (size_t)n < sizeof(bus_msg) ? (size_t)n : 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_bus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
 /* Remove the temp file on these signals, except where the caller chose to
  * ignore one (nohup, background jobs): that choice stands. */
 static void catch_signals(void)
@@ -635,6 +663,7 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 				goto fail;
 			}
 			in->len = (size_t)st.st_size;
+			catch_bus(path);
 			if (stream) {
 				int r = open_streaming(in, fd);
 				fd = -1; /* the payload registry owns it now */
@@ -923,6 +952,24 @@ fail:
 	return -1;
 }
 
+/* Start writeback of what a temp file has gained since the last call, in
+ * steps of WRITEBACK_STEP: the disk works while the rest is computed, and
+ * fsync at the end waits for less. */
+#define WRITEBACK_STEP ((uint64_t)8 << 20)
+
+static void wrote(bnf_output *out, uint64_t n)
+{
+	out->written += n;
+#ifdef SYNC_FILE_RANGE_WRITE
+	if (out->tmp_path && !out->no_sync && out->written - out->flushing >= WRITEBACK_STEP) {
+		/* advice only: an error here shows again at fsync */
+		(void)sync_file_range(out->fd, (off_t)out->flushing, (off_t)(out->written - out->flushing),
+				      SYNC_FILE_RANGE_WRITE);
+		out->flushing = out->written;
+	}
+#endif
+}
+
 static void flush_raw(bnf_output *out, const uint8_t *p, size_t n)
 {
 	while (n > 0 && !out->err) {
@@ -939,6 +986,7 @@ static void flush_raw(bnf_output *out, const uint8_t *p, size_t n)
 		}
 		p += w;
 		n -= (size_t)w;
+		wrote(out, (uint64_t)w);
 	}
 }
 
@@ -980,10 +1028,12 @@ static void copy_from_source(bnf_output *out, const bnf_source *src, uint64_t of
 		if (n > 0) {
 			off += (uint64_t)n;
 			len -= (size_t)n;
+			wrote(out, (uint64_t)n);
 			continue;
 		}
 		if (n == 0 && out->tmp_path) { /* the input shrank under us */
 			out->err = EIO;
+			out->read_from = src->path;
 			return;
 		}
 		n = pread(src->fd, buf, len < OUT_BUF ? len : OUT_BUF, (off_t)off);
@@ -991,6 +1041,7 @@ static void copy_from_source(bnf_output *out, const bnf_source *src, uint64_t of
 			continue;
 		if (n <= 0) {
 			out->err = n < 0 ? errno : EIO;
+			out->read_from = src->path;
 			return;
 		}
 		flush_raw(out, buf, (size_t)n);
@@ -999,28 +1050,36 @@ static void copy_from_source(bnf_output *out, const bnf_source *src, uint64_t of
 	}
 }
 
-/* Write a computed payload chunk by chunk. */
+/* Write a computed payload chunk by chunk, computed straight into the
+ * output buffer. */
 static void write_lazy(bnf_output *out, const bnf_lazy *lz)
 {
 	enum { CHUNK = 1 << 16 };
 	size_t es = bnf_dtype_size(lz->tf.dtype), numel = lz->src.numel;
 	double *scratch = malloc(CHUNK * sizeof(double));
-	uint8_t *bytes = malloc(CHUNK * 8);
 
-	if (!scratch || !bytes) {
+	if (!scratch) {
 		out->err = ENOMEM;
-		goto done;
+		return;
 	}
-	for (size_t done = 0; done < numel && !out->err; done += CHUNK) {
-		size_t n = numel - done < CHUNK ? numel - done : CHUNK;
-		bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, bytes);
-		bnf_output_write(out, bytes, n * es);
+	for (size_t done = 0, n; done < numel && !out->err; done += n) {
+		size_t room = (OUT_BUF - out->used) / es;
+		if (room < CHUNK && room < numel - done) { /* then a full buffer's worth at a time */
+			flush_raw(out, out->buf, out->used);
+			out->used = 0;
+			room = OUT_BUF / es;
+		}
+		n = numel - done < CHUNK ? numel - done : CHUNK;
+		if (n > room)
+			n = room;
+		bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, out->buf + out->used);
+		out->used += n * es;
 	}
-	if (lz->src.src && lz->src.src->err && !out->err)
+	if (lz->src.src && lz->src.src->err && !out->err) {
 		out->err = lz->src.src->err;
-done:
+		out->read_from = lz->src.src->path;
+	}
 	free(scratch);
-	free(bytes);
 }
 
 /* Write one payload: computed, copied from a source file, or in memory. */
@@ -1035,8 +1094,10 @@ static void write_payload(bnf_output *out, const bnf_payloads *pl, const uint8_t
 	}
 	if (pl && len > 0 && (src = bnf_payloads_source_of(pl, data)) != NULL) {
 		copy_from_source(out, src, (uint64_t)(data - src->base), len);
-		if (src->err && !out->err)
+		if (src->err && !out->err) {
 			out->err = src->err;
+			out->read_from = src->path;
+		}
 		return;
 	}
 	bnf_output_write(out, data, len);
@@ -1158,6 +1219,7 @@ int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_paylo
 			return -1;
 		}
 		free(data_path);
+		out->data->no_sync = out->no_sync;
 		if (!(location = bnf_asprintf("%s.data", base)))
 			return bnf_error("%s: out of memory", out->path);
 		x.data = out->data;
@@ -1199,13 +1261,17 @@ int bnf_output_commit(bnf_output *out)
 	}
 	flush_raw(out, out->buf, out->used);
 	out->used = 0;
+	if (out->err && out->read_from) {
+		bnf_error("%s: cannot read: %s", out->read_from, strerror(out->err));
+		goto done;
+	}
 	if (out->err) {
 		bnf_error("%s: cannot write: %s", strcmp(out->path, "-") == 0 ? "(stdout)" : out->path,
 			  strerror(out->err));
 		goto done;
 	}
 	if (out->tmp_path) {
-		if (fchmod(out->fd, (mode_t)out->mode) < 0 || fsync(out->fd) < 0) {
+		if (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0)) {
 			bnf_error("%s: cannot write: %s", out->path, strerror(errno));
 			goto done;
 		}

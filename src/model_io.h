@@ -59,9 +59,13 @@ typedef struct bnf_output {
 	char *tmp_path;     /* temp file to rename over final_path, or NULL when written directly */
 	char *final_path;   /* the regular file replaced at commit (symlinks resolved) */
 	int mode;           /* permissions for a new file */
-	int err;            /* first write errno */
+	int err;            /* first write errno, or read errno when read_from is set */
+	const char *read_from; /* the input file a read failed on, or NULL */
 	uint8_t *buf;
 	size_t used;
+	bool no_sync;       /* skip the fsync before the rename (--no-fsync) */
+	uint64_t written;   /* bytes written to fd so far */
+	uint64_t flushing;  /* bytes of them whose writeback has been started */
 	struct bnf_output *data; /* the external data file written beside it, or NULL */
 } bnf_output;
 
@@ -69,8 +73,10 @@ typedef struct bnf_output {
 int bnf_output_open(const char *path, bnf_output *out);
 /* Append bytes (buffered); errors are remembered until commit. */
 void bnf_output_write(bnf_output *out, const void *data, size_t len);
-/* Flush, fsync and rename into place; -1 (and the temp file removed) on any
- * error so far. */
+/* Flush, fsync (unless no_sync) and rename into place; -1 (and the temp
+ * file removed) on any error so far.  While a temp file is written, the
+ * kernel is asked every few MiB to start writing it back, so the final
+ * fsync waits for the tail only. */
 int bnf_output_commit(bnf_output *out);
 /* Give up: remove the temp file, close. Safe after commit. */
 void bnf_output_abort(bnf_output *out);
