@@ -52,6 +52,44 @@ int bnf_payloads_init(bnf_payloads *pl, const char *model_path)
 	return 0;
 }
 
+/* Bytes mapped at a time: small enough to keep the process small, large
+ * enough that mapping costs less than copying. */
+#define WINDOW ((size_t)4 << 20)
+
+const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len)
+{
+	static size_t page;
+	uint64_t start, end;
+	void *p;
+
+	if (src->win && off >= src->win_off && off + len <= src->win_off + src->win_len)
+		return src->win + (off - src->win_off);
+	if (src->fd < 0 || len > src->len || off > src->len - len)
+		return NULL;
+	if (!page)
+		page = (size_t)sysconf(_SC_PAGESIZE);
+	bnf_source_unmap(src);
+	start = off - off % page;
+	end = off + len - start > WINDOW ? off + len : start + WINDOW;
+	if (end > src->len)
+		end = src->len;
+	p = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED, src->fd, (off_t)start);
+	if (p == MAP_FAILED)
+		return NULL;
+	src->win = p;
+	src->win_off = start;
+	src->win_len = (size_t)(end - start);
+	return src->win + (off - start);
+}
+
+void bnf_source_unmap(bnf_source *src)
+{
+	if (src->win)
+		munmap((void *)src->win, src->win_len);
+	src->win = NULL;
+	src->win_len = 0;
+}
+
 void bnf_payloads_free(bnf_payloads *pl)
 {
 	for (size_t i = 0; i < pl->n; i++) {
@@ -63,6 +101,7 @@ void bnf_payloads_free(bnf_payloads *pl)
 		bnf_source *s = pl->srcs[i];
 		if (s->base && s->len)
 			munmap((void *)s->base, s->len);
+		bnf_source_unmap(s);
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s->path);

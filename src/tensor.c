@@ -465,6 +465,17 @@ int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst)
 	return 0;
 }
 
+const uint8_t *bnf_tview_raw_view(const bnf_tview *v, size_t first, size_t n)
+{
+	size_t es = bnf_dtype_size(v->dtype);
+
+	if (v->lazy || v->doubles || !v->raw)
+		return NULL;
+	if (!v->src)
+		return v->raw + first * es;
+	return bnf_source_map(v->src, v->src_off + (uint64_t)first * es, n * es);
+}
+
 /* Elements [i, i + run) share one channel: the rest of i's inner block. */
 static size_t run_length(const bnf_layout *l, size_t i, size_t left)
 {
@@ -484,13 +495,22 @@ void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 	size_t es = bnf_dtype_size(tf->dtype);
 
 	if (tf->dtype == BNF_DT_FLOAT && fast_f32(src)) {
-		float *f = (float *)(void *)out;
-		bnf_tview_raw_range(src, first, n, out);
+		/* from the stored bytes where they lie, else from a copy in out;
+		 * through memcpy, as neither need be aligned */
+		const uint8_t *in = bnf_tview_raw_view(src, first, n);
+		if (!in) {
+			bnf_tview_raw_range(src, first, n, out);
+			in = out;
+		}
 		for (size_t i = 0; i < n;) {
 			size_t run = run_length(&tf->layout, first + i, n - i);
 			double s = tf->scale[bnf_layout_channel(&tf->layout, first + i)];
-			for (size_t k = i; k < i + run; k++)
-				f[k] = (float)((double)f[k] * s); /* the plan checked it fits */
+			for (size_t k = i; k < i + run; k++) {
+				float f;
+				memcpy(&f, in + 4 * k, 4);
+				f = (float)((double)f * s); /* the plan checked it fits */
+				memcpy(out + 4 * k, &f, 4);
+			}
 			i += run;
 		}
 		return;
@@ -507,10 +527,12 @@ void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 /* The largest |x| of n float32 elements given as their bits, as bits:
  * clearing the sign bit orders them as integers, and every NaN or Inf
  * compares at or above 0x7f800000. */
-static uint32_t f32_maxabs_bits(const uint32_t *b, size_t n, uint32_t m)
+static uint32_t f32_maxabs_bits(const uint8_t *p, size_t n, uint32_t m)
 {
 	for (size_t k = 0; k < n; k++) {
-		uint32_t a = b[k] & 0x7fffffffu;
+		uint32_t a;
+		memcpy(&a, p + 4 * k, 4);
+		a &= 0x7fffffffu;
 		m = a > m ? a : m;
 	}
 	return m;
@@ -519,7 +541,7 @@ static uint32_t f32_maxabs_bits(const uint32_t *b, size_t n, uint32_t m)
 int bnf_tview_channel_maxabs(const bnf_tview *v, const bnf_layout *l, double *maxabs, size_t *bad)
 {
 	enum { CHUNK = 1 << 16 };
-	bool f32 = fast_f32(v), in_file = f32 && v->src;
+	bool f32 = fast_f32(v);
 	double *scratch = malloc(CHUNK * (f32 ? sizeof(float) : sizeof(double)));
 	uint32_t *mbits = f32 ? calloc(l->channels ? l->channels : 1, sizeof(uint32_t)) : NULL;
 	int rc = 0;
@@ -534,17 +556,17 @@ int bnf_tview_channel_maxabs(const bnf_tview *v, const bnf_layout *l, double *ma
 	for (size_t done = 0; done < v->numel && rc == 0; done += CHUNK) {
 		size_t n = v->numel - done < CHUNK ? v->numel - done : CHUNK;
 		if (f32) {
-			const uint32_t *b = (const uint32_t *)(const void *)scratch;
-			if (in_file)
+			const uint8_t *b = bnf_tview_raw_view(v, done, n);
+			if (!b) {
 				bnf_tview_raw_range(v, done, n, scratch);
-			else
-				memcpy(scratch, v->raw + done * 4, n * 4); /* raw_data need not be aligned */
+				b = (const uint8_t *)scratch;
+			}
 			for (size_t i = 0; i < n;) {
 				size_t run = run_length(l, done + i, n - i), c = bnf_layout_channel(l, done + i);
-				uint32_t m = f32_maxabs_bits(b + i, run, mbits[c]);
+				uint32_t m = f32_maxabs_bits(b + 4 * i, run, mbits[c]);
 				if (m >= 0x7f800000u) { /* NaN or Inf: which one */
 					size_t k = 0;
-					while ((b[i + k] & 0x7fffffffu) < 0x7f800000u)
+					while (f32_maxabs_bits(b + 4 * (i + k), 1, 0) < 0x7f800000u)
 						k++;
 					*bad = done + i + k;
 					rc = 1;

@@ -34,7 +34,19 @@ typedef struct bnf_source {
 	int err;
 	char *path;
 	bool external;  /* an external data file, not the model file */
+	const uint8_t *win;  /* a read-only mapping of [win_off, win_off + win_len), or NULL */
+	uint64_t win_off;
+	size_t win_len;
 } bnf_source;
+
+/* A pointer to bytes [off, off + len) of src's file, through a mapping
+ * window of a few MiB that the next call may move (so the pointer is good
+ * until the next call for src), which spares a copy when the same bytes
+ * are read sequentially; NULL when they cannot be mapped (then read them
+ * with pread). */
+const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len);
+/* Drop src's window (when done with it, and before closing src->fd). */
+void bnf_source_unmap(bnf_source *src);
 
 /* A read-only view of a constant tensor.  Either `tensor` holds the data, or
  * the view is `uniform` (every element equals `fill`: ConstantOfShape,
@@ -87,6 +99,13 @@ void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
  * dst; -1 when the view has no raw bytes (typed fields, uniform, computed).
  * A failed read from the input file zero-fills and sets src->err. */
 int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst);
+
+/* Where the stored little-endian bytes of elements [first, first + n) can
+ * be read in place: in memory, or through the window of the file they are
+ * in (bnf_source_map: good until the next read of that file); NULL when
+ * there are none (typed fields, uniform, computed) or they cannot be
+ * mapped, and then bnf_tview_raw_range copies them. */
+const uint8_t *bnf_tview_raw_view(const bnf_tview *v, size_t first, size_t n);
 
 /* For each channel of l, the largest |x| of v into maxabs (l->channels
  * values).  Returns 0, 1 when an element is NaN or Inf (*bad = its index),

@@ -259,23 +259,30 @@ typedef double v2d __attribute__((vector_size(16)));
 typedef float v2f __attribute__((vector_size(8)));
 typedef int64_t v2l __attribute__((vector_size(16)));
 
-/* |x| lane by lane (a macro: no vector arguments or results in calls) */
+/* |x| lane by lane (macros: no vector arguments or results in calls) */
 #define V2_ABS(x) ((v2d)((v2l)(x) & INT64_MAX))
+#define V4_ABS(x) ((v4d)((v4l)(x) & INT64_MAX))
 
-/* The six sums of add_f32 over the first n - n % 2 raw float32 elements,
- * two at a time in two lanes (each lane a sum in order; adding the lanes
- * at the end bounds the rounding no worse than one sum in order).  Adds
- * them to a and returns how many elements it took, or adds nothing and
- * returns 0 when a folded value leaves float's range (add_f32 decides
- * those). */
-static size_t add_lanes_f32(const uint8_t *raw, double sc, const double *x1, const double *x2, size_t n,
-			    double a[6])
+/* add_lanes_f32 below sums four lanes: lane k takes elements j with
+ * j % 4 == k, in order, and the lanes are added as (0 + 1) + (2 + 3) at
+ * the end, which bounds the rounding no worse than one sum in order.  It
+ * has two builds with the same lanes and the same order of every
+ * operation, so the same results: pairs of 2-lane vectors (any CPU), and
+ * one 4-lane vector on x86-64 CPUs with AVX2, twice as fast. */
+struct lanes2 {
+	v2d s[6];
+	v2l big;
+};
+
+/* Two lanes of the four: elements first, first + 1 of every group of four
+ * among the n4 elements from raw (n4 a multiple of 4). */
+static void lanes_half(const uint8_t *raw, double sc, const double *x1, const double *x2, size_t n4, size_t first,
+		       struct lanes2 *l)
 {
-	v2d s0 = {0, 0}, s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
-	v2l big = {0, 0};
-	size_t j = 0;
+	v2d s0 = l->s[0], s1 = l->s[1], s2 = l->s[2], s3 = l->s[3], s4 = l->s[4], s5 = l->s[5];
+	v2l big = l->big;
 
-	for (; j + 2 <= n; j += 2) {
+	for (size_t j = first; j < n4; j += 4) {
 		v2f fv;
 		v2d w, y, wf, p1, p2, t1, t2;
 		memcpy(&fv, raw + 4 * j, sizeof(fv));
@@ -294,15 +301,89 @@ static size_t add_lanes_f32(const uint8_t *raw, double sc, const double *x1, con
 		s4 += V2_ABS(t1);
 		s5 += V2_ABS(t2);
 	}
-	if (big[0] | big[1])
+	l->s[0] = s0, l->s[1] = s1, l->s[2] = s2, l->s[3] = s3, l->s[4] = s4, l->s[5] = s5;
+	l->big = big;
+}
+
+static size_t lanes_pairs(const uint8_t *raw, double sc, const double *x1, const double *x2, size_t n, double a[6])
+{
+	enum { BLOCK = 256 }; /* elements per step, a multiple of 4: in the L1 cache for the second half */
+	struct lanes2 lo = {{{0, 0}}, {0, 0}}, hi = lo;
+	size_t n4 = n - n % 4;
+
+	for (size_t j = 0; j < n4; j += BLOCK) {
+		size_t m = n4 - j < BLOCK ? n4 - j : BLOCK;
+		lanes_half(raw + 4 * j, sc, x1 + j, x2 + j, m, 0, &lo);
+		lanes_half(raw + 4 * j, sc, x1 + j, x2 + j, m, 2, &hi);
+	}
+	if (lo.big[0] | lo.big[1] | hi.big[0] | hi.big[1])
 		return 0;
-	a[0] += s0[0] + s0[1];
-	a[1] += s1[0] + s1[1];
-	a[2] += s2[0] + s2[1];
-	a[3] += s3[0] + s3[1];
-	a[4] += s4[0] + s4[1];
-	a[5] += s5[0] + s5[1];
+	for (int q = 0; q < 6; q++)
+		a[q] += (lo.s[q][0] + lo.s[q][1]) + (hi.s[q][0] + hi.s[q][1]);
+	return n4;
+}
+
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target)
+#define LANES_AVX2 1
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef int64_t v4l __attribute__((vector_size(32)));
+
+__attribute__((target("avx2")))
+static size_t lanes_avx2(const uint8_t *raw, double sc, const double *x1, const double *x2, size_t n, double a[6])
+{
+	v4d z = {0, 0, 0, 0}, s0 = z, s1 = z, s2 = z, s3 = z, s4 = z, s5 = z;
+	v4l big = {0, 0, 0, 0};
+	size_t j = 0;
+
+	for (; j + 4 <= n; j += 4) {
+		v4f fv;
+		v4d w, y, wf, p1, p2, t1, t2;
+		memcpy(&fv, raw + 4 * j, sizeof(fv));
+		w = __builtin_convertvector(fv, v4d);
+		y = w * sc;
+		big |= V4_ABS(y) > FLT_MAX;
+		wf = __builtin_convertvector(__builtin_convertvector(y, v4f), v4d);
+		memcpy(&p1, x1 + j, sizeof(p1));
+		memcpy(&p2, x2 + j, sizeof(p2));
+		t1 = w * p1;
+		t2 = w * p2;
+		s0 += t1;
+		s1 += t2;
+		s2 += wf * p1;
+		s3 += wf * p2;
+		s4 += V4_ABS(t1);
+		s5 += V4_ABS(t2);
+	}
+	if (big[0] | big[1] | big[2] | big[3])
+		return 0;
+	a[0] += (s0[0] + s0[1]) + (s0[2] + s0[3]);
+	a[1] += (s1[0] + s1[1]) + (s1[2] + s1[3]);
+	a[2] += (s2[0] + s2[1]) + (s2[2] + s2[3]);
+	a[3] += (s3[0] + s3[1]) + (s3[2] + s3[3]);
+	a[4] += (s4[0] + s4[1]) + (s4[2] + s4[3]);
+	a[5] += (s5[0] + s5[1]) + (s5[2] + s5[3]);
 	return j;
+}
+#endif
+#endif
+
+/* The six sums of add_f32 over the first n - n % 4 raw float32 elements,
+ * added to a; returns how many elements it took, or adds nothing and
+ * returns 0 when a folded value leaves float's range (add_f32 decides
+ * those). */
+static size_t add_lanes_f32(const uint8_t *raw, double sc, const double *x1, const double *x2, size_t n,
+			    double a[6])
+{
+#ifdef LANES_AVX2
+	static int avx2 = -1;
+	if (avx2 < 0)
+		avx2 = !getenv("BNFOLD_NO_AVX2") && __builtin_cpu_supports("avx2");
+	if (avx2)
+		return lanes_avx2(raw, sc, x1, x2, n, a);
+#endif
+	return lanes_pairs(raw, sc, x1, x2, n, a);
 }
 #else
 #define VERIFY_LANES 0
@@ -499,7 +580,7 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 		size_t n = wv->numel - done < CHUNK ? wv->numel - done : CHUNK;
 		bool have_w = false, have_wf = false;
 		const uint8_t *craw = raw ? raw + 4 * done : NULL;
-		if (from_file && bnf_tview_raw_range(wv, done, n, bytes) == 0)
+		if (from_file && !(craw = bnf_tview_raw_view(wv, done, n)) && bnf_tview_raw_range(wv, done, n, bytes) == 0)
 			craw = bytes;
 		if (vc->layer == BNF_VL_GEMM && !vc->trans_b && !vc->bn_before) {
 			/* B [K, N]: row k feeds every output channel with input k;

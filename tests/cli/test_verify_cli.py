@@ -128,6 +128,37 @@ try:
     rc, _, err = run(["--no-verify", "--tolerance", "0", DEMO, "-o", out])
     check(rc == 0 and os.path.exists(out), "--no-verify ignores --tolerance", err)
 
+    # --- the same numbers from both builds of verify's sums ---
+    # verify.c sums float32 weights in four lanes, with AVX2 where the CPU
+    # has it and with baseline vectors elsewhere (BNFOLD_NO_AVX2=1 forces
+    # those); the lanes and the order of every operation are the same, so
+    # every fixture's report must be identical byte for byte.
+    has_avx2 = any(" avx2" in l for l in open("/proc/cpuinfo") if l.startswith("flags")) \
+        if os.path.exists("/proc/cpuinfo") else False
+    differ, compared, verified = [], 0, 0
+    for name in sorted(os.listdir(TESTDATA)):
+        if not name.endswith(".onnx"):
+            continue
+        reps = []
+        for env in ({}, {"BNFOLD_NO_AVX2": "1"}):
+            path = os.path.join(tmp, "lanes%d.json" % len(reps))
+            subprocess.run([BNFOLD, "-q", "--list", "--fold-overridable", "--report", path,
+                            os.path.join(TESTDATA, name)], capture_output=True, timeout=60,
+                           env=dict(os.environ, **env))
+            reps.append(open(path, "rb").read() if os.path.exists(path) else b"")
+            if os.path.exists(path):
+                os.remove(path)
+        compared += 1
+        try:
+            verified += any("verify" in f for f in json.loads(reps[0])["fusions"])
+        except ValueError:
+            pass
+        if reps[0] != reps[1]:
+            differ.append(name)
+    check(verified > 40 and not differ,
+          "verify's numbers are the same with and without AVX2: %d reports, %d with verified fusions "
+          "(this CPU %s AVX2)" % (compared, verified, "has" if has_avx2 else "lacks"), " ".join(differ))
+
     # --- help and exit status ---
     rc, so, _ = run(["--help"])
     h = so.decode()

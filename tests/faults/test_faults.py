@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Output safety under failures: write errors (ENOSPC, EIO, a short write
 then an error), fsync, close, rename and create failures injected by the
-LD_PRELOAD shim faultshim.c, and SIGINT/SIGTERM/SIGHUP arriving while the
-output is being written.  Prints TAP.
+LD_PRELOAD shim faultshim.c, SIGINT/SIGTERM/SIGHUP arriving while the
+output is being written, and the input shrinking while it is read.  Prints
+TAP.
 
 After every failure: exit 1 (or death by the signal), one error line naming
 the file, no temp file (.NAME.bnfold-XXXXXX) left, and the file that was at
@@ -107,6 +108,13 @@ try:
     tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
               "writes of at most 7 bytes each: the same output as a clean run", r.diag())
 
+    # --- --no-fsync: the failing fsync is never called, the output is the same
+    d = fresh(tmp, "nofsync")
+    out = os.path.join(d, "out.onnx")
+    r = bnftest.run(BNFOLD, ["--no-fsync", DEMO, "-o", out], env=faulted(match=d, fsync="EIO"))
+    tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
+              "--no-fsync with fsync failing: not called, the same output as a clean run", r.diag())
+
     # --- --in-place: a failed write leaves the input as it was
     d = fresh(tmp, "inplace")
     model = os.path.join(d, "model.onnx")
@@ -176,6 +184,59 @@ try:
                   f"write reached: {in_write}, temp file seen: {temp_seen}, exit {p.returncode}, stderr: {err}")
         tap.check(os.listdir(d) == ["out.onnx"] and open(out, "rb").read() == OLD,
                   f"{name}: the temp file is removed and the earlier output intact", f"folder: {os.listdir(d)}")
+
+    # --- the input shrinks while it is read.  Weights that fold are read
+    # through mappings, where a page past the new end raises SIGBUS; the
+    # others are copied in the kernel, which then comes up short.  A Conv
+    # weight of 4.7 MB fills the 1 MiB output buffer, so writes (each slowed
+    # down here) come between reads of it; an unchanged tensor ahead of it
+    # is copied right after the first write.  The input is cut to zero at
+    # the first write.
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    rng = np.random.default_rng(5)
+    for case, ahead, msg in (
+            ("a folding weight is read through a mapping", False, "a file it reads from shrank while being read"),
+            ("an unchanged tensor is copied in the kernel", True, "cannot read: Input/output error")):
+        d = fresh(tmp, "shrink%d" % ahead)
+        model = os.path.join(d, "big.onnx")
+        out = os.path.join(d, "out.onnx")
+        inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in
+                 (("k", (1, 512, 4, 4)), ("w", (512, 256, 3, 3)), ("g", (512,)), ("b", (512,)), ("m", (512,)))]
+        inits.append(numpy_helper.from_array(rng.uniform(0.5, 2, 512).astype(np.float32), "v"))
+        nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                 helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y" if ahead else "z"])]
+        if ahead:
+            nodes.append(helper.make_node("Add", ["y", "k"], ["z"]))
+        else:
+            inits = inits[1:]
+        graph = helper.make_graph(
+            nodes, "shrink", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 256, 4, 4])],
+            [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [1, 512, 4, 4])], inits)
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+        with open(out, "wb") as f:
+            f.write(OLD)
+        ready = os.path.join(tmp, "shrink%d.ready" % ahead)
+        env = dict(os.environ, **faulted(match=".bnfold-", delay_ms=300, ready=ready))
+        p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, model, "-o", out], stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.01)
+        in_write = os.path.exists(ready)
+        os.truncate(model, 0)
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        err = p.stderr.read().decode(errors="replace")
+        lines = err.strip().splitlines()
+        tap.check(in_write and p.returncode == 1 and len(lines) == 1 and lines[0] == f"bnfold: error: {model}: {msg}",
+                  f"the input cut to zero while {case}: one error line naming it, exit 1",
+                  f"write reached: {in_write}, exit {p.returncode}, stderr: {err}")
+        tap.check(sorted(os.listdir(d)) == ["big.onnx", "out.onnx"] and open(out, "rb").read() == OLD,
+                  "... the temp file is removed and the earlier output intact", f"folder: {os.listdir(d)}")
 
     # --- a FIFO output is written into, and a signal leaves it a FIFO
     d = fresh(tmp, "fifo")
