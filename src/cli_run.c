@@ -409,6 +409,11 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	strvec order = {0};
 	char *output = NULL, *report = NULL;
 	bool writes = o->job == BNF_JOB_FOLD;
+	/* Writing a model read from a file, the weights are first folded
+	 * without the scan for NaN, Inf and overflow (bnf_fold_options
+	 * .defer_scan); if scaling meets one, or a fusion fails verification,
+	 * everything is done again with the scan, which decides. */
+	bool defer = writes && strcmp(input, "-") != 0;
 	int rc = -1;
 
 	run->files++;
@@ -430,10 +435,12 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 		}
 	}
 
+again:
 	if (bnf_input_open(input, &in, !o->no_stream) < 0)
 		goto done;
 	fold = o->fold;
 	fold.payloads = &in.payloads;
+	fold.defer_scan = defer;
 	/* New weight tensors may take as much as the input, or the default cap. */
 	fold.max_new_bytes = input_bytes(&in) > BNF_MAX_NEW_BYTES ? input_bytes(&in) : BNF_MAX_NEW_BYTES;
 	if (o->job == BNF_JOB_LIST && bn_order(in.model->graph, &order) < 0) {
@@ -442,6 +449,12 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	}
 	if (bnf_fold_model(in.model, input, &fold, &res) < 0)
 		goto done;
+	if (defer && (res.unscanned_nonfinite || bnf_result_verify_failed(&res) > 0)) {
+		bnf_result_free(&res);
+		bnf_input_close(&in);
+		defer = false;
+		goto again;
+	}
 	if (bnf_result_verify_failed(&res) > 0) {
 		verify_failures(&res, input);
 		run->verify_failed++;
@@ -460,6 +473,15 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 							     : bnf_output_write_model(&out, in.model, &in.payloads, o->inline_all)) < 0) {
 			bnf_output_abort(&out);
 			goto done;
+		}
+		if (out.nonfinite && defer) {
+			bnf_output_abort(&out);
+			free(report);
+			report = NULL;
+			bnf_result_free(&res);
+			bnf_input_close(&in);
+			defer = false;
+			goto again;
 		}
 		if (bnf_output_commit(&out) < 0)
 			goto done;

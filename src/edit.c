@@ -509,7 +509,8 @@ static int apply(gctx *c, bnf_plan *p, const bnf_verify *vr)
 				goto oom;
 			for (size_t done = 0; done < w->numel; done += CHUNK) {
 				size_t n = w->numel - done < CHUNK ? w->numel - done : CHUNK;
-				bnf_transform_apply(&p->transform, w, done, n, scratch, wdata + done * es);
+				if (!bnf_transform_apply(&p->transform, w, done, n, scratch, wdata + done * es))
+					c->res->unscanned_nonfinite = true;
 			}
 		}
 		int wr = write_tensor(c, &p->weight, layer->input[1], "_bnfold", p->dtype, w->rank, w->dims,
@@ -768,6 +769,7 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 	}
 	c.pl = opt->payloads;
 	c.gi.payloads = opt->payloads;
+	c.gi.defer_scan = opt->defer_scan;
 	c.gi.is_function = in_function;
 	max_new = opt->max_new_bytes ? opt->max_new_bytes : BNF_MAX_NEW_BYTES;
 	c.gi.new_bytes_left = max_new > res->new_bytes ? max_new - res->new_bytes : 0;

@@ -309,6 +309,16 @@ static int layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProt
 	return 1;
 }
 
+/* Every folded bias value representable: 1, else 0 after a skip. */
+static int check_bias(bnf_plan *p)
+{
+	for (size_t c = 0; c < p->bias_len; c++)
+		if (!isfinite(bnf_round_to(p->dtype, p->new_bias[c])))
+			return skip(p, BNF_OVERFLOW, "folded bias of channel %zu is %g, beyond %s", c, p->new_bias[c],
+				    bnf_dtype_name(p->dtype));
+	return 1;
+}
+
 /* Complete the transform from p->scale and scan the weight once: every
  * element finite, every folded element representable (rounding is
  * monotonic, so the largest |w| of a channel decides).  1 when usable, 0
@@ -337,6 +347,11 @@ static int check_weight(const bnf_graph *gi, bnf_plan *p, const char *wname)
 			    wname, w->numel, p->weight.tensor ? "not this layer's alone" : "made by ConstantOfShape",
 			    gi->new_bytes_left >> 20);
 	}
+	if (gi->defer_scan && p->scale_weight && bnf_tview_f32_in_place(w)) {
+		/* the scaling itself flags what the scan would find (bnf_fold_options) */
+		free(maxabs);
+		return check_bias(p);
+	}
 	r = bnf_tview_channel_maxabs(w, l, maxabs, &bad);
 	if (r != 0) {
 		free(maxabs);
@@ -354,11 +369,7 @@ static int check_weight(const bnf_graph *gi, bnf_plan *p, const char *wname)
 		}
 	}
 	free(maxabs);
-	for (size_t c = 0; c < p->bias_len; c++)
-		if (!isfinite(bnf_round_to(p->dtype, p->new_bias[c])))
-			return skip(p, BNF_OVERFLOW, "folded bias of channel %zu is %g, beyond %s", c, p->new_bias[c],
-				    bnf_dtype_name(p->dtype));
-	return 1;
+	return check_bias(p);
 }
 
 /* The four BN parameters as n-element arrays vals[0..3] = scale, B, mean,

@@ -39,6 +39,7 @@ typedef struct bnf_graph {
 	bool is_function;               /* a function body: its inputs are the function's */
 	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
 	size_t new_bytes_left;          /* what new weight tensors may still take (see BNF_MAX_NEW_BYTES) */
+	bool defer_scan;                /* see bnf_fold_options.defer_scan */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;

@@ -1072,7 +1072,10 @@ static void write_lazy(bnf_output *out, const bnf_lazy *lz)
 		n = numel - done < CHUNK ? numel - done : CHUNK;
 		if (n > room)
 			n = room;
-		bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, out->buf + out->used);
+		if (!bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, out->buf + out->used)) {
+			out->nonfinite = true; /* the caller folds again, scanning first (bnf_fold_options) */
+			out->err = ERANGE;
+		}
 		out->used += n * es;
 	}
 	if (lz->src.src && lz->src.src->err && !out->err) {
@@ -1229,6 +1232,8 @@ int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_paylo
 		free(location);
 		if (r < 0)
 			return bnf_error("%s: out of memory", out->path);
+		if ((out->nonfinite = out->data->nonfinite))
+			return 0;
 	}
 	if (has_external(pl) && inline_all && protobuf_c_message_get_packed_size(&m->base) > INT32_MAX)
 		return bnf_error("%s: with its external data inlined the model would pass the 2 GB protobuf limit; "

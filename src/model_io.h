@@ -64,6 +64,7 @@ typedef struct bnf_output {
 	uint8_t *buf;
 	size_t used;
 	bool no_sync;       /* skip the fsync before the rename (--no-fsync) */
+	bool nonfinite;     /* a computed payload came out NaN or Inf (see bnf_fold_options.defer_scan) */
 	uint64_t written;   /* bytes written to fd so far */
 	uint64_t flushing;  /* bytes of them whose writeback has been started */
 	struct bnf_output *data; /* the external data file written beside it, or NULL */

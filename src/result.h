@@ -39,6 +39,7 @@ typedef struct bnf_result {
 	size_t nodes_before, nodes_after;
 	size_t inputs_removed; /* graph inputs dropped with --fold-overridable */
 	size_t new_bytes;      /* bytes of the new weight tensors created */
+	bool unscanned_nonfinite; /* a weight left unscanned (defer_scan) folded to NaN or Inf */
 	long long ir_version;
 	long long opset;       /* -1 when the default domain is not imported */
 	char *producer_name, *producer_version;

@@ -489,10 +489,28 @@ static bool fast_f32(const bnf_tview *v)
 	return HOST_LE && v->dtype == BNF_DT_FLOAT && !v->lazy && (v->raw || v->src);
 }
 
-void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
+/* Whether a stored element of dtype is finite: its exponent bits are not all ones. */
+static bool stored_finite(int dtype, const uint8_t *p)
+{
+	switch (dtype) {
+	case BNF_DT_FLOAT: return (p[3] & 0x7f) != 0x7f || (p[2] & 0x80) == 0;
+	case BNF_DT_DOUBLE: return (p[7] & 0x7f) != 0x7f || (p[6] & 0xf0) != 0xf0;
+	case BNF_DT_FLOAT16: return (p[1] & 0x7c) != 0x7c;
+	case BNF_DT_BFLOAT16: return (p[1] & 0x7f) != 0x7f || (p[0] & 0x80) == 0;
+	default: return true;
+	}
+}
+
+bool bnf_tview_f32_in_place(const bnf_tview *v)
+{
+	return fast_f32(v);
+}
+
+bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
 			 double *scratch, unsigned char *out)
 {
 	size_t es = bnf_dtype_size(tf->dtype);
+	bool finite = true;
 
 	if (tf->dtype == BNF_DT_FLOAT && fast_f32(src)) {
 		/* from the stored bytes where they lie, else from a copy in out;
@@ -502,26 +520,35 @@ void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 			bnf_tview_raw_range(src, first, n, out);
 			in = out;
 		}
+		uint32_t inf = 0;
 		for (size_t i = 0; i < n;) {
 			size_t run = run_length(&tf->layout, first + i, n - i);
 			double s = tf->scale[bnf_layout_channel(&tf->layout, first + i)];
 			for (size_t k = i; k < i + run; k++) {
 				float f;
+				uint32_t b;
 				memcpy(&f, in + 4 * k, 4);
-				f = (float)((double)f * s); /* the plan checked it fits */
+				/* rounded once; beyond float's range it becomes inf
+				 * (IEC 60559, C11 Annex F), which the caller hears of */
+				f = (float)((double)f * s);
 				memcpy(out + 4 * k, &f, 4);
+				memcpy(&b, &f, 4);
+				inf |= (b & 0x7f800000u) == 0x7f800000u;
 			}
 			i += run;
 		}
-		return;
+		return !inf;
 	}
 	bnf_tview_read_range(src, first, n, scratch);
 	for (size_t i = 0; i < n;) { /* one channel lookup per run */
 		size_t run = run_length(&tf->layout, first + i, n - i);
 		double s = tf->scale[bnf_layout_channel(&tf->layout, first + i)];
-		for (size_t end = i + run; i < end; i++)
+		for (size_t end = i + run; i < end; i++) {
 			bnf_encode(tf->dtype, scratch[i] * s, out + i * es);
+			finite = finite && stored_finite(tf->dtype, out + i * es);
+		}
 	}
+	return finite;
 }
 
 /* The largest |x| of n float32 elements given as their bits, as bits:

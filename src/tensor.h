@@ -91,9 +91,14 @@ typedef struct bnf_transform {
 } bnf_transform;
 
 /* Apply the transform to elements [first, first + n) of `src` and store them,
- * rounded once, into out (n * dtype size bytes). */
-void bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
+ * rounded once, into out (n * dtype size bytes).  Returns whether every
+ * stored value is finite (a NaN or Inf in src, or a product beyond the
+ * dtype's range, is not). */
+bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
 			 double *scratch, unsigned char *out);
+/* True for a float32 view whose stored bytes bnf_transform_apply reads in
+ * place (raw_data in memory or in a file, on a little-endian host). */
+bool bnf_tview_f32_in_place(const bnf_tview *v);
 
 /* Copy the stored little-endian bytes of elements [first, first + n) to
  * dst; -1 when the view has no raw bytes (typed fields, uniform, computed).
