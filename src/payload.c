@@ -56,19 +56,24 @@ int bnf_payloads_init(bnf_payloads *pl, const char *model_path)
  * enough that mapping costs less than copying. */
 #define WINDOW ((size_t)4 << 20)
 
+static _Thread_local struct window {
+	const bnf_source *src;
+	const uint8_t *p;  /* a read-only mapping of [off, off + len) of src's file, or NULL */
+	uint64_t off;
+	size_t len;
+} win;
+
 const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len)
 {
-	static size_t page;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	uint64_t start, end;
 	void *p;
 
-	if (src->win && off >= src->win_off && off + len <= src->win_off + src->win_len)
-		return src->win + (off - src->win_off);
+	if (win.p && win.src == src && off >= win.off && off + len <= win.off + win.len)
+		return win.p + (off - win.off);
 	if (src->fd < 0 || len > src->len || off > src->len - len)
 		return NULL;
-	if (!page)
-		page = (size_t)sysconf(_SC_PAGESIZE);
-	bnf_source_unmap(src);
+	bnf_source_unmap(NULL);
 	start = off - off % page;
 	end = off + len - start > WINDOW ? off + len : start + WINDOW;
 	if (end > src->len)
@@ -76,18 +81,19 @@ const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len)
 	p = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED, src->fd, (off_t)start);
 	if (p == MAP_FAILED)
 		return NULL;
-	src->win = p;
-	src->win_off = start;
-	src->win_len = (size_t)(end - start);
-	return src->win + (off - start);
+	win.src = src;
+	win.p = p;
+	win.off = start;
+	win.len = (size_t)(end - start);
+	return win.p + (off - start);
 }
 
-void bnf_source_unmap(bnf_source *src)
+void bnf_source_unmap(const bnf_source *src)
 {
-	if (src->win)
-		munmap((void *)src->win, src->win_len);
-	src->win = NULL;
-	src->win_len = 0;
+	if (win.p && (!src || win.src == src))
+		munmap((void *)win.p, win.len);
+	if (!src || win.src == src)
+		memset(&win, 0, sizeof(win));
 }
 
 void bnf_payloads_free(bnf_payloads *pl)

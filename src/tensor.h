@@ -31,22 +31,20 @@ typedef struct bnf_source {
 	const uint8_t *base;
 	size_t len;
 	int fd;
-	int err;
+	_Atomic int err; /* threads may read the same file (verify.c) */
 	char *path;
 	bool external;  /* an external data file, not the model file */
-	const uint8_t *win;  /* a read-only mapping of [win_off, win_off + win_len), or NULL */
-	uint64_t win_off;
-	size_t win_len;
 } bnf_source;
 
 /* A pointer to bytes [off, off + len) of src's file, through a mapping
- * window of a few MiB that the next call may move (so the pointer is good
- * until the next call for src), which spares a copy when the same bytes
- * are read sequentially; NULL when they cannot be mapped (then read them
- * with pread). */
+ * window of a few MiB, one per thread, that the thread's next call may
+ * move (so the pointer is good until then), which spares a copy when the
+ * same bytes are read sequentially; NULL when they cannot be mapped (then
+ * read them with pread). */
 const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len);
-/* Drop src's window (when done with it, and before closing src->fd). */
-void bnf_source_unmap(bnf_source *src);
+/* Drop the calling thread's window if it is on src (any source: NULL);
+ * before closing src->fd, and before a thread that read ends. */
+void bnf_source_unmap(const bnf_source *src);
 
 /* A read-only view of a constant tensor.  Either `tensor` holds the data, or
  * the view is `uniform` (every element equals `fill`: ConstantOfShape,

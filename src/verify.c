@@ -2,9 +2,11 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "tensor.h"
@@ -253,6 +255,10 @@ static inline void add_f32(double w, double sc, double x1, double x2, double a[6
 	a[5] += fabs(t2);
 }
 
+/* Whether add_lanes_f32 takes its AVX2 build: -1 until lanes_choose(),
+ * which bnf_verify_run calls before it starts a thread. */
+static int use_avx2 = -1;
+
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define VERIFY_LANES 1
 typedef double v2d __attribute__((vector_size(16)));
@@ -377,10 +383,7 @@ static size_t add_lanes_f32(const uint8_t *raw, double sc, const double *x1, con
 			    double a[6])
 {
 #ifdef LANES_AVX2
-	static int avx2 = -1;
-	if (avx2 < 0)
-		avx2 = !getenv("BNFOLD_NO_AVX2") && __builtin_cpu_supports("avx2");
-	if (avx2)
+	if (use_avx2 > 0)
 		return lanes_avx2(raw, sc, x1, x2, n, a);
 #endif
 	return lanes_pairs(raw, sc, x1, x2, n, a);
@@ -388,6 +391,16 @@ static size_t add_lanes_f32(const uint8_t *raw, double sc, const double *x1, con
 #else
 #define VERIFY_LANES 0
 #endif
+
+static void lanes_choose(void)
+{
+	if (use_avx2 < 0)
+#ifdef LANES_AVX2
+		use_avx2 = !getenv("BNFOLD_NO_AVX2") && __builtin_cpu_supports("avx2");
+#else
+		use_avx2 = 0;
+#endif
+}
 
 /* add_run for float32 elements that the plan scales by one sc, from
  * doubles (w) or straight from the little-endian bytes the model stores
@@ -561,10 +574,11 @@ typedef struct sums {
 	double *R, *F, *M;
 } sums;
 
-/* One pass over the weight; the problem found, or NULL. */
+/* One pass over weight elements [first, last) (first a multiple of CHUNK);
+ * the problem found, or NULL. */
 static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom *g, const double *sd,
 			const double *s, const double *x1, const double *x2, double *w, double *wf, uint8_t *bytes,
-			sums *acc)
+			sums *acc, size_t first, size_t last)
 {
 	const bnf_tview *wv = vc->weight;
 	const bnf_layout *l = &p->transform.layout;
@@ -576,8 +590,8 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 	const uint8_t *raw = stored && !wv->src ? wv->raw : NULL; /* in memory */
 	bool from_file = stored && wv->src;                        /* left in the input file: bytes per chunk */
 
-	for (size_t done = 0; done < wv->numel; done += CHUNK) {
-		size_t n = wv->numel - done < CHUNK ? wv->numel - done : CHUNK;
+	for (size_t done = first; done < last; done += CHUNK) {
+		size_t n = last - done < CHUNK ? last - done : CHUNK;
 		bool have_w = false, have_wf = false;
 		const uint8_t *craw = raw ? raw + 4 * done : NULL;
 		if (from_file && !(craw = bnf_tview_raw_view(wv, done, n)) && bnf_tview_raw_range(wv, done, n, bytes) == 0)
@@ -651,12 +665,106 @@ static const char *pass(const bnf_verify_case *vc, const bnf_plan *p, const geom
 	return NULL;
 }
 
+/* Weight elements per unit of work.  The units go to two sets, even and
+ * odd, each summed on its own (by a thread of its own when the weight is
+ * large and there are two CPUs) and added at the end: the same sums
+ * whether one thread did the work or two. */
+#define UNIT ((size_t)8 * CHUNK)
+
+typedef struct unit_set {
+	const bnf_verify_case *vc;
+	const bnf_plan *p;
+	const geom *g;
+	const double *sd, *s, *x1, *x2;
+	size_t parity; /* 0: units 0, 2, 4, ...; 1: units 1, 3, ... */
+	double *w, *wf;
+	uint8_t *bytes;
+	sums acc;
+	const char *problem;
+} unit_set;
+
+static void run_units(unit_set *u)
+{
+	size_t numel = u->vc->weight->numel;
+	for (size_t first = u->parity * UNIT; first < numel && !u->problem; first += 2 * UNIT) {
+		size_t last = numel - first < UNIT ? numel : first + UNIT;
+		u->problem = pass(u->vc, u->p, u->g, u->sd, u->s, u->x1, u->x2, u->w, u->wf, u->bytes, &u->acc, first, last);
+	}
+}
+
+static void *unit_thread(void *arg)
+{
+	run_units(arg);
+	bnf_source_unmap(NULL); /* this thread's mapping window */
+	return NULL;
+}
+
+static bool set_alloc(unit_set *u, size_t out_channels)
+{
+	u->acc.R = calloc(out_channels * NPROBE, sizeof(double));
+	u->acc.F = calloc(out_channels * NPROBE, sizeof(double));
+	u->acc.M = calloc(out_channels * NPROBE, sizeof(double));
+	u->w = malloc(CHUNK * sizeof(double));
+	u->wf = malloc(CHUNK * sizeof(double));
+	u->bytes = malloc(CHUNK * 4);
+	return u->acc.R && u->acc.F && u->acc.M && u->w && u->wf && u->bytes;
+}
+
+static void set_free(unit_set *u)
+{
+	free(u->acc.R);
+	free(u->acc.F);
+	free(u->acc.M);
+	free(u->w);
+	free(u->wf);
+	free(u->bytes);
+}
+
+/* Whether a second thread may sum the odd units: two CPUs or more, and
+ * BNFOLD_THREADS is not 1 (the tests compare both ways). */
+static bool second_thread(void)
+{
+	const char *t = getenv("BNFOLD_THREADS");
+	if (t && strcmp(t, "1") == 0)
+		return false;
+	return sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+}
+
+/* Both sets of units, the sums ending in even->acc and a problem found in
+ * *problem; -1 when memory runs out. */
+static int sum_units(unit_set *even, unit_set *odd, size_t out_channels, const char **problem)
+{
+	pthread_t t;
+	bool threaded = false;
+	size_t n = out_channels * NPROBE;
+
+	if (even->vc->weight->numel <= UNIT) {
+		run_units(even);
+		*problem = even->problem;
+		return 0;
+	}
+	if (!set_alloc(odd, out_channels))
+		return -1;
+	threaded = second_thread() && pthread_create(&t, NULL, unit_thread, odd) == 0;
+	run_units(even);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		run_units(odd);
+	*problem = even->problem ? even->problem : odd->problem;
+	for (size_t i = 0; i < n && !*problem; i++) {
+		even->acc.R[i] += odd->acc.R[i];
+		even->acc.F[i] += odd->acc.F[i];
+		even->acc.M[i] += odd->acc.M[i];
+	}
+	return 0;
+}
+
 int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, bnf_verify *v)
 {
 	geom g;
-	sums acc = {0};
-	uint8_t *bytes = NULL;
-	double *w = NULL, *wf = NULL, *sd = NULL, *s = NULL, *x1 = NULL, *x2 = NULL;
+	unit_set even = {0}, odd = {0};
+	double *sd = NULL, *s = NULL, *x1 = NULL, *x2 = NULL;
 	double floor_term;
 	size_t n_probe;
 	int rc = -1;
@@ -669,19 +777,14 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 		v->max_abs_err = v->max_rel_err = INFINITY;
 		return 0;
 	}
-	acc.R = calloc(g.out_channels * NPROBE, sizeof(double));
-	acc.F = calloc(g.out_channels * NPROBE, sizeof(double));
-	acc.M = calloc(g.out_channels * NPROBE, sizeof(double));
-	w = malloc(CHUNK * sizeof(double));
-	wf = malloc(CHUNK * sizeof(double));
-	bytes = malloc(CHUNK * 4);
+	lanes_choose();
 	x1 = malloc(g.terms * sizeof(double));
 	x2 = malloc(g.terms * sizeof(double));
 	if (vc->op == BNF_VOP_BN) {
 		sd = malloc(vc->channels * sizeof(double));
 		s = malloc(vc->channels * sizeof(double));
 	}
-	if (!acc.R || !acc.F || !acc.M || !w || !wf || !bytes || !x1 || !x2 || (vc->op == BNF_VOP_BN && (!sd || !s))) {
+	if (!set_alloc(&even, g.out_channels) || !x1 || !x2 || (vc->op == BNF_VOP_BN && (!sd || !s))) {
 		bnf_error("out of memory verifying a fusion");
 		goto out;
 	}
@@ -692,7 +795,14 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 		s[c] = vc->gamma[c] / sd[c];
 	}
 	probe_inputs(g.terms, x1, x2);
-	if ((v->problem = pass(vc, p, &g, sd, s, x1, x2, w, wf, bytes, &acc))) {
+	even = (unit_set){.vc = vc, .p = p, .g = &g, .sd = sd, .s = s, .x1 = x1, .x2 = x2, .parity = 0,
+			  .w = even.w, .wf = even.wf, .bytes = even.bytes, .acc = even.acc};
+	odd = (unit_set){.vc = vc, .p = p, .g = &g, .sd = sd, .s = s, .x1 = x1, .x2 = x2, .parity = 1};
+	if (sum_units(&even, &odd, g.out_channels, &v->problem) < 0) {
+		bnf_error("out of memory verifying a fusion");
+		goto out;
+	}
+	if (v->problem) {
 		v->max_abs_err = v->max_rel_err = INFINITY;
 		rc = 0;
 		goto out;
@@ -703,7 +813,7 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 	for (size_t o = 0; o < g.out_channels; o++) {
 		double bo = vc->bias ? vc->bias[vc->bias_len == 1 ? 0 : o] : 0.0, fb = folded_bias(vc, p, o);
 		for (size_t q = 0; q < n_probe; q++) {
-			double R = acc.R[o * NPROBE + q], F = acc.F[o * NPROBE + q], M = acc.M[o * NPROBE + q];
+			double R = even.acc.R[o * NPROBE + q], F = even.acc.F[o * NPROBE + q], M = even.acc.M[o * NPROBE + q];
 			double orig, mag, fold;
 			if (vc->bn_before) {
 				orig = R + bo;
@@ -734,12 +844,8 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 	v->ok = v->max_rel_err <= v->tolerance;
 	rc = 0;
 out:
-	free(acc.R);
-	free(acc.F);
-	free(acc.M);
-	free(w);
-	free(wf);
-	free(bytes);
+	set_free(&even);
+	set_free(&odd);
 	free(sd);
 	free(s);
 	free(x1);

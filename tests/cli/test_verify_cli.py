@@ -159,6 +159,49 @@ try:
           "verify's numbers are the same with and without AVX2: %d reports, %d with verified fusions "
           "(this CPU %s AVX2)" % (compared, verified, "has" if has_avx2 else "lacks"), " ".join(differ))
 
+    # --- large weights: verify splits them into units of work, summed in two
+    # sets (by two threads when there are two CPUs; BNFOLD_THREADS=1 makes it
+    # one): the same numbers either way, and with the baseline code.
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    rng = np.random.default_rng(11)
+
+    def bn(prefix, c):
+        return [numpy_helper.from_array(a.astype(np.float32), prefix + n) for n, a in (
+            ("s", rng.uniform(0.5, 1.5, c)), ("b", rng.uniform(-1, 1, c)), ("m", rng.uniform(-1, 1, c)),
+            ("v", rng.uniform(0.5, 2, c)))]
+
+    def bn_node(x, prefix, y):
+        return helper.make_node("BatchNormalization", [x] + [prefix + n for n in "sbmv"], [y])
+
+    inits = [numpy_helper.from_array(rng.standard_normal((512, 256, 3, 3)).astype(np.float32), "cw"),
+             numpy_helper.from_array(rng.standard_normal((512, 128, 3, 3)).astype(np.float32), "tw"),
+             numpy_helper.from_array(rng.standard_normal((1024, 512)).astype(np.float32), "gw")]
+    inits += bn("c", 512) + bn("t", 256) + bn("g", 512)
+    nodes = [helper.make_node("Conv", ["x", "cw"], ["c"], pads=[1, 1, 1, 1]), bn_node("c", "c", "cy"),
+             helper.make_node("ConvTranspose", ["cy", "tw"], ["t"], group=2), bn_node("t", "t", "ty"),
+             helper.make_node("Gemm", ["z", "gw"], ["g"]), bn_node("g", "g", "gy")]
+    graph = helper.make_graph(nodes, "units", [
+        helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 256, 4, 4]),
+        helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [2, 1024])], [
+        helper.make_tensor_value_info("ty", onnx.TensorProto.FLOAT, [1, 256, 6, 6]),
+        helper.make_tensor_value_info("gy", onnx.TensorProto.FLOAT, [2, 512])], inits)
+    big = os.path.join(tmp, "units.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), big)
+    reps = []
+    for env in ({}, {"BNFOLD_THREADS": "1"}, {"BNFOLD_NO_AVX2": "1", "BNFOLD_THREADS": "1"}):
+        path = os.path.join(tmp, "units%d.json" % len(reps))
+        p = subprocess.run([BNFOLD, "-q", "--list", "--report", path, big], capture_output=True, timeout=120,
+                           env=dict(os.environ, **env))
+        reps.append(open(path, "rb").read() if p.returncode == 0 and os.path.exists(path) else b"")
+    fus = json.loads(reps[0])["fusions"] if reps[0] else []
+    check(len(fus) == 3 and all(f.get("verify", {}).get("ok") for f in fus),
+          "Conv 512x256x3x3, ConvTranspose 512x128x3x3 (2 groups), Gemm 1024x512: all three fold and verify",
+          reps[0][:300])
+    check(reps[0] and reps[0] == reps[1] == reps[2],
+          "... with the same numbers from one thread or two, and with the baseline code")
+
     # --- help and exit status ---
     rc, so, _ = run(["--help"])
     h = so.decode()

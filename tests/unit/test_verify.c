@@ -2,6 +2,7 @@
  * within one rounding, and every kind of wrong fold is caught with the
  * error worked out by hand. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fold.h"
@@ -462,6 +463,64 @@ int main(void)
 			   "%s: a folded element beyond float's range fails on channel 2 (max_rel_err %g)",
 			   pass ? "float_data" : "raw_data", v.max_rel_err);
 		}
+	}
+	/* A weight larger than verify's unit of work (262144 elements), summed
+	 * in two sets of units, even and odd (perhaps by two threads): Conv W
+	 * [80, 1, 4096] ends with channels 64..79 in the second unit.  A faithful
+	 * fold passes; a scale off by 2^-10 in channel 79, or in channel 0, is
+	 * caught there: both units are read.  Raw bytes, so the lanes are used. */
+	{
+		enum { C = 80, K = 4096, N = C * K };
+		float *wv = malloc(N * sizeof(float));
+		uint8_t *raw = malloc(4 * (size_t)N);
+		const int64_t dims[3] = {C, 1, K};
+		double bias[C], gamma[C], beta[C], mean[C], var[C], scale[C], nb[C];
+		bnf_layout l = {.inner = K, .per_group = C, .rows_per_group = 1, .channels = C};
+		bnf_verify_case vc = {.layer = BNF_VL_CONV, .group = 1, .alpha = 1, .beta = 1, .bias = bias, .bias_len = C,
+				      .op = BNF_VOP_BN, .gamma = gamma, .bn_b = beta, .mean = mean, .var = var, .eps = 1e-5,
+				      .channels = C, .pad_axis = -1, .folded_alpha = 1, .folded_beta = 1};
+		Onnx__TensorProto t;
+		bnf_tview rv;
+		char err[200];
+		wt w;
+		bnf_plan p;
+
+		for (int i = 0; i < N; i++) {
+			uint32_t b;
+			wv[i] = (float)(0.5 * sin(0.01 * i) + 0.001 * (i % 7));
+			memcpy(&b, &wv[i], 4);
+			for (int k = 0; k < 4; k++)
+				raw[4 * (size_t)i + k] = (uint8_t)(b >> (8 * k));
+		}
+		for (int c = 0; c < C; c++) {
+			bias[c] = 0.01 * c, gamma[c] = 1 + 0.01 * c, beta[c] = -0.02 * c, mean[c] = 0.03 * c;
+			var[c] = 0.5 + 0.01 * c;
+			scale[c] = gamma[c] / sqrt(var[c] + 1e-5);
+			nb[c] = (bias[c] - mean[c]) * scale[c] + beta[c];
+		}
+		weight_f32(&w, wv, 3, dims);
+		t = w.t;
+		t.n_float_data = 0;
+		t.float_data = NULL;
+		t.has_raw_data = 1;
+		t.raw_data.data = raw;
+		t.raw_data.len = 4 * (size_t)N;
+		OK(bnf_tview_from_tensor(&t, &rv, err, sizeof(err)) == BNF_TENSOR_OK, "raw_data [80, 1, 4096] weight view");
+		vc.weight = &rv;
+		plan_of(&p, &w, &l, scale, nb, C);
+		p.weight.view = rv;
+		OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && v.ok && v.outputs == 3 * C,
+		   "two units of work: the faithful fold passes over all 80 channels (max_rel_err %.3g)", v.max_rel_err);
+		for (int c = 0; c < C; c += C - 1) {
+			double keep = scale[c];
+			scale[c] *= 1 + ldexp(1, -10);
+			OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && !v.ok && v.worst_channel == (size_t)c,
+			   "two units of work: a scale off by 2^-10 in channel %d is caught there (worst channel %zu)", c,
+			   v.worst_channel);
+			scale[c] = keep;
+		}
+		free(wv);
+		free(raw);
 	}
 	return tap_done();
 }
