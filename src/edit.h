@@ -24,8 +24,8 @@ typedef struct bnf_fold_options {
 	 * by ConstantOfShape) may take in all; a fold that would need more is
 	 * skipped as weight_too_large.  0 = BNF_MAX_NEW_BYTES. */
 	size_t max_new_bytes;
-	/* Do not scan float32 weights that are read in place
-	 * (bnf_tview_f32_in_place) for NaN, Inf and overflow before folding;
+	/* Do not scan weights that are read in place (bnf_tview_in_place)
+	 * for NaN, Inf and overflow before folding;
 	 * scaling them flags any such value instead (res->unscanned_nonfinite,
 	 * or bnf_output.nonfinite when written), and the caller then folds
 	 * again without this: the same result, one pass over the weights less

@@ -347,7 +347,7 @@ static int check_weight(const bnf_graph *gi, bnf_plan *p, const char *wname)
 			    wname, w->numel, p->weight.tensor ? "not this layer's alone" : "made by ConstantOfShape",
 			    gi->new_bytes_left >> 20);
 	}
-	if (gi->defer_scan && p->scale_weight && bnf_tview_f32_in_place(w)) {
+	if (gi->defer_scan && p->scale_weight && bnf_tview_in_place(w) && w->dtype == p->dtype) {
 		/* the scaling itself flags what the scan would find (bnf_fold_options) */
 		free(maxabs);
 		return check_bias(p);

@@ -140,6 +140,117 @@ static void store_le(uint8_t *p, uint64_t x, size_t n)
 		p[i] = (uint8_t)(x >> (8 * i));
 }
 
+/* 2^k as a double, for -1022 <= k <= 1023, built from its bits. */
+static double pow2(int k)
+{
+	uint64_t b = (uint64_t)(k + 1023) << 52;
+	double d;
+	memcpy(&d, &b, 8);
+	return d;
+}
+
+/* Round |x| (finite, >= 0) to a binary float with `mant` stored mantissa
+ * bits, exponent bias `bias`; returns the bit pattern without sign, with
+ * the all-ones exponent (infinity) on overflow.  Scaling by powers of two
+ * is exact in double, and nearbyint rounds to nearest even, so the value
+ * is rounded exactly once. */
+static uint32_t round_small_float(double ax, int mant, int bias)
+{
+	int emin = 1 - bias;          /* exponent of the smallest normal */
+	int emax_field = 2 * bias + 1; /* all-ones exponent field */
+	int e;
+	double m;
+
+	if (ax == 0.0)
+		return 0;
+	frexp(ax, &e);
+	e -= 1; /* ax = 1.f * 2^e */
+	if (e < emin) {
+		/* subnormal: count units of 2^(emin - mant) */
+		m = nearbyint(ldexp(ax, mant - emin));
+		/* m == 2^mant rounds up into the smallest normal: same bits */
+		return (uint32_t)m;
+	}
+	m = nearbyint(ldexp(ax, mant - e));
+	if (m >= ldexp(1.0, mant + 1)) {
+		m /= 2;
+		e += 1;
+	}
+	if (e + bias >= emax_field)
+		return (uint32_t)emax_field << mant;
+	return ((uint32_t)(e + bias) << mant) | ((uint32_t)m - (1u << mant));
+}
+
+/* x rounded to `mant` stored mantissa bits, to nearest even, by rounding
+ * the double's own significand: exact while x and the result are normal
+ * numbers of the small type, which the caller checks. */
+static double round_significand(double x, int mant)
+{
+	int drop = 52 - mant;
+	uint64_t b;
+	memcpy(&b, &x, 8);
+	b += ((uint64_t)1 << (drop - 1)) - 1 + ((b >> drop) & 1);
+	b &= ~(((uint64_t)1 << drop) - 1);
+	memcpy(&x, &b, 8);
+	return x;
+}
+
+static inline uint16_t small_from_double(double x, int mant, int bias, uint16_t nan_bits)
+{
+	uint64_t xb;
+	uint16_t sign, inf = (uint16_t)(((uint32_t)(2 * bias + 1)) << mant);
+	double a = fabs(x);
+
+	memcpy(&xb, &x, 8);
+	sign = (uint16_t)((xb >> 48) & 0x8000); /* no branch on it */
+	if (isnan(x))
+		return nan_bits;
+	if (isinf(x))
+		return sign | inf;
+	if (a >= pow2(1 - bias) && a < pow2(bias + 1)) {
+		/* normal in the small type: round the double's significand and
+		 * take its fields (a carry may raise the exponent, to inf) */
+		double r = round_significand(a, mant);
+		uint64_t b;
+		int e;
+		memcpy(&b, &r, 8);
+		e = (int)(b >> 52) - 1023;
+		if (e > bias)
+			return sign | inf;
+		return sign | (uint16_t)((uint32_t)(e + bias) << mant | ((uint32_t)(b >> (52 - mant)) & ((1u << mant) - 1)));
+	}
+	return sign | (uint16_t)round_small_float(a, mant, bias);
+}
+
+static inline double small_to_double(uint16_t h, int mant, int bias)
+{
+	int ebits = 15 - mant;
+	uint32_t e = (h >> mant) & ((1u << ebits) - 1);
+	uint32_t f = h & ((1u << mant) - 1);
+	double v;
+
+	uint64_t b;
+
+	if (e == (1u << ebits) - 1 || e == 0) {
+		if (e)
+			v = f ? NAN : INFINITY;
+		else
+			v = (double)f * pow2(1 - bias - mant); /* exact: f has at most 10 bits */
+		return (h & 0x8000) ? -v : v;
+	}
+	/* a normal number: the same sign, exponent and mantissa in a double's
+	 * fields, without a branch on the sign (this runs for every weight
+	 * read, whose signs are random) */
+	b = (uint64_t)(h & 0x8000) << 48 | (uint64_t)((int)e - bias + 1023) << 52 | (uint64_t)f << (52 - mant);
+	memcpy(&v, &b, 8);
+	return v;
+}
+
+uint16_t bnf_f16_from_double(double x) { return small_from_double(x, 10, 15, 0x7e00); }
+double bnf_f16_to_double(uint16_t h) { return small_to_double(h, 10, 15); }
+uint16_t bnf_bf16_from_double(double x) { return small_from_double(x, 7, 127, 0x7fc0); }
+double bnf_bf16_to_double(uint16_t h) { return small_to_double(h, 7, 127); }
+
 double bnf_decode(int dtype, const uint8_t *p)
 {
 	uint64_t bits;
@@ -156,8 +267,8 @@ double bnf_decode(int dtype, const uint8_t *p)
 		memcpy(&d, &bits, 8);
 		return d;
 	}
-	case BNF_DT_FLOAT16: return bnf_f16_to_double((uint16_t)load_le(p, 2));
-	case BNF_DT_BFLOAT16: return bnf_bf16_to_double((uint16_t)load_le(p, 2));
+	case BNF_DT_FLOAT16: return small_to_double((uint16_t)load_le(p, 2), 10, 15);
+	case BNF_DT_BFLOAT16: return small_to_double((uint16_t)load_le(p, 2), 7, 127);
 	case BNF_DT_INT32: return (double)(int32_t)(uint32_t)load_le(p, 4);
 	case BNF_DT_INT64: return (double)(int64_t)load_le(p, 8);
 	default: return NAN;
@@ -180,8 +291,8 @@ void bnf_encode(int dtype, double x, uint8_t *out)
 		store_le(out, b, 8);
 		break;
 	}
-	case BNF_DT_FLOAT16: store_le(out, bnf_f16_from_double(x), 2); break;
-	case BNF_DT_BFLOAT16: store_le(out, bnf_bf16_from_double(x), 2); break;
+	case BNF_DT_FLOAT16: store_le(out, small_from_double(x, 10, 15, 0x7e00), 2); break;
+	case BNF_DT_BFLOAT16: store_le(out, small_from_double(x, 7, 127, 0x7fc0), 2); break;
 	default: break;
 	}
 }
@@ -210,12 +321,14 @@ static void decode_run(int dtype, const uint8_t *p, size_t n, double *out)
 		}
 		return;
 	}
-	if (dtype == BNF_DT_FLOAT16 || dtype == BNF_DT_BFLOAT16) {
-		bool half = dtype == BNF_DT_FLOAT16;
-		for (size_t i = 0; i < n; i++, p += 2) {
-			uint16_t h = (uint16_t)(p[0] | p[1] << 8);
-			out[i] = half ? bnf_f16_to_double(h) : bnf_bf16_to_double(h);
-		}
+	if (dtype == BNF_DT_FLOAT16) {
+		for (size_t i = 0; i < n; i++, p += 2)
+			out[i] = small_to_double((uint16_t)(p[0] | p[1] << 8), 10, 15);
+		return;
+	}
+	if (dtype == BNF_DT_BFLOAT16) {
+		for (size_t i = 0; i < n; i++, p += 2)
+			out[i] = small_to_double((uint16_t)(p[0] | p[1] << 8), 7, 127);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -317,95 +430,6 @@ int bnf_tview_read_i64(const bnf_tview *v, int64_t *out)
 	return 0;
 }
 
-/* Round |x| (finite, >= 0) to a binary float with `mant` stored mantissa
- * bits, exponent bias `bias`; returns the bit pattern without sign, with
- * the all-ones exponent (infinity) on overflow.  Scaling by powers of two
- * is exact in double, and nearbyint rounds to nearest even, so the value
- * is rounded exactly once. */
-static uint32_t round_small_float(double ax, int mant, int bias)
-{
-	int emin = 1 - bias;          /* exponent of the smallest normal */
-	int emax_field = 2 * bias + 1; /* all-ones exponent field */
-	int e;
-	double m;
-
-	if (ax == 0.0)
-		return 0;
-	frexp(ax, &e);
-	e -= 1; /* ax = 1.f * 2^e */
-	if (e < emin) {
-		/* subnormal: count units of 2^(emin - mant) */
-		m = nearbyint(ldexp(ax, mant - emin));
-		/* m == 2^mant rounds up into the smallest normal: same bits */
-		return (uint32_t)m;
-	}
-	m = nearbyint(ldexp(ax, mant - e));
-	if (m >= ldexp(1.0, mant + 1)) {
-		m /= 2;
-		e += 1;
-	}
-	if (e + bias >= emax_field)
-		return (uint32_t)emax_field << mant;
-	return ((uint32_t)(e + bias) << mant) | ((uint32_t)m - (1u << mant));
-}
-
-static uint16_t small_from_double(double x, int mant, int bias, uint16_t nan_bits)
-{
-	uint16_t sign = signbit(x) ? 0x8000 : 0;
-	if (isnan(x))
-		return nan_bits;
-	if (isinf(x))
-		return sign | (uint16_t)(((uint32_t)(2 * bias + 1)) << mant);
-	return sign | (uint16_t)round_small_float(fabs(x), mant, bias);
-}
-
-/* 2^k as a double, for -1022 <= k <= 1023, built from its bits. */
-static double pow2(int k)
-{
-	uint64_t b = (uint64_t)(k + 1023) << 52;
-	double d;
-	memcpy(&d, &b, 8);
-	return d;
-}
-
-static double small_to_double(uint16_t h, int mant, int bias)
-{
-	int ebits = 15 - mant;
-	uint32_t e = (h >> mant) & ((1u << ebits) - 1);
-	uint32_t f = h & ((1u << mant) - 1);
-	double v;
-
-	if (e == (1u << ebits) - 1) {
-		v = f ? NAN : INFINITY;
-	} else if (e == 0) {
-		v = (double)f * pow2(1 - bias - mant); /* exact: f has at most 10 bits */
-	} else {
-		/* a normal number: the same exponent and mantissa in a double's
-		 * fields (no call per element; this runs for every weight read) */
-		uint64_t b = (uint64_t)((int)e - bias + 1023) << 52 | (uint64_t)f << (52 - mant);
-		memcpy(&v, &b, 8);
-	}
-	return (h & 0x8000) ? -v : v;
-}
-
-uint16_t bnf_f16_from_double(double x) { return small_from_double(x, 10, 15, 0x7e00); }
-double bnf_f16_to_double(uint16_t h) { return small_to_double(h, 10, 15); }
-uint16_t bnf_bf16_from_double(double x) { return small_from_double(x, 7, 127, 0x7fc0); }
-double bnf_bf16_to_double(uint16_t h) { return small_to_double(h, 7, 127); }
-
-/* x rounded to `mant` stored mantissa bits, to nearest even, by rounding
- * the double's own significand: exact while x and the result are normal
- * numbers of the small type, which the caller checks. */
-static double round_significand(double x, int mant)
-{
-	int drop = 52 - mant;
-	uint64_t b;
-	memcpy(&b, &x, 8);
-	b += ((uint64_t)1 << (drop - 1)) - 1 + ((b >> drop) & 1);
-	b &= ~(((uint64_t)1 << drop) - 1);
-	memcpy(&x, &b, 8);
-	return x;
-}
 
 double bnf_round_to(int dtype, double x)
 {
@@ -501,9 +525,33 @@ static bool stored_finite(int dtype, const uint8_t *p)
 	}
 }
 
-bool bnf_tview_f32_in_place(const bnf_tview *v)
+/* Elements [first, first + n) of a float16 or bfloat16 transform (mant,
+ * bias, nan_bits of the type, constants where it is called) from the
+ * stored bytes in to out; whether every stored value is finite. */
+static inline bool scale_small(const bnf_transform *tf, size_t first, size_t n, const uint8_t *in, uint8_t *out,
+			       int mant, int bias, uint16_t nan_bits)
 {
-	return fast_f32(v);
+	uint16_t expo = (uint16_t)(((1u << (15 - mant)) - 1) << mant), inf = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t run = run_length(&tf->layout, first + i, n - i);
+		double s = tf->scale[bnf_layout_channel(&tf->layout, first + i)];
+		for (size_t k = i; k < i + run; k++) {
+			uint16_t h = (uint16_t)(in[2 * k] | in[2 * k + 1] << 8);
+			h = small_from_double(small_to_double(h, mant, bias) * s, mant, bias, nan_bits);
+			out[2 * k] = (uint8_t)h;
+			out[2 * k + 1] = (uint8_t)(h >> 8);
+			inf |= (uint16_t)((h & expo) == expo);
+		}
+		i += run;
+	}
+	return !inf;
+}
+
+bool bnf_tview_in_place(const bnf_tview *v)
+{
+	return fast_f32(v) || ((v->dtype == BNF_DT_FLOAT16 || v->dtype == BNF_DT_BFLOAT16) && HOST_LE && !v->lazy &&
+			       (v->raw || v->src));
 }
 
 bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
@@ -538,6 +586,18 @@ bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 			i += run;
 		}
 		return !inf;
+	}
+	if ((tf->dtype == BNF_DT_FLOAT16 || tf->dtype == BNF_DT_BFLOAT16) && src->dtype == tf->dtype &&
+	    bnf_tview_in_place(src)) {
+		/* float16 / bfloat16 stored as such: decode, scale and round
+		 * element by element from the bytes where they lie */
+		const uint8_t *in = bnf_tview_raw_view(src, first, n);
+		if (!in) {
+			bnf_tview_raw_range(src, first, n, out);
+			in = out;
+		}
+		return tf->dtype == BNF_DT_FLOAT16 ? scale_small(tf, first, n, in, out, 10, 15, 0x7e00)
+						   : scale_small(tf, first, n, in, out, 7, 127, 0x7fc0);
 	}
 	bnf_tview_read_range(src, first, n, scratch);
 	for (size_t i = 0; i < n;) { /* one channel lookup per run */

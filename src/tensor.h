@@ -94,9 +94,10 @@ typedef struct bnf_transform {
  * dtype's range, is not). */
 bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
 			 double *scratch, unsigned char *out);
-/* True for a float32 view whose stored bytes bnf_transform_apply reads in
- * place (raw_data in memory or in a file, on a little-endian host). */
-bool bnf_tview_f32_in_place(const bnf_tview *v);
+/* True for a float32, float16 or bfloat16 view whose stored bytes
+ * bnf_transform_apply reads in place (raw_data in memory or in a file, on
+ * a little-endian host). */
+bool bnf_tview_in_place(const bnf_tview *v);
 
 /* Copy the stored little-endian bytes of elements [first, first + n) to
  * dst; -1 when the view has no raw bytes (typed fields, uniform, computed).

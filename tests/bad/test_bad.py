@@ -344,6 +344,20 @@ for extra in ([], ["--no-verify"]):
     skip("a streamed 2 KB Conv weight that folds past float32" + how,
          save(base_model(weight=numpy_helper.from_array(w, "W"), hw=16)), "overflow",
          r"folded weight 'W' reaches 3\.5\d*e\+38 in channel 0, beyond float32", extra)
+    # float16 likewise (1 KiB: the smallest payload left in the file)
+    h = big.astype(np.float16)
+    params = {k: numpy_helper.from_array(np.array(v, np.float16), n) for k, n, v in (
+        ("scale", "scale", [1.5, 0.5]), ("b", "B", [0.1, 0.2]), ("mean", "mean", [0.3, -0.3]), ("var", "var", [2.0, 0.5]))}
+    w = h.copy()
+    w[1, 0, 5, 7] = np.inf
+    skip("Inf in a streamed 1 KB float16 Conv weight" + how,
+         save(base_model(weight=numpy_helper.from_array(w, "W"), bias=False, hw=16, **params)),
+         "non_finite_param", r"weight 'W' element 343 is not finite", extra)
+    w = h.copy()
+    w[0, 0, 2, 2] = 65000  # times 1.5 / sqrt(2 + 1e-5): beyond float16
+    skip("a streamed 1 KB float16 Conv weight that folds past float16" + how,
+         save(base_model(weight=numpy_helper.from_array(w, "W"), bias=False, hw=16, **params)), "overflow",
+         r"folded weight 'W' reaches 6893\d\.\d+ in channel 0, beyond float16", extra)
 skip("Conv weight of rank 1", save(base_model(weight=f32("W", [1, 2]))), "bad_weight_shape", r"weight 'W' has rank 1")
 skip("Conv weight of rank 0", save(base_model(weight=f32("W", 1.0))), "bad_weight_shape", r"weight 'W' has rank 0")
 skip("Conv weight with 0 output channels", save(base_model(weight=f32("W", np.zeros((0, 1, 1, 1))))), "bad_weight_shape",
