@@ -400,6 +400,13 @@ static size_t input_bytes(const bnf_input *in)
 	return n;
 }
 
+/* Whether output is written through a temp file (a regular file, or a new one). */
+static bool regular_output(const char *output)
+{
+	struct stat st;
+	return strcmp(output, "-") != 0 && (stat(output, &st) != 0 || S_ISREG(st.st_mode));
+}
+
 int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 {
 	bnf_input in = {0};
@@ -441,6 +448,9 @@ again:
 	fold = o->fold;
 	fold.payloads = &in.payloads;
 	fold.defer_scan = defer;
+	/* Checks of weights read from the input run while the model is written,
+	 * when a failure can still take the output back (a temp file). */
+	fold.defer_verify = defer && regular_output(output);
 	/* New weight tensors may take as much as the input, or the default cap. */
 	fold.max_new_bytes = input_bytes(&in) > BNF_MAX_NEW_BYTES ? input_bytes(&in) : BNF_MAX_NEW_BYTES;
 	if (o->job == BNF_JOB_LIST && bn_order(in.model->graph, &order) < 0) {
@@ -455,13 +465,14 @@ again:
 		defer = false;
 		goto again;
 	}
+	bnf_result_verify_start(&res);
 	if (bnf_result_verify_failed(&res) > 0) {
 		verify_failures(&res, input);
 		run->verify_failed++;
 		rc = 0; /* not an I/O failure: exit status 4 */
 		goto done_verify;
 	}
-	if (o->report && !(report = bnf_report_json(&res, input, output, &fold)))
+	if (o->job != BNF_JOB_FOLD && o->report && !(report = bnf_report_json(&res, input, output, &fold)))
 		goto done;
 
 	switch (o->job) {
@@ -474,14 +485,27 @@ again:
 			bnf_output_abort(&out);
 			goto done;
 		}
-		if (out.nonfinite && defer) {
+		if (bnf_result_verify_finish(&res) < 0) {
 			bnf_output_abort(&out);
-			free(report);
-			report = NULL;
+			goto done;
+		}
+		if (defer && (out.nonfinite || bnf_result_verify_failed(&res) > 0)) {
+			bnf_output_abort(&out);
 			bnf_result_free(&res);
 			bnf_input_close(&in);
 			defer = false;
 			goto again;
+		}
+		if (bnf_result_verify_failed(&res) > 0) { /* checked before writing when not deferred */
+			bnf_output_abort(&out);
+			verify_failures(&res, input);
+			run->verify_failed++;
+			rc = 0;
+			goto done_verify;
+		}
+		if (o->report && !(report = bnf_report_json(&res, input, output, &fold))) {
+			bnf_output_abort(&out);
+			goto done;
 		}
 		if (bnf_output_commit(&out) < 0)
 			goto done;

@@ -807,16 +807,24 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 				goto out;
 			}
 			if (p.reason == BNF_FOLD) {
-				/* Verify reads the original tensors: before apply edits them. */
+				/* Verify reads the original tensors: before apply edits
+				 * them, or later from the input file (defer_verify). */
 				bnf_verify vr;
-				if (!opt->no_verify && bnf_verify_plan(&c.gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vr) < 0) {
+				bnf_verify_job *job = NULL;
+				if (!opt->no_verify &&
+				    bnf_verify_plan_later(&c.gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vr,
+							  opt->defer_verify ? &job : NULL) < 0) {
 					bnf_plan_free(&p);
 					goto out;
 				}
-				r = apply(&c, &p, opt->no_verify ? NULL : &vr);
+				r = apply(&c, &p, opt->no_verify || job ? NULL : &vr);
 				if (r == 0)
 					handled[n] = true;
 				progress = progress || r == 1;
+				if (job && r == 1 && bnf_verify_batch_add(&res->pending, job, res->n_fusions - 1) < 0)
+					r = -1;
+				else if (job && r != 1)
+					bnf_verify_job_free(job);
 			}
 			bnf_plan_free(&p);
 			if (r < 0)
@@ -993,8 +1001,30 @@ size_t bnf_result_verify_failed(const bnf_result *r)
 	return n;
 }
 
+static void put_check(size_t tag, const bnf_verify *v, void *ctx)
+{
+	bnf_result *r = ctx;
+	if (tag < r->n_fusions) {
+		r->fusions[tag].verified = true;
+		r->fusions[tag].verify = *v;
+	}
+}
+
+void bnf_result_verify_start(bnf_result *r)
+{
+	bnf_verify_batch_start(r->pending);
+}
+
+int bnf_result_verify_finish(bnf_result *r)
+{
+	int rc = bnf_verify_batch_finish(r->pending, put_check, r);
+	r->pending = NULL;
+	return rc;
+}
+
 void bnf_result_free(bnf_result *r)
 {
+	bnf_verify_batch_free(r->pending); /* its thread reads the input: done before it closes */
 	for (size_t i = 0; i < r->n_fusions; i++) {
 		bnf_fusion *f = &r->fusions[i];
 		free(f->graph); free(f->layer); free(f->layer_op); free(f->layer_op_after);

@@ -31,12 +31,18 @@ typedef struct bnf_fold_options {
 	 * again without this: the same result, one pass over the weights less
 	 * when nothing is wrong. */
 	bool defer_scan;
+	/* Leave the checks that can run later (bnf_verify_plan_later) in
+	 * res->pending, unrun: the caller runs them with
+	 * bnf_result_verify_start / _finish while it writes the model, and
+	 * must not read the verify results before. */
+	bool defer_verify;
 } bnf_fold_options;
 
 /* Find every BatchNormalization in the model (subgraphs included), fold
  * those that fold exactly, and record each fusion and skip in res.  Unless
  * opt->no_verify, each fusion is checked numerically (bnf_verify_plan)
- * before it is applied, and the outcome is recorded with it; a fusion that fails
+ * before it is applied, or later (opt->defer_verify), and the outcome is
+ * recorded with it; a fusion that fails
  * the check is applied all the same, so the caller must not write the
  * model when bnf_result_verify_failed() is not 0.  The model is edited in
  * place: folded BN nodes removed, weights and biases rewritten (or copied

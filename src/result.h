@@ -40,12 +40,19 @@ typedef struct bnf_result {
 	size_t inputs_removed; /* graph inputs dropped with --fold-overridable */
 	size_t new_bytes;      /* bytes of the new weight tensors created */
 	bool unscanned_nonfinite; /* a weight left unscanned (defer_scan) folded to NaN or Inf */
+	struct bnf_verify_batch *pending; /* checks left to run (defer_verify), or NULL */
 	long long ir_version;
 	long long opset;       /* -1 when the default domain is not imported */
 	char *producer_name, *producer_version;
 } bnf_result;
 
 void bnf_result_free(bnf_result *r);
+/* Start the checks left in r->pending on a thread of their own (to run
+ * while the model is written). */
+void bnf_result_verify_start(bnf_result *r);
+/* Wait for them and record their results in r->fusions: only then do the
+ * verify counts below hold.  0, or -1 after bnf_error() (out of memory). */
+int bnf_result_verify_finish(bnf_result *r);
 /* How many of the fusions removed a BatchNormalization. */
 size_t bnf_result_bn_folded(const bnf_result *r);
 /* How many fusions were verified, and how many of those failed the check. */

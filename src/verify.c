@@ -720,12 +720,16 @@ static void set_free(unit_set *u)
 	free(u->bytes);
 }
 
+/* Set on a thread that runs checks beside the writer (bnf_verify_batch):
+ * it sums every unit itself. */
+static _Thread_local bool one_thread;
+
 /* Whether a second thread may sum the odd units: two CPUs or more, and
  * BNFOLD_THREADS is not 1 (the tests compare both ways). */
 static bool second_thread(void)
 {
 	const char *t = getenv("BNFOLD_THREADS");
-	if (t && strcmp(t, "1") == 0)
+	if (one_thread || (t && strcmp(t, "1") == 0))
 		return false;
 	return sysconf(_SC_NPROCESSORS_ONLN) >= 2;
 }
@@ -941,7 +945,80 @@ static void conv_border(const Onnx__NodeProto *conv, size_t n_spatial, int *axis
 	}
 }
 
+struct bnf_verify_job {
+	bnf_verify_case vc;
+	bnf_tview weight;   /* vc.weight points here */
+	bnf_plan plan;      /* a copy of the plan's fields that verify reads; scale and new_bias owned */
+	double *bias, *prm[4], *k; /* the case's arrays, owned */
+	double tolerance;
+	size_t tag;
+	bnf_verify v;
+	int rc;
+};
+
+void bnf_verify_job_free(bnf_verify_job *j)
+{
+	if (!j)
+		return;
+	free(j->plan.scale);
+	free(j->plan.new_bias);
+	free(j->bias);
+	free(j->k);
+	for (int i = 0; i < 4; i++)
+		free(j->prm[i]);
+	free(j);
+}
+
+static double *dup_doubles(const double *a, size_t n)
+{
+	double *d = malloc((n ? n : 1) * sizeof(double));
+	if (d && n)
+		memcpy(d, a, n * sizeof(double));
+	return d;
+}
+
+/* Package the case for later: 1 when it was (the arrays now belong to the
+ * job), 0 when it must run now, -1 when memory runs out. */
+static int package(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, double **bias, double *prm[4],
+		   double **k, bnf_verify_job **job)
+{
+	const bnf_tview *w = vc->weight, *pw = &p->weight.view;
+	bnf_verify_job *j;
+
+	if (!job || !w->src || w->lazy || !pw->src || pw->lazy || (p->scale_weight && !p->transform.scale))
+		return 0;
+	if (!(j = calloc(1, sizeof(*j))))
+		return -1;
+	j->vc = *vc;
+	j->weight = *w;
+	j->vc.weight = &j->weight;
+	j->plan = *p;
+	j->plan.scale = p->transform.scale ? dup_doubles(p->transform.scale, p->transform.layout.channels) : NULL;
+	j->plan.transform.scale = j->plan.scale;
+	j->plan.new_bias = p->new_bias ? dup_doubles(p->new_bias, p->bias_len) : NULL;
+	if ((p->transform.scale && !j->plan.scale) || (p->new_bias && !j->plan.new_bias)) {
+		bnf_verify_job_free(j);
+		return -1;
+	}
+	j->bias = *bias;
+	j->k = *k;
+	*bias = *k = NULL;
+	for (int i = 0; i < 4; i++) {
+		j->prm[i] = prm[i];
+		prm[i] = NULL;
+	}
+	j->tolerance = tolerance;
+	*job = j;
+	return 1;
+}
+
 int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v)
+{
+	return bnf_verify_plan_later(gi, p, tolerance, v, NULL);
+}
+
+int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v,
+			  bnf_verify_job **job)
 {
 	const Onnx__NodeProto *node, *layer;
 	bnf_verify_case vc;
@@ -950,6 +1027,8 @@ int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bn
 	const char *problem = NULL;
 	int r, rc = -1;
 
+	if (job)
+		*job = NULL;
 	memset(v, 0, sizeof(*v));
 	memset(&vc, 0, sizeof(vc));
 	if (p->node < 0 || p->layer_node < 0 || (size_t)p->node >= gi->g->n_node ||
@@ -1057,7 +1136,9 @@ int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bn
 		problem = "the node is not a BatchNormalization, Mul or Add";
 		goto done;
 	}
-	rc = bnf_verify_run(&vc, p, tolerance, v);
+	if ((r = package(&vc, p, tolerance, &bias, prm, &k, job)) < 0)
+		goto oom;
+	rc = r == 1 ? 0 : bnf_verify_run(&vc, p, tolerance, v);
 	goto out;
 oom:
 	bnf_error("out of memory verifying a fusion");
@@ -1074,4 +1155,100 @@ out:
 	for (int i = 0; i < 4; i++)
 		free(prm[i]);
 	return rc;
+}
+
+/* ---- checks run while the model is written ---- */
+
+struct bnf_verify_batch {
+	bnf_verify_job **jobs;
+	size_t n, cap;
+	pthread_t thread;
+	bool running;
+};
+
+int bnf_verify_batch_add(bnf_verify_batch **bp, bnf_verify_job *j, size_t tag)
+{
+	bnf_verify_batch *b = *bp;
+
+	if (!b && !(b = *bp = calloc(1, sizeof(*b)))) {
+		bnf_verify_job_free(j);
+		return bnf_error("out of memory verifying a fusion");
+	}
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 16;
+		bnf_verify_job **v = realloc(b->jobs, cap * sizeof(*v));
+		if (!v) {
+			bnf_verify_job_free(j);
+			return bnf_error("out of memory verifying a fusion");
+		}
+		b->jobs = v;
+		b->cap = cap;
+	}
+	j->tag = tag;
+	b->jobs[b->n++] = j;
+	return 0;
+}
+
+static void run_jobs(bnf_verify_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		bnf_verify_job *j = b->jobs[i];
+		j->rc = bnf_verify_run(&j->vc, &j->plan, j->tolerance, &j->v);
+	}
+}
+
+/* The jobs one after the other, the units of a weight on this thread only:
+ * the other CPU writes the model meanwhile. */
+static void *batch_thread(void *arg)
+{
+	one_thread = true;
+	run_jobs(arg);
+	bnf_source_unmap(NULL); /* this thread's mapping window */
+	return NULL;
+}
+
+void bnf_verify_batch_start(bnf_verify_batch *b)
+{
+	if (!b || b->running || b->n == 0)
+		return;
+	lanes_choose();
+	b->running = pthread_create(&b->thread, NULL, batch_thread, b) == 0;
+}
+
+static void batch_wait(bnf_verify_batch *b)
+{
+	if (b->running)
+		pthread_join(b->thread, NULL);
+	else
+		run_jobs(b);
+	b->running = false;
+}
+
+int bnf_verify_batch_finish(bnf_verify_batch *b, void (*put)(size_t tag, const bnf_verify *v, void *ctx), void *ctx)
+{
+	int rc = 0;
+
+	if (!b)
+		return 0;
+	batch_wait(b);
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->jobs[i]->rc < 0)
+			rc = -1;
+		else
+			put(b->jobs[i]->tag, &b->jobs[i]->v, ctx);
+	}
+	bnf_verify_batch_free(b);
+	return rc;
+}
+
+void bnf_verify_batch_free(bnf_verify_batch *b)
+{
+	if (!b)
+		return;
+	if (b->running)
+		pthread_join(b->thread, NULL);
+	for (size_t i = 0; i < b->n; i++)
+		bnf_verify_job_free(b->jobs[i]);
+	free(b->jobs);
+	free(b);
 }

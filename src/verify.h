@@ -1,4 +1,4 @@
-/* The numeric check of one fusion, made before the fusion is applied: the
+/* The numeric check of one fusion, on the weights before the fusion: the
  * original arithmetic (the layer, then the BN / Mul / Add after it; or the
  * BN, then the Conv after it) against the folded layer with its weight and
  * bias exactly as they will be stored, on deterministic probe inputs,
@@ -98,5 +98,32 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
  * still hold their original values (before the fusion is applied), and
  * run it. */
 int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v);
+
+/* A check built now and run later, on another thread while the model is
+ * written: possible when the layer's original weight is read from the
+ * input file (edits then leave it alone) and the case owns the rest. */
+typedef struct bnf_verify_job bnf_verify_job;
+
+/* bnf_verify_plan, except that a check that can run later is not run:
+ * *job is set instead (v untouched).  Otherwise *job is NULL and v filled.
+ * 0, or -1 after bnf_error() when memory runs out. */
+int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v,
+			  bnf_verify_job **job);
+void bnf_verify_job_free(bnf_verify_job *j);
+
+/* Jobs to run together, each with a tag for its result. */
+typedef struct bnf_verify_batch bnf_verify_batch;
+
+/* Add j (the batch owns it from now on, also on failure: -1 after bnf_error()). */
+int bnf_verify_batch_add(bnf_verify_batch **b, bnf_verify_job *j, size_t tag);
+/* Start running the jobs on a thread of their own (if none can start,
+ * bnf_verify_batch_finish runs them). */
+void bnf_verify_batch_start(bnf_verify_batch *b);
+/* Wait for the jobs (running any not run yet) and give each result to
+ * put(tag, v, ctx); then free the batch.  0, or -1 after bnf_error() when
+ * a job ran out of memory. */
+int bnf_verify_batch_finish(bnf_verify_batch *b, void (*put)(size_t tag, const bnf_verify *v, void *ctx), void *ctx);
+/* Wait for the jobs, drop their results, free the batch. */
+void bnf_verify_batch_free(bnf_verify_batch *b);
 
 #endif

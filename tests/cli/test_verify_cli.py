@@ -201,6 +201,20 @@ try:
           reps[0][:300])
     check(reps[0] and reps[0] == reps[1] == reps[2],
           "... with the same numbers from one thread or two, and with the baseline code")
+    # Writing it, the checks of weights read from the file run beside the
+    # writer, after apply: the same numbers as --list's, which come first.
+    out_big = os.path.join(tmp, "units_out.onnx")
+    rep_big = os.path.join(tmp, "units_fold.json")
+    rc, _, err = run([big, "-o", out_big, "--report", rep_big])
+    got = [f.get("verify") for f in json.load(open(rep_big))["fusions"]] if rc == 0 else None
+    check(got is not None and got == [f.get("verify") for f in fus],
+          "folding it, each fusion's check gives the numbers --list gives", err)
+    # ... and a failing one still writes nothing (the temp file goes)
+    os.remove(out_big)
+    rc, _, err = run(["--tolerance", "0", big, "-o", out_big])
+    check(rc == 4 and not os.path.exists(out_big) and not [f for f in os.listdir(tmp) if ".bnfold-" in f]
+          and "fails verification" in err,
+          "--tolerance 0 on it: exit 4, nothing written, no temp file", err)
 
     # --- help and exit status ---
     rc, so, _ = run(["--help"])
