@@ -269,6 +269,31 @@ typedef int64_t v2l __attribute__((vector_size(16)));
 #define V2_ABS(x) ((v2d)((v2l)(x) & INT64_MAX))
 #define V4_ABS(x) ((v4d)((v4l)(x) & INT64_MAX))
 
+/* One step of the lanes from element j of raw, x1, x2 (vectors VD of
+ * doubles, VF of as many floats): the sums of add_f32 in s0..s5, and in
+ * big the lanes whose folded value leaves float's range.  One text for
+ * both builds, so that they do the same operations in the same order. */
+#define LANES_STEP(VD, VF, ABS, j)                                                  \
+	do {                                                                        \
+		VF fv_;                                                             \
+		VD w_, y_, wf_, p1_, p2_, t1_, t2_;                                 \
+		memcpy(&fv_, raw + 4 * (j), sizeof(fv_));                           \
+		w_ = __builtin_convertvector(fv_, VD);                              \
+		y_ = w_ * sc;                                                       \
+		big |= ABS(y_) > FLT_MAX;                                           \
+		wf_ = __builtin_convertvector(__builtin_convertvector(y_, VF), VD); \
+		memcpy(&p1_, x1 + (j), sizeof(p1_));                                \
+		memcpy(&p2_, x2 + (j), sizeof(p2_));                                \
+		t1_ = w_ * p1_;                                                     \
+		t2_ = w_ * p2_;                                                     \
+		s0 += t1_;                                                          \
+		s1 += t2_;                                                          \
+		s2 += wf_ * p1_;                                                    \
+		s3 += wf_ * p2_;                                                    \
+		s4 += ABS(t1_);                                                     \
+		s5 += ABS(t2_);                                                     \
+	} while (0)
+
 /* add_lanes_f32 below sums four lanes: lane k takes elements j with
  * j % 4 == k, in order, and the lanes are added as (0 + 1) + (2 + 3) at
  * the end, which bounds the rounding no worse than one sum in order.  It
@@ -288,25 +313,8 @@ static void lanes_half(const uint8_t *raw, double sc, const double *x1, const do
 	v2d s0 = l->s[0], s1 = l->s[1], s2 = l->s[2], s3 = l->s[3], s4 = l->s[4], s5 = l->s[5];
 	v2l big = l->big;
 
-	for (size_t j = first; j < n4; j += 4) {
-		v2f fv;
-		v2d w, y, wf, p1, p2, t1, t2;
-		memcpy(&fv, raw + 4 * j, sizeof(fv));
-		w = __builtin_convertvector(fv, v2d);
-		y = w * sc;
-		big |= V2_ABS(y) > FLT_MAX;
-		wf = __builtin_convertvector(__builtin_convertvector(y, v2f), v2d);
-		memcpy(&p1, x1 + j, sizeof(p1));
-		memcpy(&p2, x2 + j, sizeof(p2));
-		t1 = w * p1;
-		t2 = w * p2;
-		s0 += t1;
-		s1 += t2;
-		s2 += wf * p1;
-		s3 += wf * p2;
-		s4 += V2_ABS(t1);
-		s5 += V2_ABS(t2);
-	}
+	for (size_t j = first; j < n4; j += 4)
+		LANES_STEP(v2d, v2f, V2_ABS, j);
 	l->s[0] = s0, l->s[1] = s1, l->s[2] = s2, l->s[3] = s3, l->s[4] = s4, l->s[5] = s5;
 	l->big = big;
 }
@@ -343,25 +351,8 @@ static size_t lanes_avx2(const uint8_t *raw, double sc, const double *x1, const 
 	v4l big = {0, 0, 0, 0};
 	size_t j = 0;
 
-	for (; j + 4 <= n; j += 4) {
-		v4f fv;
-		v4d w, y, wf, p1, p2, t1, t2;
-		memcpy(&fv, raw + 4 * j, sizeof(fv));
-		w = __builtin_convertvector(fv, v4d);
-		y = w * sc;
-		big |= V4_ABS(y) > FLT_MAX;
-		wf = __builtin_convertvector(__builtin_convertvector(y, v4f), v4d);
-		memcpy(&p1, x1 + j, sizeof(p1));
-		memcpy(&p2, x2 + j, sizeof(p2));
-		t1 = w * p1;
-		t2 = w * p2;
-		s0 += t1;
-		s1 += t2;
-		s2 += wf * p1;
-		s3 += wf * p2;
-		s4 += V4_ABS(t1);
-		s5 += V4_ABS(t2);
-	}
+	for (; j + 4 <= n; j += 4)
+		LANES_STEP(v4d, v4f, V4_ABS, j);
 	if (big[0] | big[1] | big[2] | big[3])
 		return 0;
 	a[0] += (s0[0] + s0[1]) + (s0[2] + s0[3]);
