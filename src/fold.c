@@ -595,6 +595,8 @@ static const bnf_value *round_trip(const bnf_graph *gi, const bnf_value *x)
 					return NULL;
 			return hop > 0 ? x : NULL;
 		}
+		if (n->n_input != 1)
+			return NULL; /* a Transpose or Identity has one input; anything else is not followed */
 		if (bnf_node_is_onnx(n, "Transpose")) {
 			const Onnx__AttributeProto *a = bnf_node_attr(n, "perm");
 			int64_t q[BNF_MAX_RANK];
@@ -609,7 +611,7 @@ static const bnf_value *round_trip(const bnf_graph *gi, const bnf_value *x)
 			}
 			rank = a->n_ints;
 			memcpy(perm, q, rank * sizeof(q[0]));
-		} else if (!(bnf_node_is_onnx(n, "Identity") && n->n_input == 1)) {
+		} else if (!bnf_node_is_onnx(n, "Identity")) {
 			return NULL;
 		}
 		x = bnf_graph_value(gi, n->input[0]);

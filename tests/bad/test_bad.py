@@ -358,6 +358,10 @@ for extra in ([], ["--no-verify"]):
     skip("a streamed 1 KB float16 Conv weight that folds past float16" + how,
          save(base_model(weight=numpy_helper.from_array(w, "W"), bias=False, hw=16, **params)), "overflow",
          r"folded weight 'W' reaches 6893\d\.\d+ in channel 0, beyond float16", extra)
+m = base_model()
+node(m, "bn").input[0] = "t"
+m.graph.node.insert(1, helper.make_node("Transpose", [], ["t"], name="tr", perm=[0, 1, 2, 3]))
+skip("a Transpose without inputs before the BN (it crashed the walk back to a layer)", save(m), "no_linear_producer")
 skip("Conv weight of rank 1", save(base_model(weight=f32("W", [1, 2]))), "bad_weight_shape", r"weight 'W' has rank 1")
 skip("Conv weight of rank 0", save(base_model(weight=f32("W", 1.0))), "bad_weight_shape", r"weight 'W' has rank 0")
 skip("Conv weight with 0 output channels", save(base_model(weight=f32("W", np.zeros((0, 1, 1, 1))))), "bad_weight_shape",
