@@ -992,7 +992,7 @@ static void flush_raw(bnf_output *out, const uint8_t *p, size_t n)
 
 void bnf_output_write(bnf_output *out, const void *data, size_t len)
 {
-	if (out->err)
+	if (out->err || len == 0) /* protobuf-c appends empty fields as (NULL, 0) */
 		return;
 	if (out->used + len > OUT_BUF) {
 		flush_raw(out, out->buf, out->used);
