@@ -35,6 +35,32 @@ static void weight_f32(wt *w, float *vals, size_t rank, const int64_t *dims)
 		printf("# weight view: %s\n", err);
 }
 
+/* The same weight with its values in raw_data (little-endian, whatever the
+ * host) held in raw (4 * numel bytes), described by t and viewed in rv;
+ * false when the view is refused. */
+static bool raw_copy(const wt *w, uint8_t *raw, Onnx__TensorProto *t, bnf_tview *rv)
+{
+	char err[200];
+	size_t n = w->v.numel;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t b;
+		memcpy(&b, &w->t.float_data[i], 4);
+		for (int k = 0; k < 4; k++)
+			raw[4 * i + k] = (uint8_t)(b >> (8 * k));
+	}
+	*t = w->t;
+	t->n_float_data = 0;
+	t->float_data = NULL;
+	t->has_raw_data = 1;
+	t->raw_data.data = raw;
+	t->raw_data.len = 4 * n;
+	if (bnf_tview_from_tensor(t, rv, err, sizeof(err)) != BNF_TENSOR_OK) {
+		printf("# raw_data view: %s\n", err);
+		return false;
+	}
+	return true;
+}
+
 /* A plan that scales the weight by `scale` (layout l) and writes new_bias. */
 static void plan_of(bnf_plan *p, const wt *w, const bnf_layout *l, double *scale, double *new_bias, size_t bias_len)
 {
@@ -131,21 +157,9 @@ int main(void)
 		/* The weight in raw_data (read in place) instead of float_data. */
 		{
 			uint8_t raw[16];
-			Onnx__TensorProto t = w.t;
+			Onnx__TensorProto t;
 			bnf_tview rv;
-			char err[200];
-			for (int i = 0; i < 4; i++) {
-				uint32_t b;
-				memcpy(&b, &wv[i], 4);
-				for (int k = 0; k < 4; k++)
-					raw[4 * i + k] = (uint8_t)(b >> (8 * k));
-			}
-			t.n_float_data = 0;
-			t.float_data = NULL;
-			t.has_raw_data = 1;
-			t.raw_data.data = raw;
-			t.raw_data.len = sizeof(raw);
-			OK(bnf_tview_from_tensor(&t, &rv, err, sizeof(err)) == BNF_TENSOR_OK, "raw_data weight view");
+			OK(raw_copy(&w, raw, &t, &rv), "raw_data weight view");
 			vc.weight = &rv;
 			p.weight.view = rv;
 			OK(bnf_verify_run(&vc, &p, -1, &v) == 0 && v.ok, "raw_data: the exact fold passes");
@@ -410,30 +424,17 @@ int main(void)
 				      .channels = C, .pad_axis = -1, .folded_alpha = 1, .folded_beta = 1};
 		Onnx__TensorProto t;
 		bnf_tview rv;
-		char err[200];
 		wt w;
 		bnf_plan p;
 
 		for (int i = 0; i < N; i++)
 			wv[i] = (float)(0.37 * sin(1.3 * i + 0.2) + (i % 3) * 0.011);
-		for (int i = 0; i < N; i++) {
-			uint32_t b;
-			memcpy(&b, &wv[i], 4);
-			for (int k = 0; k < 4; k++)
-				raw[4 * i + k] = (uint8_t)(b >> (8 * k));
-		}
 		for (int c = 0; c < C; c++) {
 			scale[c] = gamma[c] / sqrt(var[c] + 1e-5);
 			nb[c] = (bias[c] - mean[c]) * scale[c] + beta[c];
 		}
 		weight_f32(&w, wv, 3, dims);
-		t = w.t;
-		t.n_float_data = 0;
-		t.float_data = NULL;
-		t.has_raw_data = 1;
-		t.raw_data.data = raw;
-		t.raw_data.len = sizeof(raw);
-		OK(bnf_tview_from_tensor(&t, &rv, err, sizeof(err)) == BNF_TENSOR_OK, "raw_data [3, 1, 7] weight view");
+		OK(raw_copy(&w, raw, &t, &rv), "raw_data [3, 1, 7] weight view");
 		vc.weight = &rv;
 		plan_of(&p, &w, &l, scale, nb, C);
 		p.weight.view = rv;
@@ -450,12 +451,7 @@ int main(void)
 
 		wv[2 * K + 3] = 1e38f; /* channel 2, element 3: |1e38 * s2| > FLT_MAX */
 		weight_f32(&w, wv, 3, dims);
-		{
-			uint32_t b;
-			memcpy(&b, &wv[2 * K + 3], 4);
-			for (int k = 0; k < 4; k++)
-				raw[4 * (2 * K + 3) + k] = (uint8_t)(b >> (8 * k));
-		}
+		OK(raw_copy(&w, raw, &t, &rv), "raw_data [3, 1, 7] weight view with 1e38");
 		for (int pass = 0; pass < 2; pass++) {
 			vc.weight = pass ? &w.v : &rv;
 			p.weight.view = pass ? w.v : rv;
@@ -481,17 +477,11 @@ int main(void)
 				      .channels = C, .pad_axis = -1, .folded_alpha = 1, .folded_beta = 1};
 		Onnx__TensorProto t;
 		bnf_tview rv;
-		char err[200];
 		wt w;
 		bnf_plan p;
 
-		for (int i = 0; i < N; i++) {
-			uint32_t b;
+		for (int i = 0; i < N; i++)
 			wv[i] = (float)(0.5 * sin(0.01 * i) + 0.001 * (i % 7));
-			memcpy(&b, &wv[i], 4);
-			for (int k = 0; k < 4; k++)
-				raw[4 * (size_t)i + k] = (uint8_t)(b >> (8 * k));
-		}
 		for (int c = 0; c < C; c++) {
 			bias[c] = 0.01 * c, gamma[c] = 1 + 0.01 * c, beta[c] = -0.02 * c, mean[c] = 0.03 * c;
 			var[c] = 0.5 + 0.01 * c;
@@ -499,13 +489,7 @@ int main(void)
 			nb[c] = (bias[c] - mean[c]) * scale[c] + beta[c];
 		}
 		weight_f32(&w, wv, 3, dims);
-		t = w.t;
-		t.n_float_data = 0;
-		t.float_data = NULL;
-		t.has_raw_data = 1;
-		t.raw_data.data = raw;
-		t.raw_data.len = 4 * (size_t)N;
-		OK(bnf_tview_from_tensor(&t, &rv, err, sizeof(err)) == BNF_TENSOR_OK, "raw_data [80, 1, 4096] weight view");
+		OK(raw_copy(&w, raw, &t, &rv), "raw_data [80, 1, 4096] weight view");
 		vc.weight = &rv;
 		plan_of(&p, &w, &l, scale, nb, C);
 		p.weight.view = rv;
