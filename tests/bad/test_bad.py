@@ -545,9 +545,9 @@ def run_case(tmp, desc, data, expect, n):
 
 def reason_tables(root):
     """Reason codes as fold.h, the report schema and the README list them."""
-    fold_h = open(os.path.join(root, "src", "fold.h")).read()
+    fold_h = open(os.path.join(root, "src", "lib", "fold.h")).read()
     codes = re.findall(r'X\(BNF_\w+,\s*"(\w+)"', fold_h)
-    schema = json.load(open(os.path.join(root, "src", "report.schema.json")))
+    schema = json.load(open(os.path.join(root, "src", "lib", "report.schema.json")))
     enum = schema["properties"]["skipped"]["items"]["properties"]["reason"]["enum"]
     readme = open(os.path.join(root, "README.md")).read()
     table = re.findall(r"^\| `(\w+)` \|", readme.split("### Why a BN is skipped", 1)[1].split("\n## ", 1)[0], re.M)

@@ -4,7 +4,7 @@ and several inputs (-O DIR, NAME.folded.onnx, JSON-lines reports).  Prints TAP.
 
 Expected outcomes come from testdata/expected.json (written by hand), from
 the models themselves read with the onnx package, and from the cases below;
-every report is validated against src/report.schema.json.
+every report is validated against src/lib/report.schema.json.
 """
 import argparse
 import hashlib

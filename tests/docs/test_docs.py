@@ -2,10 +2,10 @@
 """The documentation against the code it documents.  Prints TAP.
 
 - the man page renders with no groff/man warnings;
-- the getopt table of src/main.c, --help, the man page and README.md name
+- the getopt table of src/cli/main.c, --help, the man page and README.md name
   the same options;
-- every exit status of src/main.c is in --help, the man page and README.md;
-- every reason code of BNF_REASONS (src/fold.h) is in README.md, the man
+- every exit status of src/cli/main.c is in --help, the man page and README.md;
+- every reason code of BNF_REASONS (src/lib/fold.h) is in README.md, the man
   page and the report schema, and the schema has no other;
 - the version agrees between meson.build, --version and the man page;
 - `meson install --destdir` puts bin/bnfold and share/man/man1/bnfold.1 in place.
@@ -31,7 +31,7 @@ args = ap.parse_args()
 SRC = os.path.abspath(args.source_root)
 BUILD = os.path.abspath(args.build_root)
 BNFOLD = os.path.abspath(args.bnfold)
-MAN = os.path.join(SRC, "src", "bnfold.1")
+MAN = os.path.join(SRC, "docs", "bnfold.1")
 tap = bnftest.Tap()
 check = tap.check
 
@@ -46,12 +46,12 @@ def run(argv, **kw):
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
 
-main_c = read("src", "main.c")
-fold_h = read("src", "fold.h")
+main_c = read("src", "cli", "main.c")
+fold_h = read("src", "lib", "fold.h")
 readme = read("README.md")
-man_src = read("src", "bnfold.1")
+man_src = read("docs", "bnfold.1")
 man_text = man_src.replace("\\-", "-")  # roff's \- is the '-' a user types
-schema = json.loads(read("src", "report.schema.json"))
+schema = json.loads(read("src", "lib", "report.schema.json"))
 
 
 def man_section(title):
@@ -63,19 +63,19 @@ def man_section(title):
 longopts = re.findall(r'\{"([a-z][a-z-]*)", (?:no|required|optional)_argument, NULL, [^}]*\}', main_c)
 m = re.search(r'getopt_long\(argc, argv, "([^"]*)"', main_c)
 shortopts = [c for c in (m.group(1) if m else "") if c.isalnum()]
-check(len(longopts) >= 10 and len(shortopts) >= 5, "found the getopt table in src/main.c",
+check(len(longopts) >= 10 and len(shortopts) >= 5, "found the getopt table in src/cli/main.c",
       "long %s short %s" % (longopts, shortopts))
 exit_codes = {name: int(v) for name, v in re.findall(r"\b(EXIT_[A-Z]+) = (\d+)", main_c)}
-check(sorted(exit_codes.values()) == [0, 1, 2, 3, 4], "exit codes of src/main.c are 0, 1, 2, 3, 4", exit_codes)
+check(sorted(exit_codes.values()) == [0, 1, 2, 3, 4], "exit codes of src/cli/main.c are 0, 1, 2, 3, 4", exit_codes)
 reasons = [c for c in re.findall(r'X\(BNF_[A-Z_]+,\s*"([a-z_]+)"', fold_h) if c != "fold"]
-check(len(reasons) >= 10, "found the BNF_REASONS table in src/fold.h", reasons)
+check(len(reasons) >= 10, "found the BNF_REASONS table in src/lib/fold.h", reasons)
 
 # ------------------------------------------------------------ man renders
 man = shutil.which("man")
 if check(man is not None, "man is installed (tools/deps installs man-db and groff-base)"):
     env = dict(os.environ, MANWIDTH="80", LANG="C.UTF-8", MAN_KEEP_FORMATTING="")
     rc, out, err = run([man, "--warnings", "-l", MAN], env=env)
-    check(rc == 0 and err.strip() == "", "man --warnings -l src/bnfold.1 renders with no warnings", "exit %d: %s" % (rc, err))
+    check(rc == 0 and err.strip() == "", "man --warnings -l docs/bnfold.1 renders with no warnings", "exit %d: %s" % (rc, err))
     for sec in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "REPORT", "REASON CODES", "EXAMPLES"]:
         check(re.search(r"^%s$" % sec, out, re.M), "man page has section %s" % sec)
     too_wide = [l for l in out.splitlines() if len(l) > 80]

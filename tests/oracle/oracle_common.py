@@ -499,7 +499,7 @@ def common_arg_parser(description):
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--bnfold", default=os.path.join(root, "build", "bnfold"))
     ap.add_argument("--testdata", default=os.path.join(root, "testdata"))
-    ap.add_argument("--schema", default=os.path.join(root, "src", "report.schema.json"))
+    ap.add_argument("--schema", default=os.path.join(root, "src", "lib", "report.schema.json"))
     ap.add_argument("--equiv", default=os.path.join(here, "equiv.mjs"))
     ap.add_argument("--node-modules", default=os.path.join(root, "tests", "node_modules"))
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a new temporary folder)")

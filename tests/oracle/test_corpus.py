@@ -3,7 +3,7 @@
 corpus (INDEX.tsv) and check the result with independent oracles.
 
     /usr/bin/python3 tests/oracle/test_corpus.py --bnfold build/bnfold \
-        --schema src/report.schema.json --equiv tests/oracle/equiv.mjs \
+        --schema src/lib/report.schema.json --equiv tests/oracle/equiv.mjs \
         --node-modules tests/node_modules --workdir TMPDIR \
         [--corpus ../shared/corpus]
 

@@ -3,7 +3,7 @@
 the result with independent oracles (JSON schema, onnx, onnxruntime).
 
     /usr/bin/python3 tests/oracle/test_fixtures.py --bnfold build/bnfold \
-        --testdata testdata --schema src/report.schema.json \
+        --testdata testdata --schema src/lib/report.schema.json \
         --equiv tests/oracle/equiv.mjs --node-modules tests/node_modules \
         --workdir TMPDIR
 
