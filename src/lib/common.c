@@ -64,6 +64,43 @@ void bnf_info(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap)
+{
+	if (e && !e->code) {
+		e->code = code;
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	}
+	return -1;
+}
+
+int bnf_fail(bnf_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	bnf_vfail(e, code, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int bnf_grow(void *arrp, size_t elem, size_t n, size_t *cap)
+{
+	void **arr = arrp, *p;
+	size_t want, bytes;
+	if (n < *cap)
+		return 0;
+	want = *cap ? *cap : 4;
+	while (want <= n) {
+		if (want > SIZE_MAX / 2)
+			return -1;
+		want *= 2;
+	}
+	if (!bnf_mul_size(want, elem, &bytes) || !(p = realloc(*arr, bytes)))
+		return -1;
+	*arr = p;
+	*cap = want;
+	return 0;
+}
+
 bool bnf_mul_size(size_t a, size_t b, size_t *r)
 {
 	if (a != 0 && b > SIZE_MAX / a)

@@ -2,11 +2,34 @@
 #ifndef BNF_COMMON_H
 #define BNF_COMMON_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define BNF_VERSION "0.1.0"
+#include "bnfold.h"
+
+#define BNF_VERSION BNFOLD_VERSION_STRING
+
+/* Where library code records what went wrong: the first failure of a call
+ * (its code, one of bnfold_status, and one line naming the file).  The
+ * library never prints: the caller of the public API reads this. */
+typedef struct bnf_err {
+	int code;        /* 0 while nothing failed */
+	char msg[1024];
+} bnf_err;
+
+/* Record code and the message in e unless e already holds a failure (the
+ * first one is the cause); e may be NULL.  Always returns -1, so callers
+ * can write `return bnf_fail(e, BNFOLD_E_IO, ...)`. */
+int bnf_fail(bnf_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap);
+
+/* Room for one more element in the array *arrp of n elements of elem bytes
+ * with *cap allocated: doubles *cap when full.  0, or -1 when memory runs
+ * out (the array is left as it was).  Use BNF_GROW(arr, n, cap). */
+int bnf_grow(void *arrp, size_t elem, size_t n, size_t *cap);
+#define BNF_GROW(arr, n, cap) bnf_grow(&(arr), sizeof(*(arr)), (n), &(cap))
 
 /* 0 = errors only (-q), 1 = normal, 2 = verbose (-v). The only global. */
 extern int bnf_display_level;
