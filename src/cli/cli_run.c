@@ -89,7 +89,7 @@ static void fold_summary(const bnf_result *r, const char *input, const char *out
 			snprintf(check, sizeof(check), "; verify max_rel_err %.2e <= %.2e, max_abs_err %.2e, %zu outputs",
 				 f->verify.max_rel_err, f->verify.tolerance, f->verify.max_abs_err, f->verify.outputs);
 		bnf_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s%s)", f->layer_op, f->layer,
-			 f->node_op, f->bn, f->pattern, f->graph, f->channels, bnf_dtype_name(f->dtype),
+			 f->node_op, f->bn, bnf_pattern_name(f->pattern), f->graph, f->channels, bnf_dtype_name(f->dtype),
 			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "", check);
 	}
 	for (size_t i = 0; i < r->n_skips; i++) {
@@ -160,7 +160,7 @@ static void check_lines(const bnf_result *r, const char *input, bool each)
 	for (size_t i = 0; each && i < r->n_fusions; i++) {
 		const bnf_fusion *f = &r->fusions[i];
 		bnf_info(1, "%s: foldable %s '%s' <- %s '%s' (%s, %s, %zu channels, %s)", input,
-			 f->layer_op, f->layer, f->node_op, f->bn, f->pattern, f->graph, f->channels,
+			 f->layer_op, f->layer, f->node_op, f->bn, bnf_pattern_name(f->pattern), f->graph, f->channels,
 			 bnf_dtype_name(f->dtype));
 	}
 	for (size_t i = 0; each && i < r->n_skips; i++) {
@@ -314,7 +314,7 @@ static int list_table(const bnf_result *r, const strvec *order, const char *inpu
 		const bnf_skip *s = rows[i].s;
 		cl[COL_LAYER] = shown(f ? f->layer : s->layer, f ? f->layer_op : "layer", NULL);
 		cl[COL_BN] = shown(f ? f->bn : s->bn, f ? f->node_op : "BatchNormalization", f ? f->bn_output : s->bn_output);
-		cl[COL_PATTERN] = bnf_strdup(f ? f->pattern : "-");
+		cl[COL_PATTERN] = bnf_strdup(f ? bnf_pattern_name(f->pattern) : "-");
 		cl[COL_CHANNELS] = f ? bnf_asprintf("%zu", f->channels) : bnf_strdup("-");
 		cl[COL_DTYPE] = bnf_strdup(f ? bnf_dtype_name(f->dtype) : "-");
 		cl[COL_ACTION] = bnf_strdup(f ? "fold" : "skip");
@@ -472,7 +472,7 @@ again:
 		rc = 0; /* not an I/O failure: exit status 4 */
 		goto done_verify;
 	}
-	if (o->job != BNF_JOB_FOLD && o->report && !(report = bnf_report_json(&res, input, output, &fold)))
+	if (o->job != BNF_JOB_FOLD && o->report && !(report = bnf_report_json(&res, input, output)) && bnf_error("out of memory building the report"))
 		goto done;
 
 	switch (o->job) {
@@ -503,7 +503,8 @@ again:
 			rc = 0;
 			goto done_verify;
 		}
-		if (o->report && !(report = bnf_report_json(&res, input, output, &fold))) {
+		if (o->report && !(report = bnf_report_json(&res, input, output))) {
+			bnf_error("out of memory building the report");
 			bnf_output_abort(&out);
 			goto done;
 		}

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "edit.h"
+#include "driver.h"
 
 typedef enum bnf_job {
 	BNF_JOB_FOLD,  /* write the folded model */

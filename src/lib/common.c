@@ -148,3 +148,36 @@ char *bnf_asprintf(const char *fmt, ...)
 	va_end(ap);
 	return p;
 }
+
+int bnf_strlist_add(bnf_strlist *l, const char *s)
+{
+	char *copy;
+	if (BNF_GROW(l->v, l->n, l->cap) < 0 || !(copy = bnf_strdup(s)))
+		return -1;
+	l->v[l->n++] = copy;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void bnf_strlist_sort(bnf_strlist *l)
+{
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_str);
+}
+
+bool bnf_strlist_has(const bnf_strlist *l, const char *s)
+{
+	return l->n > 0 && bsearch(&s, l->v, l->n, sizeof(*l->v), cmp_str) != NULL;
+}
+
+void bnf_strlist_free(bnf_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}

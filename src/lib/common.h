@@ -42,6 +42,21 @@ void bnf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Plain message on stderr shown when bnf_display_level >= level. */
 void bnf_info(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A list of owned strings, searchable once sorted. */
+typedef struct bnf_strlist {
+	char **v;
+	size_t n, cap;
+} bnf_strlist;
+
+/* Append a copy of s.  0, or -1 when memory runs out. */
+int bnf_strlist_add(bnf_strlist *l, const char *s);
+/* Sort l for bnf_strlist_has (a linear search per name was quadratic in
+ * the number of folds). */
+void bnf_strlist_sort(bnf_strlist *l);
+/* True when s is in l, sorted by bnf_strlist_sort. */
+bool bnf_strlist_has(const bnf_strlist *l, const char *s);
+void bnf_strlist_free(bnf_strlist *l);
+
 /* a*b and a+b into *r; false on size_t overflow. */
 bool bnf_mul_size(size_t a, size_t b, size_t *r);
 bool bnf_add_size(size_t a, size_t b, size_t *r);

@@ -130,8 +130,7 @@ static char *utf8_repair(char *text)
 	return out;
 }
 
-char *bnf_report_json(const bnf_result *r, const char *input, const char *output,
-		      const bnf_fold_options *opt)
+char *bnf_report_json(const bnf_result *r, const char *input, const char *output)
 {
 	cJSON *root = cJSON_CreateObject(), *o, *arr, *aff;
 	char *text = NULL;
@@ -144,10 +143,10 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 	cJSON_AddStringToObject(root, "input", input);
 	cJSON_AddItemToObject(root, "output", str_or_null(output));
 	o = cJSON_AddObjectToObject(root, "options");
-	cJSON_AddBoolToObject(o, "fold_overridable", opt->fold_overridable);
-	cJSON_AddBoolToObject(o, "verify", !opt->no_verify);
-	if (!opt->no_verify && opt->tolerance_set)
-		cJSON_AddNumberToObject(o, "tolerance", opt->tolerance);
+	cJSON_AddBoolToObject(o, "fold_overridable", r->fold_overridable);
+	cJSON_AddBoolToObject(o, "verify", r->verify);
+	if (r->verify && r->tolerance_set)
+		cJSON_AddNumberToObject(o, "tolerance", r->tolerance);
 	else
 		cJSON_AddNullToObject(o, "tolerance");
 
@@ -174,16 +173,17 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 	for (size_t i = 0; arr && aff && i < r->n_fusions; i++) {
 		const bnf_fusion *f = &r->fusions[i];
 		cJSON *e = cJSON_CreateObject();
-		if (!e || !cJSON_AddItemToArray(f->is_bn ? arr : aff, e))
+		bool is_bn = bnf_fusion_is_bn(f);
+		if (!e || !cJSON_AddItemToArray(is_bn ? arr : aff, e))
 			goto oom;
-		cJSON_AddStringToObject(e, "pattern", f->pattern);
+		cJSON_AddStringToObject(e, "pattern", bnf_pattern_name(f->pattern));
 		cJSON_AddStringToObject(e, "graph", f->graph);
 		cJSON_AddStringToObject(e, "layer", f->layer);
 		cJSON_AddStringToObject(e, "layer_op", f->layer_op);
 		cJSON_AddItemToObject(e, "rewritten_as",
 				      strcmp(f->layer_op, f->layer_op_after) ? cJSON_CreateString(f->layer_op_after)
 									     : cJSON_CreateNull());
-		if (f->is_bn) {
+		if (is_bn) {
 			cJSON_AddStringToObject(e, "bn", f->bn);
 			cJSON_AddStringToObject(e, "bn_output", f->bn_output);
 		} else {
@@ -193,7 +193,7 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 		}
 		cJSON_AddNumberToObject(e, "channels", (double)f->channels);
 		cJSON_AddStringToObject(e, "dtype", bnf_dtype_name(f->dtype));
-		if (f->is_bn)
+		if (is_bn)
 			cJSON_AddNumberToObject(e, "epsilon", shortest_float(f->eps));
 		cJSON_AddStringToObject(e, "weight", f->weight);
 		cJSON_AddStringToObject(e, "bias", f->bias);
@@ -202,7 +202,7 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 		if (f->verified && !add_verify(e, &f->verify))
 			goto oom;
 	}
-	if (!opt->no_verify && !add_verify_summary(root, r))
+	if (r->verify && !add_verify_summary(root, r))
 		goto oom;
 	arr = cJSON_AddArrayToObject(root, "skipped");
 	for (size_t i = 0; arr && i < r->n_skips; i++) {
@@ -226,6 +226,5 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 	return text;
 oom:
 	cJSON_Delete(root);
-	bnf_error("out of memory building the report");
 	return NULL;
 }

@@ -1,20 +1,23 @@
-/* What one run found, folded and skipped: filled by edit.c, read by
- * report.c and main.c.  Strings are owned copies. */
+/* What one run found, folded and skipped: filled by the driver and the
+ * surgery, read by the report and the public API.  Strings are owned
+ * copies. */
 #ifndef BNF_RESULT_H
 #define BNF_RESULT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "fold.h"
+#include "common.h"
+
+#include "onnx.pb-c.h"
+#include "plan.h"
 #include "verify.h"
 
 typedef struct bnf_fusion {
 	/* bn and bn_output name the node that went (a BN, or a Mul/Add);
 	 * layer_op_after differs from layer_op when a MatMul became a Gemm. */
 	char *graph, *layer, *layer_op, *layer_op_after, *bn, *node_op, *bn_output, *weight, *bias;
-	const char *pattern;
-	bool is_bn;
+	bnf_pattern pattern;
 	size_t channels;
 	int dtype;
 	double eps;
@@ -22,31 +25,52 @@ typedef struct bnf_fusion {
 	bool weight_copied;
 	bool verified;        /* verify holds the numeric check of this fusion */
 	bnf_verify verify;
+	size_t model_order;   /* see bnf_result_set_order; SIZE_MAX until set */
 } bnf_fusion;
 
 typedef struct bnf_skip {
 	char *graph, *bn, *bn_output, *layer; /* layer may be NULL */
 	bnf_reason reason;
 	char *message;
+	size_t model_order;
 } bnf_skip;
 
 typedef struct bnf_result {
-	bnf_fusion *fusions;  /* BN fusions and Mul/Add fusions (is_bn false) */
-	size_t n_fusions;
+	bnf_fusion *fusions;  /* BN fusions and Mul/Add fusions */
+	size_t n_fusions, cap_fusions;
 	bnf_skip *skips;
-	size_t n_skips;
+	size_t n_skips, cap_skips;
 	size_t bn_found;
 	size_t nodes_before, nodes_after;
 	size_t inputs_removed; /* graph inputs dropped with --fold-overridable */
 	size_t new_bytes;      /* bytes of the new weight tensors created */
 	bool unscanned_nonfinite; /* a weight left unscanned (defer_scan) folded to NaN or Inf */
 	struct bnf_verify_batch *pending; /* checks left to run (defer_verify), or NULL */
+	/* The options the run folded with, as the report states them. */
+	bool fold_overridable, verify, tolerance_set;
+	double tolerance;
 	long long ir_version;
 	long long opset;       /* -1 when the default domain is not imported */
 	char *producer_name, *producer_version;
 } bnf_result;
 
 void bnf_result_free(bnf_result *r);
+/* True when the fusion removed a BatchNormalization (its pattern's op). */
+bool bnf_fusion_is_bn(const bnf_fusion *f);
+/* Record the skip of plan p for node (in graph `graph`; layer is the layer
+ * it would fold into, or NULL).  0, or -1 when memory runs out. */
+int bnf_result_add_skip(bnf_result *r, const char *graph, const bnf_plan *p, const Onnx__NodeProto *node,
+			const Onnx__NodeProto *layer);
+/* Record a fusion made by plan p: layer_op is the layer's op type before
+ * (a MatMul may have become a Gemm), vr the check made, or NULL.  0, or -1
+ * when memory runs out. */
+int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, const Onnx__NodeProto *node,
+			  const Onnx__NodeProto *layer, const char *layer_op, bool weight_copied, bool bias_created,
+			  const bnf_verify *vr);
+/* Give each fusion and skip its node's position among `names`, the output
+ * names of the model's BatchNormalization nodes in file order (the first
+ * one not given yet that matches), or SIZE_MAX. -1 when memory runs out. */
+int bnf_result_set_order(bnf_result *r, const bnf_strlist *names);
 /* Start the checks left in r->pending on a thread of their own (to run
  * while the model is written). */
 void bnf_result_verify_start(bnf_result *r);

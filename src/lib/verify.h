@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "fold.h"
+#include "plan.h"
 #include "graph.h"
 
 /* Probe outputs per output channel: one whose input is all zeros (the bias

@@ -544,8 +544,8 @@ def run_case(tmp, desc, data, expect, n):
 
 
 def reason_tables(root):
-    """Reason codes as fold.h, the report schema and the README list them."""
-    fold_h = open(os.path.join(root, "src", "lib", "fold.h")).read()
+    """Reason codes as patterns.h, the report schema and the README list them."""
+    fold_h = open(os.path.join(root, "src", "lib", "patterns.h")).read()
     codes = re.findall(r'X\(BNF_\w+,\s*"(\w+)"', fold_h)
     schema = json.load(open(os.path.join(root, "src", "lib", "report.schema.json")))
     enum = schema["properties"]["skipped"]["items"]["properties"]["reason"]["enum"]
@@ -620,10 +620,10 @@ try:
 
     # --- the three lists of reason codes agree
     codes, enum, table = reason_tables(args.source_root)
-    tap.check(sorted(codes) == sorted(enum), "fold.h reason codes == report schema enum",
-              f"only in fold.h: {sorted(set(codes) - set(enum))}; only in the schema: {sorted(set(enum) - set(codes))}")
-    tap.check(sorted(codes) == sorted(table), "fold.h reason codes == README table",
-              f"only in fold.h: {sorted(set(codes) - set(table))}; only in the README: {sorted(set(table) - set(codes))}")
+    tap.check(sorted(codes) == sorted(enum), "patterns.h reason codes == report schema enum",
+              f"only in patterns.h: {sorted(set(codes) - set(enum))}; only in the schema: {sorted(set(enum) - set(codes))}")
+    tap.check(sorted(codes) == sorted(table), "patterns.h reason codes == README table",
+              f"only in patterns.h: {sorted(set(codes) - set(table))}; only in the README: {sorted(set(table) - set(codes))}")
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

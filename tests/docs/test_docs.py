@@ -5,7 +5,7 @@
 - the getopt table of src/cli/main.c, --help, the man page and README.md name
   the same options;
 - every exit status of src/cli/main.c is in --help, the man page and README.md;
-- every reason code of BNF_REASONS (src/lib/fold.h) is in README.md, the man
+- every reason code of BNF_REASONS (src/lib/patterns.h) is in README.md, the man
   page and the report schema, and the schema has no other;
 - the version agrees between meson.build, --version and the man page;
 - `meson install --destdir` puts bin/bnfold and share/man/man1/bnfold.1 in place.
@@ -47,7 +47,7 @@ def run(argv, **kw):
 
 
 main_c = read("src", "cli", "main.c")
-fold_h = read("src", "lib", "fold.h")
+fold_h = read("src", "lib", "patterns.h")
 readme = read("README.md")
 man_src = read("docs", "bnfold.1")
 man_text = man_src.replace("\\-", "-")  # roff's \- is the '-' a user types
@@ -68,7 +68,7 @@ check(len(longopts) >= 10 and len(shortopts) >= 5, "found the getopt table in sr
 exit_codes = {name: int(v) for name, v in re.findall(r"\b(EXIT_[A-Z]+) = (\d+)", main_c)}
 check(sorted(exit_codes.values()) == [0, 1, 2, 3, 4], "exit codes of src/cli/main.c are 0, 1, 2, 3, 4", exit_codes)
 reasons = [c for c in re.findall(r'X\(BNF_[A-Z_]+,\s*"([a-z_]+)"', fold_h) if c != "fold"]
-check(len(reasons) >= 10, "found the BNF_REASONS table in src/lib/fold.h", reasons)
+check(len(reasons) >= 10, "found the BNF_REASONS table in src/lib/patterns.h", reasons)
 
 # ------------------------------------------------------------ man renders
 man = shutil.which("man")
@@ -127,7 +127,7 @@ for code in reasons:
 check(sorted(schema_reasons) == sorted(reasons), "report schema's reason enum is exactly BNF_REASONS",
       "missing %s, extra %s" % (sorted(set(reasons) - set(schema_reasons)), sorted(set(schema_reasons) - set(reasons))))
 readme_reasons = re.findall(r"^\| `([a-z_]+)` \|", readme[readme.find("### Why a BN is skipped"):], re.M)
-check(sorted(readme_reasons) == sorted(reasons), "README reason table has no code fold.h lacks",
+check(sorted(readme_reasons) == sorted(reasons), "README reason table has no code patterns.h lacks",
       sorted(set(readme_reasons) ^ set(reasons)))
 
 # ------------------------------------------------------------ version

@@ -15,7 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "common.h"
-#include "edit.h"
+#include "driver.h"
 #include "model_io.h"
 #include "report.h"
 
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fail("folded + skipped != BatchNormalization found");
 		if (res.nodes_after > res.nodes_before)
 			fail("folding added nodes");
-		if ((report = bnf_report_json(&res, "fuzz", "out", &opt))) {
+		if ((report = bnf_report_json(&res, "fuzz", "out"))) {
 			cJSON *parsed = cJSON_Parse(report);
 			if (!parsed)
 				fail("the report is not JSON");

@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "fold.h"
+#include "plan.h"
 #include "tap.h"
 
 int main(void)

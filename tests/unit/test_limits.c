@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "edit.h"
+#include "driver.h"
 #include "model_io.h"
 #include "tap.h"
 

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "tap.h"
-#include "fold.h"
+#include "plan.h"
 #include "tensor.h"
 
 /* float16 (mant 10, bias 15) or bfloat16 (7, 127) bits of x by the

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fold.h"
+#include "plan.h"
 #include "tap.h"
 #include "tensor.h"
 #include "verify.h"

@@ -1,6 +1,7 @@
-/* Graph surgery: apply the fold plans to a model in memory. */
-#ifndef BNF_EDIT_H
-#define BNF_EDIT_H
+/* The fold driver: every graph of a model, its subgraphs and function
+ * bodies, planned, checked and edited until nothing more folds. */
+#ifndef BNF_DRIVER_H
+#define BNF_DRIVER_H
 
 #include <stdbool.h>
 

@@ -1,12 +1,11 @@
-/* Which BatchNormalization nodes fold, and the folding arithmetic.
- * Pure: reads the graph index and tensors, never edits, writes or prints. */
-#ifndef BNF_FOLD_H
-#define BNF_FOLD_H
+/* What bnfold knows as data: the reasons a node is left in place, and the
+ * patterns it folds (which layer, which node, on which side), one row each.
+ * The plan carries these enums; verify, the surgery and the report read the
+ * rows instead of looking at op-type strings again. */
+#ifndef BNF_PATTERNS_H
+#define BNF_PATTERNS_H
 
 #include <stdbool.h>
-#include <stddef.h>
-
-#include "graph.h"
 
 /* Every reason a BN is left in place: stable snake_case codes used in the
  * report (src/report.schema.json) and documented in README.md. */
@@ -65,65 +64,59 @@ const char *bnf_reason_code(bnf_reason r);
 /* One-line explanation of the code. */
 const char *bnf_reason_text(bnf_reason r);
 
-/* --- arithmetic, on plain arrays --- */
+/* The layers bnfold folds into. */
+typedef enum {
+	BNF_LAYER_NONE,
+	BNF_LAYER_CONV,          /* W [C_out, C_in/group, k...] */
+	BNF_LAYER_CONVTRANSPOSE, /* W [C_in, C_out/group, k...] */
+	BNF_LAYER_GEMM,          /* B [K, N], or [N, K] with transB */
+	BNF_LAYER_MATMUL,        /* B [K, N]; becomes a Gemm when it takes a bias */
+} bnf_layer_kind;
 
-/* s[c] = gamma[c] / sqrt(var[c] + eps) for n channels, in double.
- * Returns BNF_NON_FINITE_PARAM when any input or eps is NaN/Inf,
- * BNF_NONPOSITIVE_VARIANCE when var + eps <= 0, else BNF_FOLD; *bad is set
- * to the first offending channel. */
-bnf_reason bnf_bn_scale(const double *gamma, const double *mean, const double *var,
-			const double *beta, double eps, size_t n, double *s, size_t *bad);
+/* The node that goes into the layer. */
+typedef enum {
+	BNF_OP_BN,  /* BatchNormalization: (x - mean) / sqrt(var + eps) * scale + B */
+	BNF_OP_MUL, /* Mul by a per-channel constant */
+	BNF_OP_ADD, /* Add of a per-channel constant */
+} bnf_op_kind;
 
-/* out[c] = (b[c] - mean[c]) * s[c] + beta[c]; b may be NULL (no bias: 0). */
-void bnf_bn_bias(const double *b, const double *mean, const double *beta, const double *s,
-		 size_t n, double *out);
-
-/* --- the decision for one node --- */
+/* Every pattern, in report order. */
+#define BNF_PATTERNS(P)                                                                  \
+	P(BNF_PAT_CONV_BN, "conv_bn", BNF_LAYER_CONV, BNF_OP_BN, false)                  \
+	P(BNF_PAT_CONVTRANSPOSE_BN, "convtranspose_bn", BNF_LAYER_CONVTRANSPOSE, BNF_OP_BN, false) \
+	P(BNF_PAT_GEMM_BN, "gemm_bn", BNF_LAYER_GEMM, BNF_OP_BN, false)                  \
+	P(BNF_PAT_MATMUL_BN, "matmul_bn", BNF_LAYER_MATMUL, BNF_OP_BN, false)            \
+	P(BNF_PAT_BN_CONV, "bn_conv", BNF_LAYER_CONV, BNF_OP_BN, true)                   \
+	P(BNF_PAT_CONV_MUL, "conv_mul", BNF_LAYER_CONV, BNF_OP_MUL, false)               \
+	P(BNF_PAT_CONV_ADD, "conv_add", BNF_LAYER_CONV, BNF_OP_ADD, false)               \
+	P(BNF_PAT_CONVTRANSPOSE_MUL, "convtranspose_mul", BNF_LAYER_CONVTRANSPOSE, BNF_OP_MUL, false) \
+	P(BNF_PAT_CONVTRANSPOSE_ADD, "convtranspose_add", BNF_LAYER_CONVTRANSPOSE, BNF_OP_ADD, false)
 
 typedef enum {
-	BNF_ABSORB_OUTPUT, /* the node after the layer goes; the layer takes its output name */
-	BNF_ABSORB_INPUT,  /* a BN before the layer goes; the layer reads the BN's input */
-} bnf_absorb;
+#define BNF_PATTERN_ENUM(id, name, layer, op, before) id,
+	BNF_PATTERNS(BNF_PATTERN_ENUM)
+#undef BNF_PATTERN_ENUM
+	BNF_PAT_COUNT,
+	BNF_PAT_NONE = BNF_PAT_COUNT,
+} bnf_pattern;
 
-typedef struct bnf_plan {
-	bnf_reason reason;
-	char message[400];
-	int node;             /* the BatchNormalization / Mul / Add node that goes away */
-	bool is_bn;
-	int layer_node;       /* the layer it folds into, -1 when there is none */
-	int tail_node;        /* BNF_ABSORB_OUTPUT: the node that takes over the removed node's
-			       * output name: the layer, or the last of Transpose/Identity nodes
-			       * between it and the BN that together move no axis */
-	const char *pattern;  /* "conv_bn", "convtranspose_bn", "gemm_bn", "matmul_bn", "bn_conv", "conv_mul", ... */
-	bnf_absorb absorb;
-	size_t channels;      /* BN / per-channel constant length */
-	int dtype;            /* weight dtype */
-	double eps;
-	bnf_const weight;
-	bnf_const bias;       /* the layer's current bias (Gemm: C), valid when has_bias */
-	bool has_bias;
-	bool scale_weight;    /* false when only the bias changes (Add) */
-	bool write_bias;      /* false when the bias stays absent (Mul on a layer without bias) */
-	size_t bias_len;      /* elements of the new bias: the layer's output channels */
-	bnf_transform transform;
-	double *scale;        /* per channel of transform.layout */
-	double *new_bias;     /* bias_len values, unrounded */
-	const char *new_op_type; /* "Gemm" when a MatMul becomes one, else NULL */
-	bool reset_gemm_beta; /* the Gemm's beta attribute must become 1 */
-} bnf_plan;
+typedef struct bnf_pattern_row {
+	const char *name;         /* in the report and --list */
+	bnf_layer_kind layer;
+	bnf_op_kind op;
+	bool before_layer;        /* the node reads the layer's input (BN -> Conv), not its output */
+} bnf_pattern_row;
 
-/* Decide whether the BatchNormalization at node index `node` of gi folds
- * into the layer before it (Conv, ConvTranspose, Gemm, MatMul) or, failing
- * that, into a Conv after it.  Returns 0 with p->reason set (BNF_FOLD or
- * why not), or -1 after bnf_error() when the model is malformed
- * (inconsistent tensor data) or memory runs out. */
-int bnf_plan_bn(const bnf_graph *gi, int node, bnf_plan *p);
-
-/* The same for a Mul or Add of a per-channel constant after a Conv or
- * ConvTranspose (the form some exporters give an inference BN).  A reason
- * other than BNF_FOLD only means "leave it": such nodes are not reported. */
-int bnf_plan_affine(const bnf_graph *gi, int node, bnf_plan *p);
-
-void bnf_plan_free(bnf_plan *p);
+/* The row of p (p < BNF_PAT_COUNT). */
+const bnf_pattern_row *bnf_pattern_info(bnf_pattern p);
+/* "conv_bn", ...; "none" for BNF_PAT_NONE. */
+const char *bnf_pattern_name(bnf_pattern p);
+/* The pattern of a layer followed (or, with before_layer, preceded) by an
+ * op; BNF_PAT_NONE when bnfold has no such pattern. */
+bnf_pattern bnf_pattern_find(bnf_layer_kind layer, bnf_op_kind op, bool before_layer);
+/* "Conv", "ConvTranspose", "Gemm", "MatMul"; "" for BNF_LAYER_NONE. */
+const char *bnf_layer_op_type(bnf_layer_kind k);
+/* "BatchNormalization", "Mul", "Add". */
+const char *bnf_op_type(bnf_op_kind k);
 
 #endif

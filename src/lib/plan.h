@@ -1,0 +1,94 @@
+/* The plan: whether one node folds into a layer, how (the pattern, the
+ * per-channel scale and the new bias), or why not (a reason code).  The
+ * planners are pure: they read the graph index and tensors, and never
+ * edit, write or print. */
+#ifndef BNF_PLAN_H
+#define BNF_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "graph.h"
+#include "patterns.h"
+
+/* --- arithmetic, on plain arrays --- */
+
+/* s[c] = gamma[c] / sqrt(var[c] + eps) for n channels, in double.
+ * Returns BNF_NON_FINITE_PARAM when any input or eps is NaN/Inf,
+ * BNF_NONPOSITIVE_VARIANCE when var + eps <= 0, else BNF_FOLD; *bad is set
+ * to the first offending channel. */
+bnf_reason bnf_bn_scale(const double *gamma, const double *mean, const double *var,
+			const double *beta, double eps, size_t n, double *s, size_t *bad);
+
+/* out[c] = (b[c] - mean[c]) * s[c] + beta[c]; b may be NULL (no bias: 0). */
+void bnf_bn_bias(const double *b, const double *mean, const double *beta, const double *s,
+		 size_t n, double *out);
+
+/* --- the decision for one node --- */
+
+typedef enum {
+	BNF_ABSORB_OUTPUT, /* the node after the layer goes; the layer takes its output name */
+	BNF_ABSORB_INPUT,  /* a BN before the layer goes; the layer reads the BN's input */
+} bnf_absorb;
+
+/* What the caller allows a plan, apart from what the graph says. */
+typedef struct bnf_policy {
+	/* Bytes that new weight tensors (copies of shared weights, weights
+	 * made by ConstantOfShape) may still take; a fold needing more is
+	 * skipped as weight_too_large. */
+	size_t new_bytes_left;
+	/* Do not scan weights read in place for NaN, Inf and overflow: the
+	 * scaling flags them (bnf_fold_options.defer_scan). */
+	bool defer_scan;
+} bnf_policy;
+
+typedef struct bnf_plan {
+	bnf_reason reason;
+	char message[400];
+	int node;             /* the BatchNormalization / Mul / Add node that goes away */
+	bnf_op_kind op;       /* what that node is */
+	bnf_layer_kind layer_kind; /* the layer's kind, BNF_LAYER_NONE when there is none */
+	bnf_pattern pattern;  /* which fold this is (BNF_PAT_NONE before one is found) */
+	int layer_node;       /* the layer it folds into, -1 when there is none */
+	int tail_node;        /* BNF_ABSORB_OUTPUT: the node that takes over the removed node's
+			       * output name: the layer, or the last of Transpose/Identity nodes
+			       * between it and the BN that together move no axis */
+	bnf_absorb absorb;
+	size_t channels;      /* BN / per-channel constant length */
+	int dtype;            /* weight dtype */
+	double eps;
+	bnf_const weight;
+	bnf_const bias;       /* the layer's current bias (Gemm: C), valid when has_bias */
+	bool has_bias;
+	bool scale_weight;    /* false when only the bias changes (Add) */
+	bool write_bias;      /* false when the bias stays absent (Mul on a layer without bias) */
+	size_t bias_len;      /* elements of the new bias: the layer's output channels */
+	bnf_transform transform;
+	double *scale;        /* per channel of transform.layout */
+	double *new_bias;     /* bias_len values, unrounded */
+	bool to_gemm;         /* the MatMul becomes a Gemm (to take the bias) */
+	bool reset_gemm_beta; /* the Gemm's beta attribute must become 1 */
+} bnf_plan;
+
+/* Decide whether the BatchNormalization at node index `node` of gi folds
+ * into the layer before it (Conv, ConvTranspose, Gemm, MatMul) or, failing
+ * that, into a Conv after it.  Returns 0 with p->reason set (BNF_FOLD or
+ * why not), or -1 after bnf_error() when the model is malformed
+ * (inconsistent tensor data) or memory runs out. */
+int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
+
+/* The same for a Mul or Add of a per-channel constant after a Conv or
+ * ConvTranspose (the form some exporters give an inference BN).  A reason
+ * other than BNF_FOLD only means "leave it": such nodes are not reported. */
+int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
+
+/* The planner for a node, by its op type (default domain): bnf_plan_bn for
+ * BatchNormalization, bnf_plan_affine for Mul and Add, else NULL.  *op is
+ * set to the node's kind and *reported to whether its skips are reported
+ * (a BN's are; a Mul or Add that does not fold is ordinary arithmetic). */
+typedef int (*bnf_planner)(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
+bnf_planner bnf_planner_for(const Onnx__NodeProto *node, bnf_op_kind *op, bool *reported);
+
+void bnf_plan_free(bnf_plan *p);
+
+#endif
