@@ -1,14 +1,14 @@
 /* The command line's three jobs, one input at a time: fold (write a model),
  * check (CI gate) and list (inspection table).  main.c parses the options
- * and decides exit codes; this file reads, folds, writes and prints what a
- * user reads (as zstd's fileio.c does for zstdcli.c). */
+ * and decides exit codes; this file calls the library for each input and
+ * prints what a user reads (as zstd's fileio.c does for zstdcli.c). */
 #ifndef BNF_CLI_RUN_H
 #define BNF_CLI_RUN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "driver.h"
+#include "bnfold.h"
 
 typedef enum bnf_job {
 	BNF_JOB_FOLD,  /* write the folded model */
@@ -18,7 +18,7 @@ typedef enum bnf_job {
 
 typedef struct bnf_run_options {
 	bnf_job job;
-	bnf_fold_options fold;
+	bnfold_options lib;  /* what the library is asked for */
 	const char *output;  /* FOLD: -o FILE for the only input, or NULL */
 	const char *out_dir; /* FOLD: -O DIR, or NULL */
 	bool in_place;       /* FOLD: replace each input */
@@ -26,9 +26,6 @@ typedef struct bnf_run_options {
 	bool headings;       /* LIST: "FILE:" above each table (several inputs) */
 	bool report;         /* collect the JSON report */
 	bool report_lines;   /* report as one JSON line per input (several inputs) */
-	bool no_stream;      /* read every payload into memory (the simple path, for tests) */
-	bool inline_all;     /* write external data into the model itself */
-	bool no_fsync;       /* FOLD: rename outputs into place without fsync */
 } bnf_run_options;
 
 /* What a run over several inputs has done so far. */
@@ -63,7 +60,7 @@ void bnf_run_totals(const bnf_run *run, const bnf_run_options *o);
 /* Write the collected report to path ("-" = stdout): one object for one
  * input, one JSON line per input that was read for several.  Nothing is
  * written when no input was read.  -1 after an error. */
-int bnf_run_write_report(bnf_run *run, const char *path);
+int bnf_run_write_report(bnf_run *run, const bnf_run_options *o, const char *path);
 
 void bnf_run_free(bnf_run *run);
 

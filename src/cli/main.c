@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bnfold.h"
 #include "cli_run.h"
-#include "common.h"
-#include "model_io.h"
+#include "messages.h"
 
 /* Documented in --help, bnfold.1 and README.md. */
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY = 4 };
@@ -191,33 +191,33 @@ int main(int argc, char **argv)
 	bool check = false, list = false;
 	int c, n, rc;
 
+	bnfold_options_init(&o.lib);
 	opterr = 0; /* unknown options are reported below, in bnfold's words */
 	while ((c = getopt_long(argc, argv, ":o:O:flqvVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o.output = optarg; break;
 		case 'O': o.out_dir = optarg; break;
 		case OPT_REPORT: report_path = optarg; break;
-		case OPT_FOLD_OVERRIDABLE: o.fold.fold_overridable = true; break;
-		case OPT_NO_STREAM: o.no_stream = true; break;
-		case OPT_INLINE: o.inline_all = true; break;
-		case OPT_NO_FSYNC: o.no_fsync = true; break;
-		case OPT_VERIFY: o.fold.no_verify = false; break;
-		case OPT_NO_VERIFY: o.fold.no_verify = true; break;
+		case OPT_FOLD_OVERRIDABLE: o.lib.fold_overridable = true; break;
+		case OPT_NO_STREAM: o.lib.stream = false; break;
+		case OPT_INLINE: o.lib.inline_external = true; break;
+		case OPT_NO_FSYNC: o.lib.sync = BNFOLD_SYNC_NEVER; break;
+		case OPT_VERIFY: o.lib.verify = true; break;
+		case OPT_NO_VERIFY: o.lib.verify = false; break;
 		case OPT_TOLERANCE: {
 			char *end;
-			o.fold.tolerance = strtod(optarg, &end);
-			if (end == optarg || *end || !(o.fold.tolerance >= 0) || !isfinite(o.fold.tolerance))
+			o.lib.tolerance = strtod(optarg, &end);
+			if (end == optarg || *end || !(o.lib.tolerance >= 0) || !isfinite(o.lib.tolerance))
 				return usage_error("--tolerance needs a number >= 0, not '%s'", optarg);
-			o.fold.tolerance_set = true;
 			break;
 		}
 		case OPT_IN_PLACE: o.in_place = true; break;
 		case 'f': o.force = true; break;
 		case OPT_CHECK: check = true; break;
 		case 'l': list = true; break;
-		case 'q': bnf_display_level = 0; break;
-		case 'v': bnf_display_level = 2; break;
-		case 'V': printf("bnfold %s\n", BNF_VERSION); return EXIT_OK;
+		case 'q': cli_display_level = 0; break;
+		case 'v': cli_display_level = 2; break;
+		case 'V': printf("bnfold %s\n", bnfold_version()); return EXIT_OK;
 		case 'h': usage(stdout); return EXIT_OK;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);
@@ -237,12 +237,12 @@ int main(int argc, char **argv)
 	if ((rc = check_combination(&o, report_path, argv + optind, n)) != EXIT_OK)
 		return rc;
 	for (int i = optind; report_path && i < argc; i++)
-		if (bnf_same_file(report_path, argv[i])) {
-			bnf_error("%s: refusing to write the report over the input", report_path);
+		if (cli_same_file(report_path, argv[i])) {
+			cli_error("%s: refusing to write the report over the input", report_path);
 			return EXIT_IO;
 		}
 	if (report_path && o.output && strcmp(report_path, "-") != 0 &&
-	    (strcmp(report_path, o.output) == 0 || bnf_same_file(report_path, o.output)))
+	    (strcmp(report_path, o.output) == 0 || cli_same_file(report_path, o.output)))
 		return usage_error("the model and the report cannot go to the same file");
 	if (o.out_dir && bnf_run_check_dir(o.out_dir) < 0)
 		return EXIT_IO;
@@ -252,7 +252,7 @@ int main(int argc, char **argv)
 		bnf_run_file(&run, &o, argv[i]);
 	if (n > 1)
 		bnf_run_totals(&run, &o);
-	if (report_path && bnf_run_write_report(&run, report_path) < 0)
+	if (report_path && bnf_run_write_report(&run, &o, report_path) < 0)
 		run.failed++;
 
 	rc = run.failed ? EXIT_IO

@@ -5,70 +5,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-int bnf_display_level = 1;
+static _Thread_local bnf_err *sink;
 
-/* One line on stderr.  Names in messages come from the model, so control
- * bytes are shown as \xNN: a newline or an escape sequence in a tensor
- * name must not split the line or forge another one. */
-static void vmessage(const char *prefix, const char *fmt, va_list ap)
+void bnf_err_sink(bnf_err *e)
 {
-	char small[1024], *text = small;
-	va_list again;
-	int n;
-
-	va_copy(again, ap);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	if (n >= (int)sizeof(small) && (text = malloc((size_t)n + 1)) != NULL)
-		vsnprintf(text, (size_t)n + 1, fmt, again);
-	else
-		text = small; /* truncated, or no memory for more */
-	va_end(again);
-	fputs(prefix, stderr);
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			fprintf(stderr, "\\x%02x", *p);
-		else
-			fputc(*p, stderr);
-	}
-	fputc('\n', stderr);
-	if (text != small)
-		free(text);
+	sink = e;
 }
 
 int bnf_error(const char *fmt, ...)
 {
 	va_list ap;
+	if (!sink || sink->code || sink->msg[0])
+		return -1;
 	va_start(ap, fmt);
-	vmessage("bnfold: error: ", fmt, ap);
+	vsnprintf(sink->msg, sizeof(sink->msg), fmt, ap);
 	va_end(ap);
 	return -1;
-}
-
-void bnf_warn(const char *fmt, ...)
-{
-	va_list ap;
-	if (bnf_display_level < 1)
-		return;
-	va_start(ap, fmt);
-	vmessage("bnfold: warning: ", fmt, ap);
-	va_end(ap);
-}
-
-void bnf_info(int level, const char *fmt, ...)
-{
-	va_list ap;
-	if (bnf_display_level < level)
-		return;
-	va_start(ap, fmt);
-	vmessage("", fmt, ap);
-	va_end(ap);
 }
 
 int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap)
 {
 	if (e && !e->code) {
 		e->code = code;
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		if (!e->msg[0])
+			vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	}
 	return -1;
 }

@@ -31,16 +31,14 @@ int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap);
 int bnf_grow(void *arrp, size_t elem, size_t n, size_t *cap);
 #define BNF_GROW(arr, n, cap) bnf_grow(&(arr), sizeof(*(arr)), (n), &(cap))
 
-/* 0 = errors only (-q), 1 = normal, 2 = verbose (-v). The only global. */
-extern int bnf_display_level;
-
-/* Print "bnfold: error: <msg>" on stderr; always returns -1 so callers can
- * write `return bnf_error(...)`. */
+/* Record a failure of library code without a code of its own yet in the
+ * error set by bnf_err_sink for this thread (the first one is kept); the
+ * entry point that catches the -1 sets the code.  Prints nothing.  Always
+ * returns -1, so callers can write `return bnf_error(...)`. */
 int bnf_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* "bnfold: warning: <msg>", shown unless -q. */
-void bnf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Plain message on stderr shown when bnf_display_level >= level. */
-void bnf_info(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Where bnf_error records on this thread: e, or nowhere (NULL).  Set by
+ * each public entry point for the time of the call. */
+void bnf_err_sink(bnf_err *e);
 
 /* A list of owned strings, searchable once sorted. */
 typedef struct bnf_strlist {

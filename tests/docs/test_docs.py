@@ -157,7 +157,22 @@ if check(meson is not None, "meson is installed"):
         check(os.path.isfile(page) and filecmp.cmp(page, MAN, shallow=False),
               "meson install puts share/man/man1/bnfold.1 in place", page)
         got = sorted(os.path.relpath(os.path.join(r, f), stage) for r, _, fs in os.walk(stage) for f in fs)
-        check(len(got) == 2, "meson install installs nothing else", got)
+        libdir = o.get("libdir", "lib")
+        datadir = o.get("datadir", "share")
+        want = {os.path.join(prefix, bindir, "bnfold"), os.path.join(prefix, mandir, "man1", "bnfold.1"),
+                os.path.join(prefix, o.get("includedir", "include"), "bnfold.h"),
+                os.path.join(prefix, libdir, "libbnfold.a"),
+                os.path.join(prefix, libdir, "pkgconfig", "bnfold.pc"),
+                os.path.join(prefix, datadir, "bnfold", "report.schema.json")}
+        shared = [g for g in got if re.search(r"/libbnfold\.so(\.\d+)*$", g)]
+        check(sorted(set(got) - set(shared)) == sorted(want) and len(shared) == 3,
+              "meson install puts in place the program, the man page, the library (static, shared with a "
+              "soname and its links), bnfold.h, bnfold.pc and the report schema, and nothing else", got)
+        schema_copy = os.path.join(stage, prefix, datadir, "bnfold", "report.schema.json")
+        check(os.path.isfile(schema_copy) and filecmp.cmp(schema_copy, os.path.join(SRC, "src", "lib", "report.schema.json"), shallow=False),
+              "the installed report schema is the one in the source tree", schema_copy)
+        check("share/bnfold/report.schema.json" in man_text,
+              "the man page names the installed report schema", "")
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

@@ -65,7 +65,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ProtobufCBufferSimple out = PROTOBUF_C_BUFFER_SIMPLE_INIT(first);
 	char *report;
 
-	bnf_display_level = 0;
 	if (!(m = bnf_model_parse("fuzz", data, size)))
 		return 0;
 	if (bnf_fold_model(m, "fuzz", &opt, &res) == 0) {

@@ -21,7 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli_run.h"
-#include "common.h"
+#include "messages.h"
 #include "model_io.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -92,15 +92,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!dir[0])
 		setup();
-	bnf_display_level = 0;
+	cli_display_level = 0;
+	bnfold_options_init(&o.lib);
 	clean_dir();
 	if ((fd = open(in_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
 	    (size && write(fd, data, size) != (ssize_t)size) || close(fd) < 0)
 		fail("cannot write the input file");
 	o.output = out_path;
-	o.fold.fold_overridable = flags & 1;
-	o.no_stream = flags & 2;
-	o.fold.no_verify = flags & 4;
+	o.lib.fold_overridable = flags & 1;
+	o.lib.stream = !(flags & 2);
+	o.lib.verify = !(flags & 4);
 
 	rc = bnf_run_file(&run, &o, in_path);
 	if (debris_left())

@@ -139,7 +139,6 @@ int main(void)
 	size_t len;
 	uint8_t *bytes = model_bytes(&len);
 
-	bnf_display_level = 0;
 	/* W is 4 x 64 float32 = 1024 bytes. */
 	fold_with(2048, bytes, len, 3, 2048); /* two copies, then the last reader edits W itself */
 	fold_with(2047, bytes, len, 1, 1024); /* one copy; the other two Convs still share W */

@@ -226,6 +226,13 @@ BNFOLD_API bnfold_status bnfold_inspect_buffer(const void *in, size_t in_len, co
 					       const bnfold_options *opt, bnfold_result **result,
 					       bnfold_error *err);
 
+/* Write len bytes at data to path the way outputs are written: a regular
+ * file through a temp file renamed into place (synced as opt->sync says),
+ * a special file directly, "-" to standard output; on error nothing is
+ * left at path.  For what goes beside a model, such as its report. */
+BNFOLD_API bnfold_status bnfold_write_file(const char *path, const void *data, size_t len, const bnfold_options *opt,
+					   bnfold_error *err);
+
 /* Free a buffer returned by bnfold_fold_buffer; NULL is fine. */
 BNFOLD_API void bnfold_free(void *p);
 

@@ -1,0 +1,349 @@
+/* The public API (bnfold.h): options, entry points, errors.  Each entry
+ * point reads a model, folds it with the driver and writes it; the result
+ * and its public views are in api_result.c. */
+#include "bnfold.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api_internal.h"
+#include "common.h"
+#include "driver.h"
+#include "model_io.h"
+#include "visit.h"
+
+const char *bnfold_version(void)
+{
+	return BNFOLD_VERSION_STRING;
+}
+
+unsigned bnfold_version_number(void)
+{
+	return BNFOLD_VERSION_NUMBER;
+}
+
+const char *bnfold_status_name(int code)
+{
+	static const char *const names[] = {"ok", "invalid_argument", "io_error", "not_onnx", "out_of_memory",
+					    "verify_failed"};
+	return code >= 0 && (size_t)code < sizeof(names) / sizeof(names[0]) ? names[code] : "unknown";
+}
+
+void bnfold_options_init_sized(bnfold_options *o, size_t size)
+{
+	bnfold_options d;
+	memset(&d, 0, sizeof(d));
+	d.size = size;
+	d.verify = true;
+	d.tolerance = -1.0;
+	d.stream = true;
+	d.sync = BNFOLD_SYNC_ALWAYS;
+	memcpy(o, &d, size < sizeof(d) ? size : sizeof(d));
+}
+
+void bnfold_free(void *p)
+{
+	free(p);
+}
+
+/* The caller's options (NULL: the defaults) as this library's struct:
+ * fields the caller's header did not have keep their defaults. */
+static int read_options(const bnfold_options *in, bnfold_options *o, bnf_err *e)
+{
+	bnfold_options_init(o);
+	if (!in)
+		return 0;
+	if (in->size < offsetof(bnfold_options, fold_overridable) + sizeof(bool) || in->size > (size_t)1 << 16)
+		return bnf_fail(e, BNFOLD_E_INVALID, "options were not set up with bnfold_options_init");
+	memcpy(o, in, in->size < sizeof(*o) ? in->size : sizeof(*o));
+	o->size = sizeof(*o);
+	if (o->tolerance != o->tolerance)
+		return bnf_fail(e, BNFOLD_E_INVALID, "the tolerance is NaN");
+	if (o->threads < 0)
+		return bnf_fail(e, BNFOLD_E_INVALID, "threads is negative");
+	return 0;
+}
+
+/* The options of the driver for one pass over a model. */
+static bnf_fold_options fold_options(const bnfold_options *o)
+{
+	bnf_fold_options f;
+	memset(&f, 0, sizeof(f));
+	f.fold_overridable = o->fold_overridable;
+	f.no_verify = !o->verify;
+	f.tolerance_set = o->tolerance >= 0;
+	f.tolerance = o->tolerance;
+	f.max_new_bytes = o->max_new_bytes;
+	return f;
+}
+
+static int collect_bn(Onnx__GraphProto *g, Onnx__NodeProto *n, size_t index, int depth, void *ctx)
+{
+	(void)g, (void)index, (void)depth;
+	if (n->op_type && strcmp(n->op_type, "BatchNormalization") == 0 && n->n_output > 0)
+		return bnf_strlist_add(ctx, n->output[0]);
+	return 0;
+}
+
+/* Output names of the BatchNormalization nodes in file order, a
+ * subgraph's where its node is, so a table can follow the model. */
+static int bn_order(Onnx__ModelProto *m, bnf_strlist *names)
+{
+	bnf_visitor v = {.node = collect_bn, .ctx = names};
+	return m->graph ? bnf_visit_graph(m->graph, &v) : 0;
+}
+
+/* The model's size with its external data files. */
+static size_t input_bytes(const bnf_input *in)
+{
+	size_t n = in->len;
+	for (size_t i = 0; i < in->payloads.n_srcs; i++)
+		if (in->payloads.srcs[i]->external)
+			n += in->payloads.srcs[i]->len;
+	return n;
+}
+
+/* Whether output is written through a temp file (a regular file, or a new one). */
+static bool regular_output(const char *output)
+{
+	struct stat st;
+	return output && strcmp(output, "-") != 0 && (stat(output, &st) != 0 || S_ISREG(st.st_mode));
+}
+
+/* One pass: read input, fold it into res (order of its BNs noted first).
+ * With defer, the weights are folded without the scan for NaN, Inf and
+ * overflow, and the checks of weights read from the input are left to run
+ * while the model is written.  0, or -1 after an error. */
+static int read_and_fold(const char *input, const bnfold_options *o, bool defer, bool defer_verify, bnf_input *in,
+			 bnf_result *res, bnf_strlist *order, bnf_err *e)
+{
+	bnf_fold_options fold = fold_options(o);
+
+	if (bnf_input_open(input, in, o->stream) < 0)
+		return bnf_fail(e, BNFOLD_E_NOT_ONNX, "%s: cannot be read", input);
+	fold.payloads = &in->payloads;
+	fold.defer_scan = defer;
+	fold.defer_verify = defer_verify;
+	/* New weight tensors may take as much as the input, or the default cap. */
+	if (!fold.max_new_bytes)
+		fold.max_new_bytes = input_bytes(in) > BNF_MAX_NEW_BYTES ? input_bytes(in) : BNF_MAX_NEW_BYTES;
+	if (bn_order(in->model, order) < 0)
+		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+	if (bnf_fold_model(in->model, input, &fold, res) < 0)
+		return bnf_fail(e, BNFOLD_E_NOT_ONNX, "%s: cannot be folded", input);
+	return 0;
+}
+
+/* Write the folded model (or, when nothing changed, the input byte for
+ * byte) to output, waiting for the deferred checks before the rename.
+ * 0 written; 1 when a deferred scan or check failed (nothing written: fold
+ * again without deferring); -1 after an error. */
+static int write_output(const char *input, const char *output, const bnfold_options *o, bnf_input *in,
+			bnf_result *res, bool defer, bnf_err *e)
+{
+	bnf_output out;
+	int r;
+
+	if (bnf_output_open(output, &out) < 0)
+		return bnf_fail(e, BNFOLD_E_IO, "%s: cannot be written", output);
+	out.no_sync = o->sync == BNFOLD_SYNC_NEVER;
+	r = res->n_fusions == 0 && !in->has_external ? bnf_output_write_input(&out, in) /* unchanged, byte for byte */
+						     : bnf_output_write_model(&out, in->model, &in->payloads, o->inline_external);
+	if (r < 0 || bnf_result_verify_finish(res) < 0) {
+		bnf_output_abort(&out);
+		return bnf_fail(e, BNFOLD_E_IO, "%s: cannot be written", output);
+	}
+	if (defer && (out.nonfinite || bnf_result_verify_failed(res) > 0)) {
+		bnf_output_abort(&out);
+		return 1;
+	}
+	if (bnf_result_verify_failed(res) > 0) {
+		bnf_output_abort(&out);
+		return bnf_api_verify_error(res, input, e);
+	}
+	if (bnf_output_commit(&out) < 0)
+		return bnf_fail(e, BNFOLD_E_IO, "%s: cannot be written", output);
+	return 0;
+}
+
+/* fold_file and inspect_file: output NULL writes nothing. */
+static bnfold_status run_file(const char *input, const char *output, const bnfold_options *opt,
+			      bnfold_result **result, bnfold_error *err)
+{
+	bnf_err e = {0};
+	bnfold_options o;
+	bnf_input in = {0};
+	bnf_strlist order = {0};
+	bnf_result res = {0};
+	/* Writing a model read from a file, the weights are first folded
+	 * without the scan for NaN, Inf and overflow; if scaling meets one, or
+	 * a fusion fails verification, everything is done again with the scan,
+	 * which decides. */
+	bool defer = output && strcmp(input ? input : "-", "-") != 0;
+	int r;
+
+	if (result)
+		*result = NULL;
+	bnf_err_sink(&e);
+	if (read_options(opt, &o, &e) < 0)
+		goto out;
+	if (!input) {
+		bnf_fail(&e, BNFOLD_E_INVALID, "no input given");
+		goto out;
+	}
+	if (output && !o.replace_input && bnf_same_file(input, output)) {
+		bnf_fail(&e, BNFOLD_E_INVALID, "%s: refusing to overwrite the input", output);
+		goto out;
+	}
+	for (;;) {
+		in.fd = -1;
+		if (read_and_fold(input, &o, defer, defer && regular_output(output), &in, &res, &order, &e) < 0)
+			goto out;
+		if (defer && (res.unscanned_nonfinite || bnf_result_verify_failed(&res) > 0))
+			r = 1;
+		else if (bnf_result_verify_start(&res), bnf_result_verify_failed(&res) > 0)
+			r = bnf_api_verify_error(&res, input, &e);
+		else
+			r = output ? write_output(input, output, &o, &in, &res, defer, &e) : 0;
+		if (r != 1)
+			break;
+		bnf_result_free(&res);
+		bnf_input_close(&in);
+		bnf_strlist_free(&order);
+		defer = false;
+	}
+	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result &&
+	    !(*result = bnf_api_result_new(&res, &order, input, output)))
+		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+out:
+	bnf_result_free(&res);
+	bnf_input_close(&in);
+	bnf_strlist_free(&order);
+	return bnf_api_finish(&e, result, err);
+}
+
+bnfold_status bnfold_fold_file(const char *input, const char *output, const bnfold_options *opt,
+			       bnfold_result **result, bnfold_error *err)
+{
+	if (!output) {
+		bnf_err e = {0};
+		bnf_fail(&e, BNFOLD_E_INVALID, "no output given");
+		if (result)
+			*result = NULL;
+		return bnf_api_finish(&e, result, err);
+	}
+	return run_file(input, output, opt, result, err);
+}
+
+bnfold_status bnfold_inspect_file(const char *input, const bnfold_options *opt, bnfold_result **result,
+				  bnfold_error *err)
+{
+	return run_file(input, NULL, opt, result, err);
+}
+
+/* fold_buffer and inspect_buffer: out NULL writes nothing. */
+static bnfold_status run_buffer(const void *data, size_t len, const char *name, void **out, size_t *out_len,
+				const bnfold_options *opt, bnfold_result **result, bnfold_error *err)
+{
+	bnf_err e = {0};
+	bnfold_options o;
+	bnf_fold_options fold;
+	bnf_strlist order = {0};
+	bnf_result res = {0};
+	Onnx__ModelProto *m = NULL;
+
+	if (result)
+		*result = NULL;
+	if (out)
+		*out = NULL;
+	if (out_len)
+		*out_len = 0;
+	if (!name)
+		name = "<buffer>";
+	bnf_err_sink(&e);
+	if (read_options(opt, &o, &e) < 0)
+		goto done;
+	if ((!data && len) || (out && !out_len)) {
+		bnf_fail(&e, BNFOLD_E_INVALID, "%s: no buffer given", name);
+		goto done;
+	}
+	if (!(m = bnf_model_parse(name, data ? data : "", len))) {
+		bnf_fail(&e, BNFOLD_E_NOT_ONNX, "%s: not an ONNX model", name);
+		goto done;
+	}
+	fold = fold_options(&o);
+	if (!fold.max_new_bytes)
+		fold.max_new_bytes = len > BNF_MAX_NEW_BYTES ? len : BNF_MAX_NEW_BYTES;
+	if (bn_order(m, &order) < 0) {
+		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
+		goto done;
+	}
+	if (bnf_fold_model(m, name, &fold, &res) < 0) {
+		bnf_fail(&e, BNFOLD_E_NOT_ONNX, "%s: cannot be folded", name);
+		goto done;
+	}
+	if (bnf_result_verify_failed(&res) > 0)
+		bnf_api_verify_error(&res, name, &e);
+	else if (out && bnf_api_pack(m, data, len, res.n_fusions > 0, out, out_len) < 0)
+		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory writing the model", name);
+	if ((!e.code || e.code == BNFOLD_E_VERIFY) && result && !(*result = bnf_api_result_new(&res, &order, name, NULL)))
+		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
+done:
+	if (e.code && out && *out) {
+		free(*out);
+		*out = NULL;
+		*out_len = 0;
+	}
+	if (m)
+		onnx__model_proto__free_unpacked(m, NULL);
+	bnf_result_free(&res);
+	bnf_strlist_free(&order);
+	return bnf_api_finish(&e, result, err);
+}
+
+bnfold_status bnfold_fold_buffer(const void *in, size_t in_len, const char *name, void **out, size_t *out_len,
+				 const bnfold_options *opt, bnfold_result **result, bnfold_error *err)
+{
+	if (!out || !out_len) {
+		bnf_err e = {0};
+		bnf_fail(&e, BNFOLD_E_INVALID, "no output buffer given");
+		if (result)
+			*result = NULL;
+		return bnf_api_finish(&e, result, err);
+	}
+	return run_buffer(in, in_len, name, out, out_len, opt, result, err);
+}
+
+bnfold_status bnfold_inspect_buffer(const void *in, size_t in_len, const char *name, const bnfold_options *opt,
+				    bnfold_result **result, bnfold_error *err)
+{
+	return run_buffer(in, in_len, name, NULL, NULL, opt, result, err);
+}
+
+bnfold_status bnfold_write_file(const char *path, const void *data, size_t len, const bnfold_options *opt,
+				bnfold_error *err)
+{
+	bnf_err e = {0};
+	bnfold_options o;
+	bnf_output out;
+
+	bnf_err_sink(&e);
+	if (read_options(opt, &o, &e) < 0)
+		goto done;
+	if (!path || (!data && len)) {
+		bnf_fail(&e, BNFOLD_E_INVALID, "no file or no data given");
+		goto done;
+	}
+	if (bnf_output_open(path, &out) < 0) {
+		bnf_fail(&e, BNFOLD_E_IO, "%s: cannot be written", path);
+		goto done;
+	}
+	out.no_sync = o.sync == BNFOLD_SYNC_NEVER;
+	bnf_output_write(&out, data, len);
+	if (bnf_output_commit(&out) < 0)
+		bnf_fail(&e, BNFOLD_E_IO, "%s: cannot be written", path);
+done:
+	return bnf_api_finish(&e, NULL, err);
+}
