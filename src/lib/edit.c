@@ -811,9 +811,10 @@ static int fold_graph(frun *run, Onnx__GraphProto *g, const char *gname, gctx *p
 				 * them, or later from the input file (defer_verify). */
 				bnf_verify vr;
 				bnf_verify_job *job = NULL;
+				bnf_verify_config vcfg = {.no_simd = opt->no_simd, .threads = opt->threads};
 				if (!opt->no_verify &&
-				    bnf_verify_plan_later(&c.gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vr,
-							  opt->defer_verify ? &job : NULL) < 0) {
+				    bnf_verify_plan_later(&c.gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vcfg,
+							  &vr, opt->defer_verify ? &job : NULL) < 0) {
 					bnf_plan_free(&p);
 					goto out;
 				}
