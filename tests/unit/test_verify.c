@@ -495,6 +495,15 @@ int main(void)
 		p.weight.view = rv;
 		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok && v.outputs == 3 * C,
 		   "two units of work: the faithful fold passes over all 80 channels (max_rel_err %.3g)", v.max_rel_err);
+		/* One thread or two, lanes with AVX2 or without: the same bits. */
+		{
+			const bnf_verify_config cfg[3] = {{.threads = 1}, {.no_simd = true}, {.no_simd = true, .threads = 1}};
+			double abs0 = v.max_abs_err, rel0 = v.max_rel_err;
+			for (int k = 0; k < 3; k++)
+				OK(bnf_verify_run(&vc, &p, -1, &cfg[k], &v) == 0 && v.ok && v.max_abs_err == abs0 &&
+				   v.max_rel_err == rel0, "config no_simd %d, threads %d: the same max_abs_err and max_rel_err",
+				   cfg[k].no_simd, cfg[k].threads);
+		}
 		for (int c = 0; c < C; c += C - 1) {
 			double keep = scale[c];
 			scale[c] *= 1 + ldexp(1, -10);
