@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *report_path = NULL;
+	const char *report_path = NULL, *threads = getenv("BNFOLD_THREADS");
 	bnf_run_options o = {0};
 	bnf_run run = {0};
 	bool check = false, list = false;
@@ -225,6 +225,10 @@ int main(int argc, char **argv)
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	/* The switches of bnfold's tests (bnfold.1, ENVIRONMENT): any value of
+	 * BNFOLD_NO_AVX2, and BNFOLD_THREADS exactly "1". */
+	o.lib.no_simd = getenv("BNFOLD_NO_AVX2") != NULL;
+	o.lib.threads = threads && strcmp(threads, "1") == 0 ? 1 : 0;
 	n = argc - optind;
 	if (n == 0)
 		return usage_error("no input file given");

@@ -76,6 +76,8 @@ static bnf_fold_options fold_options(const bnfold_options *o)
 	f.tolerance_set = o->tolerance >= 0;
 	f.tolerance = o->tolerance;
 	f.max_new_bytes = o->max_new_bytes;
+	f.no_simd = o->no_simd;
+	f.threads = o->threads;
 	return f;
 }
 

@@ -48,6 +48,7 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 	bnf_op_kind op;
 	bool reported;
 	bnf_planner plan = bnf_planner_for(c->g->node[n], &op, &reported);
+	bnf_verify_config vcfg = {.no_simd = opt->no_simd, .threads = opt->threads};
 	bnf_verify vr;
 	bnf_verify_job *job = NULL;
 	bnf_plan p;
@@ -65,7 +66,7 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 	}
 	/* Verify reads the original tensors: before apply edits them, or
 	 * later from the input file (defer_verify). */
-	if (!opt->no_verify && bnf_verify_plan_later(&c->gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vr,
+	if (!opt->no_verify && bnf_verify_plan_later(&c->gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vcfg, &vr,
 						     opt->defer_verify ? &job : NULL) < 0) {
 		bnf_plan_free(&p);
 		return -1;

@@ -21,6 +21,9 @@ typedef struct bnf_fold_options {
 	bool no_verify;        /* skip the check (--no-verify) */
 	bool tolerance_set;    /* check against `tolerance` (--tolerance) instead */
 	double tolerance;
+	/* How the checks run (bnf_verify_config): the same numbers either way. */
+	bool no_simd;          /* the baseline code, even on a CPU with AVX2 */
+	int threads;           /* 1: sum each weight on one thread; 0: two when there are two CPUs */
 	/* Bytes that new weight tensors (copies of shared weights, weights made
 	 * by ConstantOfShape) may take in all; a fold that would need more is
 	 * skipped as weight_too_large.  0 = BNF_MAX_NEW_BYTES. */

@@ -3,7 +3,13 @@
  * BN, then the Conv after it) against the folded layer with its weight and
  * bias exactly as they will be stored, on deterministic probe inputs,
  * accumulated in double.
- * Pure: reads the graph and the plan, never edits, writes or prints. */
+ * Pure: reads the graph and the plan, never edits, writes or prints.
+ *
+ * Files: verify_case.c builds the case of a plan from the graph;
+ * verify_run.c does its arithmetic; verify_sums.c and verify_units.c sum
+ * over the weight (verify_sums.h), verify_lanes.c the float32 elements
+ * in four lanes (verify_lanes.h); verify_batch.c runs jobs beside the
+ * writer. */
 #ifndef BNF_VERIFY_H
 #define BNF_VERIFY_H
 
@@ -19,6 +25,16 @@
  * so every stored weight element takes part.  A BN before a Conv that pads
  * adds a border probe: the padded taps read zeros after the BN. */
 #define BNF_VERIFY_RANDOM 2
+
+/* How the checks run, given by the caller (the library reads no
+ * environment).  The numbers come out the same whatever it says; zero is
+ * the default.  Every function below that takes a config takes NULL for
+ * the default. */
+typedef struct bnf_verify_config {
+	bool no_simd; /* the baseline code for the float32 sums, even on a CPU with AVX2 */
+	int threads;  /* 1: a large weight is summed on the calling thread only; 0 (or any other
+		       * value): on two threads when there are two CPUs */
+} bnf_verify_config;
 
 /* The outcome for one fusion.
  *
@@ -90,14 +106,16 @@ typedef struct bnf_verify_case {
 /* Evaluate vc and the folded layer that p describes (p->dtype,
  * p->scale_weight with p->transform over p->weight.view, p->write_bias with
  * p->new_bias, rounded as the writer stores them) and fill v.  tolerance < 0
- * selects bnf_verify_default_tolerance().  Returns 0, or -1 after
- * bnf_error() when memory runs out. */
-int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, bnf_verify *v);
+ * selects bnf_verify_default_tolerance().  cfg as above (NULL: default).
+ * Returns 0, or -1 after bnf_error() when memory runs out. */
+int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
+		   bnf_verify *v);
 
 /* Build the case of plan p (reason BNF_FOLD) from gi, whose tensors must
  * still hold their original values (before the fusion is applied), and
- * run it. */
-int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v);
+ * run it with cfg (NULL: default). */
+int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
+		    bnf_verify *v);
 
 /* A check built now and run later, on another thread while the model is
  * written: possible when the layer's original weight is read from the
@@ -105,10 +123,16 @@ int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, bn
 typedef struct bnf_verify_job bnf_verify_job;
 
 /* bnf_verify_plan, except that a check that can run later is not run:
- * *job is set instead (v untouched).  Otherwise *job is NULL and v filled.
- * 0, or -1 after bnf_error() when memory runs out. */
-int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double tolerance, bnf_verify *v,
-			  bnf_verify_job **job);
+ * *job is set instead (v untouched; the job keeps a copy of *cfg).
+ * Otherwise *job is NULL and v filled.  0, or -1 after bnf_error() when
+ * memory runs out. */
+int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
+			  bnf_verify *v, bnf_verify_job **job);
+/* Run j now on the calling thread and fill v, with the config it was built
+ * with, except that one_thread sums every weight on this thread alone (a
+ * thread beside the writer leaves the other CPU to it).  0, or -1 after
+ * bnf_error() when memory runs out. */
+int bnf_verify_job_run(const bnf_verify_job *j, bool one_thread, bnf_verify *v);
 void bnf_verify_job_free(bnf_verify_job *j);
 
 /* Jobs to run together, each with a tag for its result. */
@@ -116,8 +140,9 @@ typedef struct bnf_verify_batch bnf_verify_batch;
 
 /* Add j (the batch owns it from now on, also on failure: -1 after bnf_error()). */
 int bnf_verify_batch_add(bnf_verify_batch **b, bnf_verify_job *j, size_t tag);
-/* Start running the jobs on a thread of their own (if none can start,
- * bnf_verify_batch_finish runs them). */
+/* Start running the jobs on a thread of their own, each summed on that
+ * thread alone (if none can start, bnf_verify_batch_finish runs them, each
+ * with its own config). */
 void bnf_verify_batch_start(bnf_verify_batch *b);
 /* Wait for the jobs (running any not run yet) and give each result to
  * put(tag, v, ctx); then free the batch.  0, or -1 after bnf_error() when
