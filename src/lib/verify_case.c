@@ -184,19 +184,22 @@ static int package(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 static int layer_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodeProto *layer, bnf_const *wc,
 		      bnf_verify_case *vc, case_arrays *a, const char **problem)
 {
+	static const bnf_verify_layer model_of[] = {
+		[BNF_LAYER_CONV] = BNF_VL_CONV,
+		[BNF_LAYER_CONVTRANSPOSE] = BNF_VL_CONVTRANSPOSE,
+		[BNF_LAYER_GEMM] = BNF_VL_GEMM,
+		[BNF_LAYER_MATMUL] = BNF_VL_GEMM, /* a Gemm with alpha = beta = 1 */
+	};
+	bnf_layer_kind kind = bnf_pattern_info(p->pattern)->layer;
 	bnf_const bc;
 	int r;
 
-	if (bnf_node_is_onnx(layer, "Conv"))
-		vc->layer = BNF_VL_CONV;
-	else if (bnf_node_is_onnx(layer, "ConvTranspose"))
-		vc->layer = BNF_VL_CONVTRANSPOSE;
-	else if (bnf_node_is_onnx(layer, "Gemm") || bnf_node_is_onnx(layer, "MatMul"))
-		vc->layer = BNF_VL_GEMM;
-	else {
-		*problem = "the layer is not a Conv, ConvTranspose, Gemm or MatMul";
+	/* The pattern says what the layer is; the node must agree with it. */
+	if (kind == BNF_LAYER_NONE || !bnf_node_is_onnx(layer, bnf_layer_op_type(kind))) {
+		*problem = "the layer is not the one the plan's pattern names";
 		return 0;
 	}
+	vc->layer = model_of[kind];
 	if (layer->n_input < 2 || layer->n_output < 1 || bnf_graph_const(gi, layer->input[1], wc) != BNF_CONST_OK ||
 	    !bnf_dtype_is_float(wc->view.dtype)) {
 		*problem = "the layer's weight is not a float constant";
@@ -208,7 +211,7 @@ static int layer_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodePr
 	if (vc->layer != BNF_VL_GEMM) {
 		int64_t g = bnf_node_attr_int(layer, "group", 1);
 		vc->group = g >= 1 ? (size_t)g : 0;
-	} else if (bnf_node_is_onnx(layer, "Gemm")) {
+	} else if (kind == BNF_LAYER_GEMM) {
 		vc->trans_b = bnf_node_attr_int(layer, "transB", 0) != 0;
 		vc->alpha = (double)bnf_node_attr_float(layer, "alpha", 1.0f);
 		vc->beta = (double)bnf_node_attr_float(layer, "beta", 1.0f);
@@ -219,7 +222,7 @@ static int layer_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodePr
 	}
 	vc->folded_alpha = vc->alpha;
 	vc->folded_beta = p->reset_gemm_beta ? 1.0 : vc->beta;
-	if (!bnf_node_is_onnx(layer, "MatMul") && layer->n_input >= 3 && layer->input[2][0]) {
+	if (kind != BNF_LAYER_MATMUL && layer->n_input >= 3 && layer->input[2][0]) {
 		if ((r = read_const(gi, layer->input[2], &bc, &a->bias)) < 0)
 			return -1;
 		if (r == 0) {
@@ -235,17 +238,24 @@ static int layer_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodePr
 /* The BatchNormalization's part of vc, after the layer or before it (then
  * the Conv's padding too), its parameters read into a->prm.  0, with
  * *problem set when it cannot be modelled; -1 when memory runs out. */
-static int bn_case(const bnf_graph *gi, const Onnx__NodeProto *node, const Onnx__NodeProto *layer,
-		   const bnf_const *wc, bnf_verify_case *vc, case_arrays *a, const char **problem)
+static int bn_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodeProto *node,
+		   const Onnx__NodeProto *layer, const bnf_const *wc, bnf_verify_case *vc, case_arrays *a,
+		   const char **problem)
 {
 	bnf_const pc[4];
+	bool next_to;
 	int r;
 
 	vc->op = BNF_VOP_BN;
 	vc->eps = (double)bnf_node_attr_float(node, "epsilon", 1e-5f);
-	vc->bn_before = node->n_output >= 1 && layer->n_input >= 1 && strcmp(layer->input[0], node->output[0]) == 0;
-	if (node->n_input < 5 || (!vc->bn_before && strcmp(node->input[0], layer->output[0]) != 0 &&
-				  !passes_through(gi, node->input[0], layer->output[0]))) {
+	vc->bn_before = bnf_pattern_info(p->pattern)->before_layer;
+	/* Checked here on its own, apart from the plan's walk. */
+	if (vc->bn_before)
+		next_to = node->n_output >= 1 && layer->n_input >= 1 && strcmp(layer->input[0], node->output[0]) == 0;
+	else
+		next_to = node->n_input >= 1 && (strcmp(node->input[0], layer->output[0]) == 0 ||
+						 passes_through(gi, node->input[0], layer->output[0]));
+	if (node->n_input < 5 || !next_to) {
 		*problem = "the BN is not next to the layer";
 		return 0;
 	}
@@ -270,15 +280,16 @@ static int bn_case(const bnf_graph *gi, const Onnx__NodeProto *node, const Onnx_
 
 /* The Mul's or Add's part of vc, its constant read into a->k.  0, with
  * *problem set when it cannot be modelled; -1 when memory runs out. */
-static int affine_case(const bnf_graph *gi, const Onnx__NodeProto *node, const Onnx__NodeProto *layer,
-		       const bnf_const *wc, bnf_verify_case *vc, case_arrays *a, const char **problem)
+static int affine_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodeProto *node,
+		       const Onnx__NodeProto *layer, const bnf_const *wc, bnf_verify_case *vc, case_arrays *a,
+		       const char **problem)
 {
 	int side = strcmp(node->input[0], layer->output[0]) == 0 ? 0 : strcmp(node->input[1], layer->output[0]) == 0 ? 1 : -1;
 	size_t out_rank = vc->layer == BNF_VL_GEMM ? 2 : wc->view.rank;
 	bnf_const kc;
 	int r;
 
-	vc->op = bnf_node_is_onnx(node, "Mul") ? BNF_VOP_MUL : BNF_VOP_ADD;
+	vc->op = bnf_pattern_info(p->pattern)->op == BNF_OP_MUL ? BNF_VOP_MUL : BNF_VOP_ADD;
 	if (side < 0) {
 		*problem = "the Mul/Add does not read the layer's output";
 		return 0;
@@ -325,7 +336,7 @@ int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double toleran
 	memset(v, 0, sizeof(*v));
 	memset(&vc, 0, sizeof(vc));
 	if (p->node < 0 || p->layer_node < 0 || (size_t)p->node >= gi->g->n_node ||
-	    (size_t)p->layer_node >= gi->g->n_node) {
+	    (size_t)p->layer_node >= gi->g->n_node || p->pattern >= BNF_PAT_COUNT) {
 		problem = "the plan names no layer";
 		goto done;
 	}
@@ -335,12 +346,17 @@ int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double toleran
 		goto oom;
 	if (problem)
 		goto done;
-	if (bnf_node_is_onnx(node, "BatchNormalization"))
-		r = bn_case(gi, node, layer, &wc, &vc, &a, &problem);
-	else if ((bnf_node_is_onnx(node, "Mul") || bnf_node_is_onnx(node, "Add")) && node->n_input == 2)
-		r = affine_case(gi, node, layer, &wc, &vc, &a, &problem);
+	/* The pattern says what the node is; the node must agree with it. */
+	if (!bnf_node_is_onnx(node, bnf_op_type(bnf_pattern_info(p->pattern)->op))) {
+		problem = "the node is not the one the plan's pattern names";
+		goto done;
+	}
+	if (bnf_pattern_info(p->pattern)->op == BNF_OP_BN)
+		r = bn_case(gi, p, node, layer, &wc, &vc, &a, &problem);
+	else if (node->n_input == 2)
+		r = affine_case(gi, p, node, layer, &wc, &vc, &a, &problem);
 	else {
-		problem = "the node is not a BatchNormalization, Mul or Add";
+		problem = "the Mul/Add does not have two inputs";
 		goto done;
 	}
 	if (r < 0)
