@@ -14,6 +14,7 @@
 
 #include "common.h"
 #include "payload.h"
+#include "wire.h"
 
 #define OUT_BUF (1u << 20)
 
@@ -194,192 +195,110 @@ typedef struct payload_span {
 	uint64_t off, len;
 } payload_span;
 
-/* Sequential reads of the input through one small buffer (pread): the
- * scan touches only the structure, and memory does not grow with the file. */
-typedef struct reader {
-	int fd;
-	uint64_t size, pos;
-	uint64_t buf_start;
-	size_t buf_len;
-	int err;
-	uint8_t buf[1 << 16];
-} reader;
+typedef struct scanner {
+	bnf_wire w;      /* over the input file */
+	uint8_t magic[8];
+	payload_span *spans;
+	size_t n_spans, cap_spans;
+	bool oom;
+} scanner;
 
-/* Make [pos, pos + need) available in the buffer; need <= sizeof(buf). */
-static int rd_fill(reader *r, size_t need)
+static int scan_oom(scanner *s)
 {
-	size_t have;
-	if (r->pos >= r->buf_start && r->pos + need <= r->buf_start + r->buf_len)
-		return 0;
-	if (r->pos + need > r->size)
-		return -1;
-	r->buf_start = r->pos;
-	r->buf_len = 0;
-	have = (size_t)(r->size - r->pos < sizeof(r->buf) ? r->size - r->pos : sizeof(r->buf));
-	while (r->buf_len < have) {
-		ssize_t n = pread(r->fd, r->buf + r->buf_len, have - r->buf_len, (off_t)(r->pos + r->buf_len));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r->err = n < 0 ? errno : EIO;
-			return -1;
-		}
-		r->buf_len += (size_t)n;
-	}
-	return r->buf_len >= need ? 0 : -1;
-}
-
-static const uint8_t *rd_at(const reader *r)
-{
-	return r->buf + (r->pos - r->buf_start);
-}
-
-static int rd_varint(reader *r, uint64_t end, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		uint8_t b;
-		if (r->pos >= end || rd_fill(r, 1) < 0)
-			return -1;
-		b = *rd_at(r);
-		r->pos++;
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
+	s->oom = true;
 	return -1;
 }
 
 /* Append the next n bytes of the input to out. */
-static int rd_copy(reader *r, uint64_t n, growbuf *out)
+static int scan_copy(scanner *s, uint64_t n, growbuf *out)
 {
 	while (n > 0) {
-		size_t k = n < sizeof(r->buf) ? (size_t)n : sizeof(r->buf);
-		if (rd_fill(r, k) < 0)
+		size_t k;
+		const uint8_t *p = bnf_wire_take(&s->w, n, &k);
+		if (!p)
 			return -1;
-		if (gb_put(out, rd_at(r), k) < 0)
-			return -2;
-		r->pos += k;
+		if (gb_put(out, p, k) < 0)
+			return scan_oom(s);
 		n -= k;
 	}
 	return 0;
 }
 
-typedef struct scanner {
-	reader *rd;
-	uint8_t magic[8];
-	payload_span *spans;
-	size_t n_spans, cap_spans;
-	const char *why; /* what was wrong, for the error line */
-	uint64_t at;     /* the file offset of the field being read */
-	bool too_deep;
-} scanner;
-
-static int corrupt(scanner *s, const char *why)
+/* Leave the payload of n bytes at the cursor in the file: out gets a
+ * placeholder (the magic and the payload's index) in its place. */
+static int scan_placeholder(scanner *s, uint64_t n, growbuf *out)
 {
-	s->why = s->rd->err ? strerror(s->rd->err) : why;
-	return -1;
+	uint8_t idx[8];
+	if (s->n_spans == s->cap_spans) {
+		size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
+		payload_span *sp = realloc(s->spans, cap * sizeof(*sp));
+		if (!sp)
+			return scan_oom(s);
+		s->spans = sp;
+		s->cap_spans = cap;
+	}
+	s->spans[s->n_spans] = (payload_span){s->w.pos, n};
+	for (int i = 0; i < 8; i++)
+		idx[i] = (uint8_t)((uint64_t)s->n_spans >> (8 * i));
+	s->n_spans++;
+	if (gb_varint(out, PLACEHOLDER) < 0 || gb_put(out, s->magic, 8) < 0 || gb_put(out, idx, 8) < 0)
+		return scan_oom(s);
+	bnf_wire_skip(&s->w, n);
+	return 0;
 }
 
-/* Copy the message from the reader's position up to `end`, of `type`, into
- * out, replacing every raw_data of a TensorProto of BNF_STREAM_MIN bytes or
+static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out);
+
+/* The contents of a length-delimited field f inside a message of type. */
+static int scan_len(scanner *s, const bnf_wire_field *f, int type, int depth, growbuf *out)
+{
+	int child = child_type(type, f->number);
+	if (type == M_TENSOR && f->number == 9 && f->value >= BNF_STREAM_MIN)
+		return scan_placeholder(s, f->value, out);
+	if (child != M_OTHER) {
+		/* The sub-message shrinks: scan it, then write its new length. */
+		growbuf sub = {0};
+		int rc;
+		if (bnf_wire_enter(&s->w, depth + 1) < 0)
+			return -1;
+		rc = scan_msg(s, s->w.pos + f->value, child, depth + 1, &sub);
+		if (rc == 0 && (gb_varint(out, sub.len) < 0 || gb_put(out, sub.p, sub.len) < 0))
+			rc = scan_oom(s);
+		free(sub.p);
+		return rc;
+	}
+	if (gb_varint(out, f->value) < 0)
+		return scan_oom(s);
+	return scan_copy(s, f->value, out);
+}
+
+/* Copy the message from the cursor up to `end`, of `type`, into out,
+ * replacing every raw_data of a TensorProto of BNF_STREAM_MIN bytes or
  * more by a placeholder and skipping its bytes. */
 static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out)
 {
-	reader *r = s->rd;
-	int rc = 0;
-
-	while (r->pos < end) {
-		uint64_t tag, v, len;
-		uint32_t field;
-		int child;
-
-		s->at = r->pos;
-		if (rd_varint(r, end, &tag) < 0)
-			return corrupt(s, "a field tag is cut off");
-		/* The numbers the in-memory parser refuses (bnf_model_parse). */
-		if ((tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
-			return corrupt(s, "a field number is 0 or above 2^29 - 1");
-		field = (uint32_t)(tag >> 3);
-		if (gb_varint(out, tag) < 0)
-			goto oom;
-		switch (tag & 7) {
-		case 0:
-			if (rd_varint(r, end, &v) < 0)
-				return corrupt(s, "a number is cut off");
-			if (gb_varint(out, v) < 0)
-				goto oom;
+	while (s->w.pos < end) {
+		bnf_wire_field f;
+		if (bnf_wire_next(&s->w, end, &f) < 0)
+			return -1;
+		if (gb_varint(out, f.tag) < 0)
+			return scan_oom(s);
+		switch (f.type) {
+		case BNF_WIRE_VARINT:
+			if (gb_varint(out, f.value) < 0)
+				return scan_oom(s);
 			break;
-		case 1:
-		case 5:
-			len = (tag & 7) == 1 ? 8 : 4;
-			if (end - r->pos < len)
-				return corrupt(s, "a fixed-size field runs past the end of its message");
-			if ((rc = rd_copy(r, len, out)) < 0)
-				goto copy_failed;
+		case BNF_WIRE_LEN:
+			if (scan_len(s, &f, type, depth, out) < 0)
+				return -1;
 			break;
-		case 2:
-			if (rd_varint(r, end, &len) < 0)
-				return corrupt(s, "a length is cut off");
-			if (len > end - r->pos)
-				return corrupt(s, "a length runs past the end of its message");
-			if (type == M_TENSOR && field == 9 && len >= BNF_STREAM_MIN) {
-				uint8_t idx[8];
-				if (s->n_spans == s->cap_spans) {
-					size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
-					payload_span *sp = realloc(s->spans, cap * sizeof(*sp));
-					if (!sp)
-						goto oom;
-					s->spans = sp;
-					s->cap_spans = cap;
-				}
-				s->spans[s->n_spans] = (payload_span){r->pos, len};
-				for (int i = 0; i < 8; i++)
-					idx[i] = (uint8_t)((uint64_t)s->n_spans >> (8 * i));
-				s->n_spans++;
-				if (gb_varint(out, PLACEHOLDER) < 0 || gb_put(out, s->magic, 8) < 0 || gb_put(out, idx, 8) < 0)
-					goto oom;
-				r->pos += len; /* the payload stays in the file */
-				break;
-			}
-			child = child_type(type, field);
-			if (child != M_OTHER) {
-				/* The sub-message shrinks: scan it, then write its new length. */
-				growbuf sub = {0};
-				if (depth + 1 >= BNF_MAX_NESTING) {
-					s->too_deep = true;
-					return corrupt(s, "too deep");
-				}
-				if (scan_msg(s, r->pos + len, child, depth + 1, &sub) < 0) {
-					free(sub.p);
-					return -1;
-				}
-				if (gb_varint(out, sub.len) < 0 || gb_put(out, sub.p, sub.len) < 0) {
-					free(sub.p);
-					goto oom;
-				}
-				free(sub.p);
-				break;
-			}
-			if (gb_varint(out, len) < 0)
-				goto oom;
-			if ((rc = rd_copy(r, len, out)) < 0)
-				goto copy_failed;
+		default: /* fixed-size */
+			if (scan_copy(s, f.value, out) < 0)
+				return -1;
 			break;
-		default: /* groups (3, 4) are not used by ONNX; 6 and 7 do not exist */
-			return corrupt(s, "a field has a wire type protobuf does not use any more");
 		}
 	}
 	return 0;
-copy_failed:
-	if (rc == -2)
-		goto oom;
-	return corrupt(s, "the data ends inside a field");
-oom:
-	s->why = "out of memory";
-	return -1;
 }
 
 /* Visit every TensorProto of the model. */
@@ -488,36 +407,29 @@ static int open_streaming(bnf_input *in, int fd)
 	scanner s = {0};
 	growbuf skel = {0};
 	resolve_ctx r = {0};
-	reader *rd = calloc(1, sizeof(*rd));
 	bnf_source *src;
 	int rc = -1;
 
-	if (!rd) {
+	if (bnf_wire_init_file(&s.w, fd, in->len) < 0) {
 		close(fd);
 		return bnf_error("%s: out of memory", in->path);
 	}
 	/* The registry owns fd and the address range from here on. */
-	if (!(src = bnf_payloads_add_source(&in->payloads, fd, in->len, in->path, false))) {
-		free(rd);
-		return -1;
-	}
+	if (!(src = bnf_payloads_add_source(&in->payloads, fd, in->len, in->path, false)))
+		goto out;
 	in->data = src->base;
 	in->reserved = true;
 	in->fd = fd;
-	rd->fd = fd;
-	rd->size = in->len;
-	s.rd = rd;
 	fill_random(s.magic, sizeof(s.magic));
 	in->streaming = true;
-	if (scan_msg(&s, in->len, M_MODEL, 1, &skel) < 0) {
-		if (strcmp(s.why, "out of memory") == 0)
+	/* Depth counts from 2 here: this scan has always refused a model one
+	 * level of nesting earlier than bnf_model_parse does, and the same
+	 * models must keep being refused the same way. */
+	if (scan_msg(&s, in->len, M_MODEL, 2, &skel) < 0) {
+		if (s.oom)
 			bnf_error("%s: out of memory reading the model", in->path);
-		else if (s.too_deep)
-			bnf_error("%s: messages are nested more than %d deep (at byte %llu); subgraphs this deep are not "
-				  "supported", in->path, BNF_MAX_NESTING, (unsigned long long)s.at);
 		else
-			bnf_error("%s: not an ONNX model (truncated or corrupt: %s, at byte %llu)", in->path, s.why,
-				  (unsigned long long)s.at);
+			bnf_wire_error(&s.w, in->path);
 		goto out;
 	}
 	/* The structure, without the payloads: checked, then unpacked.  (Byte
@@ -539,7 +451,7 @@ out:
 	free(r.done);
 	free(s.spans);
 	free(skel.p);
-	free(rd);
+	bnf_wire_free(&s.w);
 	return rc;
 }
 
@@ -718,107 +630,66 @@ void bnf_input_close(bnf_input *in)
 
 /* ---- parsing ---- */
 
-/* Where the framing check stopped, and why. */
-typedef struct scan_state {
-	const uint8_t *data;
-	size_t estimate; /* bytes protobuf-c will allocate, roughly */
-	size_t fail_at;
-	const char *why;
-	bool too_deep;
-} scan_state;
+/* The framing check: a cursor over the data, and the bytes protobuf-c
+ * will allocate for it, roughly. */
+typedef struct frame_check {
+	bnf_wire w;
+	size_t estimate;
+} frame_check;
 
-static int scan_fail(scan_state *s, size_t at, const char *why)
+static void estimate_add(frame_check *c, size_t n)
 {
-	s->fail_at = at;
-	s->why = why;
-	return -1;
+	if (!bnf_add_size(c->estimate, n, &c->estimate))
+		c->estimate = SIZE_MAX;
 }
 
-static int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *v)
+/* Walk the wire format of one message from the cursor up to end as
+ * protobuf-c will, checking that every length stays inside its enclosing
+ * message and that sub-messages nest at most BNF_MAX_NESTING deep
+ * (protobuf-c's unpacker, its free and pack recurse once per level), and
+ * estimating the memory the unpacked model takes. */
+static int check_message(frame_check *c, uint64_t end, const ProtobufCMessageDescriptor *desc, int depth)
 {
-	uint64_t x = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		uint8_t b;
-		if (*pos >= end)
-			return -1;
-		b = p[(*pos)++];
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -1; /* more than 10 bytes */
-}
-
-static void estimate_add(scan_state *s, size_t n)
-{
-	if (!bnf_add_size(s->estimate, n, &s->estimate))
-		s->estimate = SIZE_MAX;
-}
-
-/* Walk the wire format of one message in data[pos, end) as protobuf-c will,
- * checking that every length stays inside its enclosing message and that
- * sub-messages nest at most BNF_MAX_NESTING deep (protobuf-c's unpacker,
- * its free and pack recurse once per level), and estimating the memory the
- * unpacked model takes. */
-static int scan_message(scan_state *s, size_t pos, size_t end, const ProtobufCMessageDescriptor *desc,
-			int depth)
-{
-	estimate_add(s, desc->sizeof_message + 16);
-	while (pos < end) {
-		size_t at = pos;
-		uint64_t key, n;
+	bnf_wire *w = &c->w;
+	estimate_add(c, desc->sizeof_message + 16);
+	while (w->pos < end) {
+		bnf_wire_field f;
 		const ProtobufCFieldDescriptor *fd;
 
-		if (read_varint(s->data, end, &pos, &key) < 0)
-			return scan_fail(s, at, "a field tag is cut off");
-		/* Field numbers run from 1 to 2^29 - 1.  protobuf-c takes a
-		 * number 0 spelt in two bytes as an unknown field, then writes it
-		 * in one byte, which it rejects: the output would not parse. */
-		if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
-			return scan_fail(s, at, "a field number is 0 or above 2^29 - 1");
-		fd = (key >> 3) <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3)) : NULL;
-		estimate_add(s, 32); /* a slot in a repeated field, or an unknown-field record */
-		switch (key & 7) {
-		case 0:
-			if (read_varint(s->data, end, &pos, &n) < 0)
-				return scan_fail(s, at, "a number is cut off");
-			break;
-		case 1:
-		case 5:
-			n = (key & 7) == 1 ? 8 : 4;
-			if (end - pos < n)
-				return scan_fail(s, at, "a fixed-size field runs past the end of its message");
-			pos += n;
-			break;
-		case 2:
-			if (read_varint(s->data, end, &pos, &n) < 0)
-				return scan_fail(s, at, "a length is cut off");
-			if (n > end - pos)
-				return scan_fail(s, at, "a length runs past the end of its message");
-			if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
-				if (depth >= BNF_MAX_NESTING) {
-					s->too_deep = true;
-					return scan_fail(s, at, "too deep");
-				}
-				if (scan_message(s, pos, pos + n, fd->descriptor, depth + 1) < 0)
-					return -1;
-			} else if (fd && fd->type == PROTOBUF_C_TYPE_STRING && memchr(s->data + pos, 0, n)) {
-				/* protobuf-c keeps strings NUL-terminated: the rest of
-				 * the name would be lost (and two names could become one) */
-				return scan_fail(s, at, "a string holds a NUL byte, which bnfold cannot keep");
-			} else {
-				/* a string or bytes copy, or a packed array (a one-byte varint becomes 8 bytes) */
-				estimate_add(s, fd && fd->label == PROTOBUF_C_LABEL_REPEATED &&
-							fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_BYTES
-						? n * 8 : n + 1);
-			}
-			pos += n;
-			break;
-		default:
-			return scan_fail(s, at, "a field has a wire type protobuf does not use any more");
+		if (bnf_wire_next(w, end, &f) < 0)
+			return -1;
+		fd = protobuf_c_message_descriptor_get_field(desc, f.number);
+		estimate_add(c, 32); /* a slot in a repeated field, or an unknown-field record */
+		if (f.type != BNF_WIRE_LEN) {
+			if (f.type != BNF_WIRE_VARINT)
+				bnf_wire_skip(w, f.value);
+			continue;
 		}
+		if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+			if (bnf_wire_enter(w, depth + 1) < 0 ||
+			    check_message(c, w->pos + f.value, fd->descriptor, depth + 1) < 0)
+				return -1;
+			continue;
+		}
+		if (fd && fd->type == PROTOBUF_C_TYPE_STRING) {
+			/* protobuf-c keeps strings NUL-terminated: the rest of the
+			 * name would be lost (and two names could become one) */
+			for (uint64_t left = f.value; left > 0;) {
+				size_t got;
+				const uint8_t *p = bnf_wire_take(w, left, &got);
+				if (!p)
+					return -1;
+				if (memchr(p, 0, got))
+					return bnf_wire_fail(w, "a string holds a NUL byte, which bnfold cannot keep");
+				left -= got;
+			}
+		} else {
+			bnf_wire_skip(w, f.value);
+		}
+		/* a string or bytes copy, or a packed array (a one-byte varint becomes 8 bytes) */
+		estimate_add(c, fd && fd->label == PROTOBUF_C_LABEL_REPEATED && fd->type != PROTOBUF_C_TYPE_STRING &&
+					fd->type != PROTOBUF_C_TYPE_BYTES
+				? f.value * 8 : f.value + 1);
 	}
 	return 0;
 }
@@ -830,7 +701,7 @@ Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t 
 
 Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc)
 {
-	scan_state s = {data, 0, 0, NULL, false};
+	frame_check c = {0};
 	Onnx__ModelProto *m;
 	size_t limit;
 
@@ -838,19 +709,16 @@ Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, si
 		bnf_error("%s: input is empty, not an ONNX model", name);
 		return NULL;
 	}
-	if (scan_message(&s, 0, len, &onnx__model_proto__descriptor, 1) < 0) {
-		if (s.too_deep)
-			bnf_error("%s: messages are nested more than %d deep (at byte %zu); subgraphs this deep are not supported",
-				  name, BNF_MAX_NESTING, s.fail_at);
-		else
-			bnf_error("%s: not an ONNX model (truncated or corrupt: %s, at byte %zu)", name, s.why, s.fail_at);
+	bnf_wire_init_buffer(&c.w, data, len);
+	if (check_message(&c, len, &onnx__model_proto__descriptor, 1) < 0) {
+		bnf_wire_error(&c.w, name);
 		return NULL;
 	}
 	if (!bnf_mul_size(len, BNF_UNPACK_RATIO, &limit) || !bnf_add_size(limit, BNF_UNPACK_SLACK, &limit))
 		limit = SIZE_MAX;
-	if (s.estimate > limit) {
+	if (c.estimate > limit) {
 		bnf_error("%s: unpacking would take about %zu MiB, more than %d times the file size; "
-			  "the model is made of millions of tiny or empty records", name, s.estimate >> 20, BNF_UNPACK_RATIO);
+			  "the model is made of millions of tiny or empty records", name, c.estimate >> 20, BNF_UNPACK_RATIO);
 		return NULL;
 	}
 	if (!(m = onnx__model_proto__unpack(alloc, len, data))) {

@@ -11,6 +11,7 @@
 
 #include "onnx.pb-c.h"
 #include "payload.h"
+#include "wire.h"
 
 typedef struct bnf_input {
 	const char *path;   /* as given; "-" is stdin */
@@ -37,11 +38,6 @@ typedef struct bnf_input {
  * returns -1. */
 int bnf_input_open(const char *path, bnf_input *in, bool stream);
 void bnf_input_close(bnf_input *in);
-
-/* Deepest nesting of protobuf messages accepted (as protobuf's own
- * default recursion limit): ModelProto, GraphProto, NodeProto,
- * AttributeProto, GraphProto, ... so about 30 levels of subgraphs. */
-#define BNF_MAX_NESTING 100
 
 /* Parse a whole model held in memory; name is used in messages.  The
  * protobuf framing is checked before protobuf-c unpacks it: every length
