@@ -12,6 +12,7 @@
 #include "model_io.h"
 #include "report.h"
 #include "result.h"
+#include "signals.h"
 #include "tensor.h"
 
 /* --- output names --- */
@@ -407,6 +408,15 @@ static bool regular_output(const char *output)
 	return strcmp(output, "-") != 0 && (stat(output, &st) != 0 || S_ISREG(st.st_mode));
 }
 
+/* A regular (non-empty) input is read through mappings: if it shrinks
+ * meanwhile, the SIGBUS handler names it (signals.h). */
+static void note_reading(const char *input)
+{
+	struct stat st;
+	if (strcmp(input, "-") != 0 && stat(input, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+		bnf_signals_reading(input);
+}
+
 int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 {
 	bnf_input in = {0};
@@ -443,6 +453,7 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	}
 
 again:
+	note_reading(input);
 	if (bnf_input_open(input, &in, !o->no_stream) < 0)
 		goto done;
 	fold = o->fold;
@@ -477,7 +488,7 @@ again:
 
 	switch (o->job) {
 	case BNF_JOB_FOLD:
-		if (bnf_output_open(output, &out) < 0)
+		if (bnf_output_open(output, &out, bnf_signals_tempfile, NULL) < 0)
 			goto done;
 		out.no_sync = o->no_fsync;
 		if ((res.n_fusions == 0 && !in.has_external ? bnf_output_write_input(&out, &in) /* unchanged, byte for byte */
@@ -563,7 +574,7 @@ int bnf_run_write_report(bnf_run *run, const char *path)
 		return bnf_error("%s: out of memory building the report", path);
 	if (!run->report_len)
 		return 0;
-	return bnf_write_file(path, run->report, run->report_len);
+	return bnf_write_file(path, run->report, run->report_len, bnf_signals_tempfile, NULL);
 }
 
 void bnf_run_free(bnf_run *run)

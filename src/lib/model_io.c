@@ -23,79 +23,6 @@
 #define BNF_UNPACK_RATIO 32
 #define BNF_UNPACK_SLACK ((size_t)256 << 20)
 
-/* The temp file being written, removed if SIGINT/SIGTERM arrives before the
- * rename.  A signal handler can only reach it through a static. */
-static char pending_tmp[PATH_MAX];
-
-static void on_signal(int sig)
-{
-	if (pending_tmp[0])
-		unlink(pending_tmp);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
-
-/* Input files are read through mappings: if one shrinks under bnfold,
- * reading a page past its new end raises SIGBUS.  Then say so in one line
- * naming the model, remove the temp file and exit 1. */
-static char bus_msg[PATH_MAX + 96];
-static size_t bus_len;
-
-static void on_bus(int sig)
-{
-	(void)sig;
-	if (bus_len)
-		(void)!write(2, bus_msg, bus_len);
-	if (pending_tmp[0])
-		unlink(pending_tmp);
-	_exit(1);
-}
-
-static void catch_bus(const char *path)
-{
-	struct sigaction sa;
-	int n = snprintf(bus_msg, sizeof(bus_msg), "bnfold: error: %s: a file it reads from shrank while being read\n",
-			 path);
-	bus_len = n > 0 && (size_t)n < sizeof(bus_msg) ? (size_t)n : 0;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_bus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
-}
-
-/* Remove the temp file on these signals, except where the caller chose to
- * ignore one (nohup, background jobs): that choice stands. */
-static void catch_signals(void)
-{
-	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++) {
-		struct sigaction sa, old;
-		if (sigaction(cleanup_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
-			continue;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigemptyset(&sa.sa_mask);
-		sa.sa_flags = SA_RESTART;
-		sigaction(cleanup_signals[i], &sa, NULL);
-	}
-}
-
-/* Block (true) or restore the cleanup signals, so that a temp file never
- * exists without being known to on_signal. */
-static void hold_signals(bool hold, sigset_t *saved)
-{
-	sigset_t set;
-	if (!hold) {
-		sigprocmask(SIG_SETMASK, saved, NULL);
-		return;
-	}
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
-		sigaddset(&set, cleanup_signals[i]);
-	sigprocmask(SIG_BLOCK, &set, saved);
-}
-
 static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
 {
 	size_t cap = 1 << 16, n = 0;
@@ -575,7 +502,6 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 				goto fail;
 			}
 			in->len = (size_t)st.st_size;
-			catch_bus(path);
 			if (stream) {
 				int r = open_streaming(in, fd);
 				fd = -1; /* the payload registry owns it now */
@@ -743,18 +669,50 @@ bool bnf_same_file(const char *a, const char *b)
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-int bnf_output_open(const char *path, bnf_output *out)
+/* Create out->tmp_path (a mkstemp template) and tell out->tempfile, with
+ * the cleanup signals blocked in between: a temp file never exists unknown
+ * to the program's handler. */
+static int create_temp(bnf_output *out, const char *path, const char *dir)
+{
+	static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
+	sigset_t set, saved;
+	int e;
+
+	if (out->tempfile) {
+		sigemptyset(&set);
+		for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
+			sigaddset(&set, cleanup_signals[i]);
+		pthread_sigmask(SIG_BLOCK, &set, &saved);
+	}
+	out->fd = mkstemp(out->tmp_path);
+	e = errno;
+	if (out->fd >= 0 && out->tempfile)
+		out->tempfile(out->tmp_path, out->tempfile_ctx);
+	if (out->tempfile)
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (out->fd < 0) {
+		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(e));
+		free(out->tmp_path);
+		out->tmp_path = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
+		    void *tempfile_ctx)
 {
 	struct stat st;
 	char *dir = NULL;
 	const char *slash;
 	const char *base;
 	mode_t um;
-	sigset_t saved;
 
 	memset(out, 0, sizeof(*out));
 	out->path = path;
 	out->fd = -1;
+	out->tempfile = tempfile;
+	out->tempfile_ctx = tempfile_ctx;
 	if (!(out->buf = malloc(OUT_BUF)))
 		return bnf_error("%s: out of memory", path);
 	if (strcmp(path, "-") == 0) {
@@ -798,20 +756,8 @@ int bnf_output_open(const char *path, bnf_output *out)
 		bnf_error("%s: out of memory", path);
 		goto fail;
 	}
-	hold_signals(true, &saved);
-	if ((out->fd = mkstemp(out->tmp_path)) < 0) {
-		int e = errno;
-		hold_signals(false, &saved);
-		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(e));
-		free(out->tmp_path);
-		out->tmp_path = NULL;
+	if (create_temp(out, path, dir) < 0)
 		goto fail;
-	}
-	if (strlen(out->tmp_path) < sizeof(pending_tmp)) {
-		memcpy(pending_tmp, out->tmp_path, strlen(out->tmp_path) + 1);
-		catch_signals();
-	}
-	hold_signals(false, &saved);
 	free(dir);
 	return 0;
 fail:
@@ -1083,7 +1029,7 @@ int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_paylo
 			out->data = NULL;
 			return -1;
 		}
-		if (bnf_output_open(data_path, out->data) < 0) {
+		if (bnf_output_open(data_path, out->data, out->tempfile, out->tempfile_ctx) < 0) {
 			free(data_path);
 			free(out->data);
 			out->data = NULL;
@@ -1160,7 +1106,8 @@ int bnf_output_commit(bnf_output *out)
 		}
 		free(out->tmp_path);
 		out->tmp_path = NULL;
-		pending_tmp[0] = '\0';
+		if (out->tempfile)
+			out->tempfile(NULL, out->tempfile_ctx);
 	} else if (out->fd > 2 && close(out->fd) < 0) {
 		out->fd = -1;
 		bnf_error("%s: cannot write: %s", out->path, strerror(errno));
@@ -1190,7 +1137,8 @@ void bnf_output_abort(bnf_output *out)
 		unlink(out->tmp_path);
 		free(out->tmp_path);
 		out->tmp_path = NULL;
-		pending_tmp[0] = '\0';
+		if (out->tempfile)
+			out->tempfile(NULL, out->tempfile_ctx);
 	}
 	free(out->final_path);
 	out->final_path = NULL;
@@ -1198,10 +1146,11 @@ void bnf_output_abort(bnf_output *out)
 	out->buf = NULL;
 }
 
-int bnf_write_file(const char *path, const void *data, size_t len)
+int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+		   void *tempfile_ctx)
 {
 	bnf_output out;
-	if (bnf_output_open(path, &out) < 0)
+	if (bnf_output_open(path, &out, tempfile, tempfile_ctx) < 0)
 		return -1;
 	bnf_output_write(&out, data, len);
 	return bnf_output_commit(&out);

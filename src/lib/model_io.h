@@ -64,10 +64,19 @@ typedef struct bnf_output {
 	uint64_t written;   /* bytes written to fd so far */
 	uint64_t flushing;  /* bytes of them whose writeback has been started */
 	struct bnf_output *data; /* the external data file written beside it, or NULL */
+	/* Told the temp file's path right after it is created, and NULL once
+	 * it is renamed or removed (NULL: nobody is told). */
+	void (*tempfile)(const char *path, void *ctx);
+	void *tempfile_ctx;
 } bnf_output;
 
-/* Open path for writing (see above). -1 after an error naming the path. */
-int bnf_output_open(const char *path, bnf_output *out);
+/* Open path for writing (see above).  tempfile (may be NULL) is called
+ * with tempfile_ctx as described in bnf_output; SIGINT, SIGTERM and SIGHUP
+ * are blocked on the calling thread from the temp file's creation until
+ * that call returns, so a program's handler always knows the file to
+ * remove.  -1 after an error naming the path. */
+int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
+		    void *tempfile_ctx);
 /* Append bytes (buffered); errors are remembered until commit. */
 void bnf_output_write(bnf_output *out, const void *data, size_t len);
 /* Flush, fsync (unless no_sync) and rename into place; -1 (and the temp
@@ -87,8 +96,10 @@ int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_paylo
 /* Copy the input, byte for byte (-1 when its weights live elsewhere). */
 int bnf_output_write_input(bnf_output *out, const bnf_input *in);
 
-/* Write a whole buffer to path with the rules above. */
-int bnf_write_file(const char *path, const void *data, size_t len);
+/* Write a whole buffer to path with the rules above (tempfile as for
+ * bnf_output_open). */
+int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+		   void *tempfile_ctx);
 
 /* True when a and b name the same existing file. */
 bool bnf_same_file(const char *a, const char *b);
