@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 
 #include "common.h"
-#include "model_io.h"
+#include "model_read.h"
+#include "model_write.h"
+#include "outfile.h"
 #include "report.h"
 #include "result.h"
 #include "signals.h"

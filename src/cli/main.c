@@ -9,7 +9,7 @@
 
 #include "cli_run.h"
 #include "common.h"
-#include "model_io.h"
+#include "outfile.h"
 
 /* Documented in --help, bnfold.1 and README.md. */
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY = 4 };

@@ -1,10 +1,7 @@
-#define _GNU_SOURCE /* copy_file_range */
-#include "model_io.h"
+#include "model_read.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +10,15 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "payload.h"
+#include "fileio.h"
 #include "wire.h"
-
-#define OUT_BUF (1u << 20)
 
 /* protobuf-c's structs take about 1-10 times the bytes of a real model, and
  * up to ~130 times for a file of empty records: refuse above this. */
 #define BNF_UNPACK_RATIO 32
 #define BNF_UNPACK_SLACK ((size_t)256 << 20)
 
+/* All of fd (stdin, a pipe, a device) into memory. */
 static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
 {
 	size_t cap = 1 << 16, n = 0;
@@ -30,26 +26,18 @@ static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
 	if (!buf)
 		return bnf_error("%s: out of memory", path);
 	for (;;) {
-		ssize_t r;
-		if (n == cap) {
-			uint8_t *nb;
-			if (cap > SIZE_MAX / 2 || !(nb = realloc(buf, cap * 2))) {
-				free(buf);
-				return bnf_error("%s: out of memory reading the input", path);
-			}
-			buf = nb;
-			cap *= 2;
+		long long r;
+		if (n == cap && BNF_GROW(buf, n, cap) < 0) {
+			free(buf);
+			return bnf_error("%s: out of memory reading the input", path);
 		}
-		r = read(fd, buf + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
+		if ((r = bnf_read_in_full(fd, buf + n, cap - n)) < 0) {
 			free(buf);
 			return bnf_error("%s: cannot read: %s", path, strerror(errno));
 		}
-		if (r == 0)
-			break;
 		n += (size_t)r;
+		if (n < cap) /* the end of the file */
+			break;
 	}
 	*data = buf;
 	*len = n;
@@ -87,18 +75,11 @@ typedef struct growbuf {
 
 static int gb_put(growbuf *b, const void *data, size_t n)
 {
+	size_t last;
 	if (n == 0)
 		return 0;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		uint8_t *np;
-		while (cap < b->len + n)
-			cap *= 2;
-		if (!(np = realloc(b->p, cap)))
-			return -1;
-		b->p = np;
-		b->cap = cap;
-	}
+	if (!bnf_add_size(b->len, n - 1, &last) || BNF_GROW(b->p, last, b->cap) < 0)
+		return -1;
 	memcpy(b->p + b->len, data, n);
 	b->len += n;
 	return 0;
@@ -156,14 +137,8 @@ static int scan_copy(scanner *s, uint64_t n, growbuf *out)
 static int scan_placeholder(scanner *s, uint64_t n, growbuf *out)
 {
 	uint8_t idx[8];
-	if (s->n_spans == s->cap_spans) {
-		size_t cap = s->cap_spans ? s->cap_spans * 2 : 64;
-		payload_span *sp = realloc(s->spans, cap * sizeof(*sp));
-		if (!sp)
-			return scan_oom(s);
-		s->spans = sp;
-		s->cap_spans = cap;
-	}
+	if (BNF_GROW(s->spans, s->n_spans, s->cap_spans) < 0)
+		return scan_oom(s);
 	s->spans[s->n_spans] = (payload_span){s->w.pos, n};
 	for (int i = 0; i < 8; i++)
 		idx[i] = (uint8_t)((uint64_t)s->n_spans >> (8 * i));
@@ -228,19 +203,18 @@ static int scan_msg(scanner *s, uint64_t end, int type, int depth, growbuf *out)
 	return 0;
 }
 
-/* Visit every TensorProto of the model. */
-typedef int (*tensor_fn)(Onnx__TensorProto *t, void *ctx);
+/* ---- every TensorProto of a model ---- */
 
-static int walk_graph(Onnx__GraphProto *g, tensor_fn fn, void *ctx);
+static int walk_graph(Onnx__GraphProto *g, bnf_tensor_fn fn, void *ctx);
 
-static int walk_sparse(Onnx__SparseTensorProto *sp, tensor_fn fn, void *ctx)
+static int walk_sparse(Onnx__SparseTensorProto *sp, bnf_tensor_fn fn, void *ctx)
 {
 	if (sp->values && fn(sp->values, ctx) < 0)
 		return -1;
 	return sp->indices ? fn(sp->indices, ctx) : 0;
 }
 
-static int walk_nodes(Onnx__NodeProto **nodes, size_t n, tensor_fn fn, void *ctx)
+static int walk_nodes(Onnx__NodeProto **nodes, size_t n, bnf_tensor_fn fn, void *ctx)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t a = 0; a < nodes[i]->n_attribute; a++) {
@@ -261,7 +235,7 @@ static int walk_nodes(Onnx__NodeProto **nodes, size_t n, tensor_fn fn, void *ctx
 	return 0;
 }
 
-static int walk_graph(Onnx__GraphProto *g, tensor_fn fn, void *ctx)
+static int walk_graph(Onnx__GraphProto *g, bnf_tensor_fn fn, void *ctx)
 {
 	for (size_t i = 0; i < g->n_initializer; i++)
 		if (fn(g->initializer[i], ctx) < 0)
@@ -272,7 +246,7 @@ static int walk_graph(Onnx__GraphProto *g, tensor_fn fn, void *ctx)
 	return walk_nodes(g->node, g->n_node, fn, ctx);
 }
 
-static int walk_model(Onnx__ModelProto *m, tensor_fn fn, void *ctx)
+int bnf_model_tensors(Onnx__ModelProto *m, bnf_tensor_fn fn, void *ctx)
 {
 	if (m->graph && walk_graph(m->graph, fn, ctx) < 0)
 		return -1;
@@ -317,10 +291,10 @@ static int resolve_placeholder(Onnx__TensorProto *t, void *vctx)
 static void fill_random(uint8_t *p, size_t n)
 {
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	ssize_t got = fd >= 0 ? read(fd, p, n) : -1;
+	long long got = fd >= 0 ? bnf_read_in_full(fd, p, n) : -1;
 	if (fd >= 0)
 		close(fd);
-	if (got != (ssize_t)n) { /* no entropy source: still unlikely in real data */
+	if (got != (long long)n) { /* no entropy source: still unlikely in real data */
 		uint64_t x = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)p;
 		for (size_t i = 0; i < n; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
 			p[i] = (uint8_t)(x >> 56);
@@ -369,7 +343,7 @@ static int open_streaming(bnf_input *in, int fd)
 		bnf_error("%s: out of memory", in->path);
 		goto out;
 	}
-	if (walk_model(in->model, resolve_placeholder, &r) < 0 || r.n_done != s.n_spans) {
+	if (bnf_model_tensors(in->model, resolve_placeholder, &r) < 0 || r.n_done != s.n_spans) {
 		bnf_error("%s: not an ONNX model (a tensor holds raw_data twice, or data is misplaced)", in->path);
 		goto out;
 	}
@@ -458,7 +432,7 @@ static int check_model(bnf_input *in)
 		bnf_input_close(in);
 		return -1;
 	}
-	if (walk_model(in->model, resolve_external, in) < 0) {
+	if (bnf_model_tensors(in->model, resolve_external, in) < 0) {
 		bnf_input_close(in);
 		return -1;
 	}
@@ -657,501 +631,4 @@ Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, si
 		return NULL;
 	}
 	return m;
-}
-
-bool bnf_same_file(const char *a, const char *b)
-{
-	struct stat sa, sb;
-	if (strcmp(a, "-") == 0 || strcmp(b, "-") == 0)
-		return false;
-	if (stat(a, &sa) < 0 || stat(b, &sb) < 0)
-		return false;
-	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-/* Create out->tmp_path (a mkstemp template) and tell out->tempfile, with
- * the cleanup signals blocked in between: a temp file never exists unknown
- * to the program's handler. */
-static int create_temp(bnf_output *out, const char *path, const char *dir)
-{
-	static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
-	sigset_t set, saved;
-	int e;
-
-	if (out->tempfile) {
-		sigemptyset(&set);
-		for (size_t i = 0; i < sizeof(cleanup_signals) / sizeof(cleanup_signals[0]); i++)
-			sigaddset(&set, cleanup_signals[i]);
-		pthread_sigmask(SIG_BLOCK, &set, &saved);
-	}
-	out->fd = mkstemp(out->tmp_path);
-	e = errno;
-	if (out->fd >= 0 && out->tempfile)
-		out->tempfile(out->tmp_path, out->tempfile_ctx);
-	if (out->tempfile)
-		pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (out->fd < 0) {
-		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(e));
-		free(out->tmp_path);
-		out->tmp_path = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
-		    void *tempfile_ctx)
-{
-	struct stat st;
-	char *dir = NULL;
-	const char *slash;
-	const char *base;
-	mode_t um;
-
-	memset(out, 0, sizeof(*out));
-	out->path = path;
-	out->fd = -1;
-	out->tempfile = tempfile;
-	out->tempfile_ctx = tempfile_ctx;
-	if (!(out->buf = malloc(OUT_BUF)))
-		return bnf_error("%s: out of memory", path);
-	if (strcmp(path, "-") == 0) {
-		out->fd = 1;
-		return 0;
-	}
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		if (S_ISDIR(st.st_mode)) {
-			bnf_error("%s: is a directory", path);
-			goto fail;
-		}
-		/* A device, FIFO or socket: write into it, never replace it. */
-		if ((out->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
-			bnf_error("%s: cannot open for writing: %s", path, strerror(errno));
-			goto fail;
-		}
-		return 0;
-	}
-	/* A regular file (or a new one): write beside the real target, then rename. */
-	out->final_path = realpath(path, NULL);
-	if (!out->final_path) {
-		if (errno != ENOENT || !(out->final_path = bnf_strdup(path))) {
-			bnf_error("%s: cannot resolve: %s", path, strerror(errno));
-			goto fail;
-		}
-	}
-	um = umask(0);
-	umask(um);
-	out->mode = (int)(0666 & ~um);
-	if (stat(out->final_path, &st) == 0)
-		out->mode = (int)(st.st_mode & 07777);
-	slash = strrchr(out->final_path, '/');
-	base = slash ? slash + 1 : out->final_path;
-	if (!slash)
-		dir = bnf_strdup(".");
-	else if (slash == out->final_path)
-		dir = bnf_strdup("/");
-	else if ((dir = bnf_strdup(out->final_path)))
-		dir[slash - out->final_path] = '\0';
-	if (!dir || !(out->tmp_path = bnf_asprintf("%s/.%s.bnfold-XXXXXX", dir, base))) {
-		bnf_error("%s: out of memory", path);
-		goto fail;
-	}
-	if (create_temp(out, path, dir) < 0)
-		goto fail;
-	free(dir);
-	return 0;
-fail:
-	free(dir);
-	bnf_output_abort(out);
-	return -1;
-}
-
-/* Start writeback of what a temp file has gained since the last call, in
- * steps of WRITEBACK_STEP: the disk works while the rest is computed, and
- * fsync at the end waits for less. */
-#define WRITEBACK_STEP ((uint64_t)8 << 20)
-
-static void wrote(bnf_output *out, uint64_t n)
-{
-	out->written += n;
-#ifdef SYNC_FILE_RANGE_WRITE
-	if (out->tmp_path && !out->no_sync && out->written - out->flushing >= WRITEBACK_STEP) {
-		/* advice only: an error here shows again at fsync */
-		(void)sync_file_range(out->fd, (off_t)out->flushing, (off_t)(out->written - out->flushing),
-				      SYNC_FILE_RANGE_WRITE);
-		out->flushing = out->written;
-	}
-#endif
-}
-
-static void flush_raw(bnf_output *out, const uint8_t *p, size_t n)
-{
-	while (n > 0 && !out->err) {
-		ssize_t w = write(out->fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			out->err = errno;
-			return;
-		}
-		if (w == 0) {
-			out->err = EIO;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-		wrote(out, (uint64_t)w);
-	}
-}
-
-void bnf_output_write(bnf_output *out, const void *data, size_t len)
-{
-	if (out->err || len == 0) /* protobuf-c appends empty fields as (NULL, 0) */
-		return;
-	if (out->used + len > OUT_BUF) {
-		flush_raw(out, out->buf, out->used);
-		out->used = 0;
-	}
-	if (len >= OUT_BUF) {
-		flush_raw(out, data, len);
-		return;
-	}
-	memcpy(out->buf + out->used, data, len);
-	out->used += len;
-}
-
-typedef struct stream_buffer {
-	ProtobufCBuffer base;
-	bnf_output *out;
-	const bnf_payloads *pl;
-} stream_buffer;
-
-/* Copy [off, off + len) of the input file to the output: in the kernel
- * (copy_file_range) when both are files, else through the buffer. */
-static void copy_from_source(bnf_output *out, const bnf_source *src, uint64_t off, size_t len)
-{
-	uint8_t *buf = out->buf;
-
-	if (out->err)
-		return;
-	flush_raw(out, out->buf, out->used);
-	out->used = 0;
-	while (len > 0 && !out->err) {
-		loff_t in_off = (loff_t)off;
-		ssize_t n = out->tmp_path ? copy_file_range(src->fd, &in_off, out->fd, NULL, len, 0) : -1;
-		if (n > 0) {
-			off += (uint64_t)n;
-			len -= (size_t)n;
-			wrote(out, (uint64_t)n);
-			continue;
-		}
-		if (n == 0 && out->tmp_path) { /* the input shrank under us */
-			out->err = EIO;
-			out->read_from = src->path;
-			return;
-		}
-		n = pread(src->fd, buf, len < OUT_BUF ? len : OUT_BUF, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			out->err = n < 0 ? errno : EIO;
-			out->read_from = src->path;
-			return;
-		}
-		flush_raw(out, buf, (size_t)n);
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-}
-
-/* Write a computed payload chunk by chunk, computed straight into the
- * output buffer. */
-static void write_lazy(bnf_output *out, const bnf_lazy *lz)
-{
-	enum { CHUNK = 1 << 16 };
-	size_t es = bnf_dtype_size(lz->tf.dtype), numel = lz->src.numel;
-	double *scratch = malloc(CHUNK * sizeof(double));
-
-	if (!scratch) {
-		out->err = ENOMEM;
-		return;
-	}
-	for (size_t done = 0, n; done < numel && !out->err; done += n) {
-		size_t room = (OUT_BUF - out->used) / es;
-		if (room < CHUNK && room < numel - done) { /* then a full buffer's worth at a time */
-			flush_raw(out, out->buf, out->used);
-			out->used = 0;
-			room = OUT_BUF / es;
-		}
-		n = numel - done < CHUNK ? numel - done : CHUNK;
-		if (n > room)
-			n = room;
-		if (!bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, out->buf + out->used)) {
-			out->nonfinite = true; /* the caller folds again, scanning first (bnf_fold_options) */
-			out->err = ERANGE;
-		}
-		out->used += n * es;
-	}
-	if (lz->src.src && lz->src.src->err && !out->err) {
-		out->err = lz->src.src->err;
-		out->read_from = lz->src.src->path;
-	}
-	free(scratch);
-}
-
-/* Write one payload: computed, copied from a source file, or in memory. */
-static void write_payload(bnf_output *out, const bnf_payloads *pl, const uint8_t *data, size_t len)
-{
-	const bnf_lazy *lz;
-	bnf_source *src;
-
-	if (pl && (lz = bnf_payloads_lazy(pl, data)) != NULL) {
-		write_lazy(out, lz);
-		return;
-	}
-	if (pl && len > 0 && (src = bnf_payloads_source_of(pl, data)) != NULL) {
-		copy_from_source(out, src, (uint64_t)(data - src->base), len);
-		if (src->err && !out->err) {
-			out->err = src->err;
-			out->read_from = src->path;
-		}
-		return;
-	}
-	bnf_output_write(out, data, len);
-}
-
-static void stream_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
-{
-	stream_buffer *sb = (stream_buffer *)b;
-	write_payload(sb->out, sb->pl, data, len);
-}
-
-typedef struct extern_ctx {
-	bnf_output *data;     /* the data file */
-	const bnf_payloads *pl;
-	const char *location; /* its name, relative to the model */
-	uint64_t off;
-	int err;
-} extern_ctx;
-
-static Onnx__StringStringEntryProto *kv(const char *k, const char *v)
-{
-	Onnx__StringStringEntryProto *e = malloc(sizeof(*e));
-	if (!e)
-		return NULL;
-	onnx__string_string_entry_proto__init(e);
-	e->key = bnf_strdup(k);
-	e->value = bnf_strdup(v);
-	if (!e->key || !e->value) {
-		free(e->key);
-		free(e->value);
-		free(e);
-		return NULL;
-	}
-	return e;
-}
-
-/* A tensor whose payload came from external data goes to the data file. */
-static int externalize(Onnx__TensorProto *t, void *vctx)
-{
-	extern_ctx *x = vctx;
-	char off[32], len[32];
-	Onnx__StringStringEntryProto **e;
-
-	if (!t->has_raw_data || !bnf_payloads_from_external(x->pl, t->raw_data.data))
-		return 0;
-	write_payload(x->data, x->pl, t->raw_data.data, t->raw_data.len);
-	snprintf(off, sizeof(off), "%llu", (unsigned long long)x->off);
-	snprintf(len, sizeof(len), "%zu", t->raw_data.len);
-	if (!(e = calloc(3, sizeof(*e))) || !(e[0] = kv("location", x->location)) || !(e[1] = kv("offset", off)) ||
-	    !(e[2] = kv("length", len))) {
-		if (e)
-			for (int i = 0; i < 3; i++)
-				if (e[i])
-					protobuf_c_message_free_unpacked(&e[i]->base, NULL);
-		free(e);
-		x->err = ENOMEM;
-		return -1;
-	}
-	x->off += t->raw_data.len;
-	t->external_data = e;
-	t->n_external_data = 3;
-	t->has_data_location = 1;
-	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-	t->has_raw_data = 0; /* the data pointer stays for freeing */
-	return 0;
-}
-
-/* True when writing data_path would change an external data file of the
- * input while the model itself is not being replaced (--in-place). */
-static bool replaces_input_data(const bnf_payloads *pl, const char *model_path, const char *data_path)
-{
-	bool hit = false;
-	for (size_t i = 0; i < pl->n_srcs; i++)
-		if (pl->srcs[i]->external)
-			hit = hit || bnf_same_file(pl->srcs[i]->path, data_path);
-	return hit && !(pl->model_path && bnf_same_file(pl->model_path, model_path));
-}
-
-static bool has_external(const bnf_payloads *pl)
-{
-	for (size_t i = 0; pl && i < pl->n_srcs; i++)
-		if (pl->srcs[i]->external)
-			return true;
-	return false;
-}
-
-int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_payloads *pl, bool inline_all)
-{
-	stream_buffer sb = {{stream_append}, out, pl};
-
-	if (has_external(pl) && !inline_all) {
-		/* Tensors stored outside the model stay outside: all of them, folded
-		 * or not, go to one new file beside the output, which is then
-		 * self-contained.  The input's data files are never written. */
-		extern_ctx x = {0};
-		const char *base;
-		char *data_path, *location;
-		int r;
-		if (!out->final_path)
-			return bnf_error("%s: the model keeps its weights in external data, which needs a regular output "
-					 "file beside it; use --inline to put them in the model", out->path);
-		base = strrchr(out->final_path, '/') ? strrchr(out->final_path, '/') + 1 : out->final_path;
-		if (!(data_path = bnf_asprintf("%s.data", out->final_path)) || !(out->data = calloc(1, sizeof(*out->data)))) {
-			free(data_path);
-			return bnf_error("%s: out of memory", out->path);
-		}
-		if (replaces_input_data(pl, out->final_path, data_path)) {
-			bnf_error("%s: would replace '%s', which the input reads its weights from; choose another output name",
-				  out->path, data_path);
-			free(data_path);
-			free(out->data);
-			out->data = NULL;
-			return -1;
-		}
-		if (bnf_output_open(data_path, out->data, out->tempfile, out->tempfile_ctx) < 0) {
-			free(data_path);
-			free(out->data);
-			out->data = NULL;
-			return -1;
-		}
-		free(data_path);
-		out->data->no_sync = out->no_sync;
-		if (!(location = bnf_asprintf("%s.data", base)))
-			return bnf_error("%s: out of memory", out->path);
-		x.data = out->data;
-		x.pl = pl;
-		x.location = location;
-		r = walk_model(m, externalize, &x);
-		free(location);
-		if (r < 0)
-			return bnf_error("%s: out of memory", out->path);
-		if ((out->nonfinite = out->data->nonfinite))
-			return 0;
-	}
-	if (has_external(pl) && inline_all && protobuf_c_message_get_packed_size(&m->base) > INT32_MAX)
-		return bnf_error("%s: with its external data inlined the model would pass the 2 GB protobuf limit; "
-				 "drop --inline", out->path);
-	protobuf_c_message_pack_to_buffer(&m->base, &sb.base);
-	return 0;
-}
-
-int bnf_output_write_input(bnf_output *out, const bnf_input *in)
-{
-	if (in->has_external)
-		return bnf_error("%s: nothing to fold, but the model keeps its weights in external data: copy the "
-				 "model file and its data files instead", in->path);
-	if (in->mapped || in->reserved)
-		copy_from_source(out, &(bnf_source){.base = in->data, .len = in->len, .fd = in->fd}, 0, in->len);
-	else
-		bnf_output_write(out, in->data, in->len);
-	return 0;
-}
-
-int bnf_output_commit(bnf_output *out)
-{
-	int rc = -1;
-	if (out->data) { /* the data file first: the model must not point at a missing one */
-		int r = bnf_output_commit(out->data);
-		free(out->data);
-		out->data = NULL;
-		if (r < 0)
-			goto done;
-	}
-	flush_raw(out, out->buf, out->used);
-	out->used = 0;
-	if (out->err && out->read_from) {
-		bnf_error("%s: cannot read: %s", out->read_from, strerror(out->err));
-		goto done;
-	}
-	if (out->err) {
-		bnf_error("%s: cannot write: %s", strcmp(out->path, "-") == 0 ? "(stdout)" : out->path,
-			  strerror(out->err));
-		goto done;
-	}
-	if (out->tmp_path) {
-		if (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0)) {
-			bnf_error("%s: cannot write: %s", out->path, strerror(errno));
-			goto done;
-		}
-		if (close(out->fd) < 0) {
-			out->fd = -1;
-			bnf_error("%s: cannot write: %s", out->path, strerror(errno));
-			goto done;
-		}
-		out->fd = -1;
-		if (rename(out->tmp_path, out->final_path) < 0) {
-			bnf_error("%s: cannot replace: %s", out->path, strerror(errno));
-			goto done;
-		}
-		free(out->tmp_path);
-		out->tmp_path = NULL;
-		if (out->tempfile)
-			out->tempfile(NULL, out->tempfile_ctx);
-	} else if (out->fd > 2 && close(out->fd) < 0) {
-		out->fd = -1;
-		bnf_error("%s: cannot write: %s", out->path, strerror(errno));
-		goto done;
-	} else if (out->fd == 1 && fflush(stdout) != 0) {
-		bnf_error("(stdout): cannot write: %s", strerror(errno));
-		goto done;
-	}
-	out->fd = -1;
-	rc = 0;
-done:
-	bnf_output_abort(out);
-	return rc;
-}
-
-void bnf_output_abort(bnf_output *out)
-{
-	if (out->data) {
-		bnf_output_abort(out->data);
-		free(out->data);
-		out->data = NULL;
-	}
-	if (out->fd > 2)
-		close(out->fd);
-	out->fd = -1;
-	if (out->tmp_path) {
-		unlink(out->tmp_path);
-		free(out->tmp_path);
-		out->tmp_path = NULL;
-		if (out->tempfile)
-			out->tempfile(NULL, out->tempfile_ctx);
-	}
-	free(out->final_path);
-	out->final_path = NULL;
-	free(out->buf);
-	out->buf = NULL;
-}
-
-int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
-		   void *tempfile_ctx)
-{
-	bnf_output out;
-	if (bnf_output_open(path, &out, tempfile, tempfile_ctx) < 0)
-		return -1;
-	bnf_output_write(&out, data, len);
-	return bnf_output_commit(&out);
 }
