@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "messages.h"
+#include "signals.h"
 
 /* --- output names --- */
 
@@ -382,6 +383,15 @@ static char *fold_output(const bnf_run_options *o, const char *input)
 	return output;
 }
 
+/* A regular (non-empty) input is read through mappings: if it shrinks
+ * meanwhile, the SIGBUS handler names it (signals.h). */
+static void note_reading(const char *input)
+{
+	struct stat st;
+	if (strcmp(input, "-") != 0 && stat(input, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+		bnf_signals_reading(input);
+}
+
 /* Print what the job found for one input. */
 static int job_lines(bnf_run *run, const bnf_run_options *o, const bnfold_result *res, const char *input,
 		     const char *output)
@@ -422,6 +432,7 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	if (o->job == BNF_JOB_FOLD && !(output = fold_output(o, input)))
 		goto done;
 	lib.replace_input = o->in_place;
+	note_reading(input);
 	st = o->job == BNF_JOB_FOLD ? bnfold_fold_file(input, output, &lib, &res, &err)
 				    : bnfold_inspect_file(input, &lib, &res, &err);
 	if (st == BNFOLD_E_VERIFY) {

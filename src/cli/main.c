@@ -10,6 +10,7 @@
 #include "bnfold.h"
 #include "cli_run.h"
 #include "messages.h"
+#include "signals.h"
 
 /* Documented in --help, bnfold.1 and README.md. */
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY = 4 };
@@ -192,6 +193,7 @@ int main(int argc, char **argv)
 	int c, n, rc;
 
 	bnfold_options_init(&o.lib);
+	o.lib.tempfile = bnf_signals_tempfile; /* removed if a signal ends the run */
 	opterr = 0; /* unknown options are reported below, in bnfold's words */
 	while ((c = getopt_long(argc, argv, ":o:O:flqvVh", longopts, NULL)) != -1) {
 		switch (c) {

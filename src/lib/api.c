@@ -11,7 +11,9 @@
 #include "api_internal.h"
 #include "common.h"
 #include "driver.h"
-#include "model_io.h"
+#include "model_read.h"
+#include "model_write.h"
+#include "outfile.h"
 #include "visit.h"
 
 const char *bnfold_version(void)
@@ -148,7 +150,7 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 	bnf_output out;
 	int r;
 
-	if (bnf_output_open(output, &out) < 0)
+	if (bnf_output_open(output, &out, o->tempfile, o->tempfile_ctx) < 0)
 		return bnf_fail(e, BNFOLD_E_IO, "%s: cannot be written", output);
 	out.no_sync = o->sync == BNFOLD_SYNC_NEVER;
 	r = res->n_fusions == 0 && !in->has_external ? bnf_output_write_input(&out, in) /* unchanged, byte for byte */
@@ -338,7 +340,7 @@ bnfold_status bnfold_write_file(const char *path, const void *data, size_t len, 
 		bnf_fail(&e, BNFOLD_E_INVALID, "no file or no data given");
 		goto done;
 	}
-	if (bnf_output_open(path, &out) < 0) {
+	if (bnf_output_open(path, &out, o.tempfile, o.tempfile_ctx) < 0) {
 		bnf_fail(&e, BNFOLD_E_IO, "%s: cannot be written", path);
 		goto done;
 	}

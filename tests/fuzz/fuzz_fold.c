@@ -16,7 +16,7 @@
 
 #include "common.h"
 #include "driver.h"
-#include "model_io.h"
+#include "model_read.h"
 #include "report.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -22,7 +22,7 @@
 
 #include "cli_run.h"
 #include "messages.h"
-#include "model_io.h"
+#include "model_read.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

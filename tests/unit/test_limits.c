@@ -9,7 +9,7 @@
 
 #include "common.h"
 #include "driver.h"
-#include "model_io.h"
+#include "model_read.h"
 #include "tap.h"
 
 #define N_PAIRS 3

@@ -1,0 +1,317 @@
+#define _GNU_SOURCE /* copy_file_range, sync_file_range */
+#include "outfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "fileio.h"
+
+bool bnf_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	if (strcmp(a, "-") == 0 || strcmp(b, "-") == 0)
+		return false;
+	if (stat(a, &sa) < 0 || stat(b, &sb) < 0)
+		return false;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Create out->tmp_path (a mkstemp template) and tell out->tempfile, with
+ * the signals a program cleans up on blocked in between: a temp file never
+ * exists unknown to its handler. */
+static int create_temp(bnf_output *out, const char *path, const char *dir)
+{
+	sigset_t set, saved;
+	int e;
+
+	if (out->tempfile) {
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGHUP);
+		pthread_sigmask(SIG_BLOCK, &set, &saved);
+	}
+	out->fd = mkstemp(out->tmp_path);
+	e = errno;
+	if (out->fd >= 0 && out->tempfile)
+		out->tempfile(out->tmp_path, out->tempfile_ctx);
+	if (out->tempfile)
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (out->fd < 0) {
+		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(e));
+		free(out->tmp_path);
+		out->tmp_path = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* A regular file (or a new one): write beside the real target (symlinks
+ * resolved), with its permissions, then rename. */
+static int open_temp(bnf_output *out, const char *path)
+{
+	struct stat st;
+	char *dir = NULL;
+	const char *slash, *base;
+	mode_t um;
+	int rc = -1;
+
+	out->final_path = realpath(path, NULL);
+	if (!out->final_path) {
+		if (errno != ENOENT || !(out->final_path = bnf_strdup(path)))
+			return bnf_error("%s: cannot resolve: %s", path, strerror(errno));
+	}
+	um = umask(0);
+	umask(um);
+	out->mode = (int)(0666 & ~um);
+	if (stat(out->final_path, &st) == 0)
+		out->mode = (int)(st.st_mode & 07777);
+	slash = strrchr(out->final_path, '/');
+	base = slash ? slash + 1 : out->final_path;
+	if (!slash)
+		dir = bnf_strdup(".");
+	else if (slash == out->final_path)
+		dir = bnf_strdup("/");
+	else if ((dir = bnf_strdup(out->final_path)))
+		dir[slash - out->final_path] = '\0';
+	if (!dir || !(out->tmp_path = bnf_asprintf("%s/.%s.bnfold-XXXXXX", dir, base)))
+		bnf_error("%s: out of memory", path);
+	else
+		rc = create_temp(out, path, dir);
+	free(dir);
+	return rc;
+}
+
+int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
+		    void *tempfile_ctx)
+{
+	struct stat st;
+
+	memset(out, 0, sizeof(*out));
+	out->path = path;
+	out->fd = -1;
+	out->tempfile = tempfile;
+	out->tempfile_ctx = tempfile_ctx;
+	if (!(out->buf = malloc(BNF_OUT_BUF)))
+		return bnf_error("%s: out of memory", path);
+	if (strcmp(path, "-") == 0) {
+		out->fd = 1;
+		return 0;
+	}
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode)) {
+			bnf_error("%s: is a directory", path);
+			goto fail;
+		}
+		/* A device, FIFO or socket: write into it, never replace it. */
+		if ((out->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+			bnf_error("%s: cannot open for writing: %s", path, strerror(errno));
+			goto fail;
+		}
+		return 0;
+	}
+	if (open_temp(out, path) < 0)
+		goto fail;
+	return 0;
+fail:
+	bnf_output_abort(out);
+	return -1;
+}
+
+/* Start writeback of what a temp file has gained since the last call, in
+ * steps of WRITEBACK_STEP: the disk works while the rest is computed, and
+ * fsync at the end waits for less. */
+#define WRITEBACK_STEP ((uint64_t)8 << 20)
+
+static void wrote(bnf_output *out, uint64_t n)
+{
+	out->written += n;
+#ifdef SYNC_FILE_RANGE_WRITE
+	if (out->tmp_path && !out->no_sync && out->written - out->flushing >= WRITEBACK_STEP) {
+		/* advice only: an error here shows again at fsync */
+		(void)sync_file_range(out->fd, (off_t)out->flushing, (off_t)(out->written - out->flushing),
+				      SYNC_FILE_RANGE_WRITE);
+		out->flushing = out->written;
+	}
+#endif
+}
+
+/* Write n bytes at p to the file now, unless an error came first. */
+static void write_raw(bnf_output *out, const uint8_t *p, size_t n)
+{
+	size_t done;
+	int rc, e;
+	if (n == 0 || out->err)
+		return;
+	rc = bnf_write_in_full(out->fd, p, n, &done);
+	e = errno;
+	wrote(out, done);
+	if (rc < 0)
+		out->err = e;
+}
+
+static void flush(bnf_output *out)
+{
+	write_raw(out, out->buf, out->used);
+	out->used = 0;
+}
+
+void bnf_output_write(bnf_output *out, const void *data, size_t len)
+{
+	if (out->err || len == 0) /* protobuf-c appends empty fields as (NULL, 0) */
+		return;
+	if (out->used + len > BNF_OUT_BUF)
+		flush(out);
+	if (len >= BNF_OUT_BUF) {
+		write_raw(out, data, len);
+		return;
+	}
+	memcpy(out->buf + out->used, data, len);
+	out->used += len;
+}
+
+uint8_t *bnf_output_reserve(bnf_output *out, size_t want, size_t *room)
+{
+	if (BNF_OUT_BUF - out->used < want)
+		flush(out);
+	*room = BNF_OUT_BUF - out->used;
+	return out->buf + out->used;
+}
+
+void bnf_output_advance(bnf_output *out, size_t n)
+{
+	out->used += n;
+}
+
+void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len)
+{
+	if (out->err)
+		return;
+	flush(out);
+	while (len > 0 && !out->err) {
+		loff_t in_off = (loff_t)off;
+		ssize_t n = out->tmp_path ? copy_file_range(fd, &in_off, out->fd, NULL, len, 0) : -1;
+		size_t k = len < BNF_OUT_BUF ? len : BNF_OUT_BUF, got;
+		if (n > 0) {
+			off += (uint64_t)n;
+			len -= (size_t)n;
+			wrote(out, (uint64_t)n);
+			continue;
+		}
+		if (n == 0 && out->tmp_path) { /* the input shrank under us */
+			out->err = EIO;
+			out->read_from = path;
+			return;
+		}
+		/* not between these files: through the (empty) buffer */
+		if (bnf_pread_in_full(fd, out->buf, k, off, &got) < 0) {
+			int e = errno;
+			write_raw(out, out->buf, got); /* what was read goes out first, as it would have */
+			if (!out->err) {
+				out->err = e;
+				out->read_from = path;
+			}
+			return;
+		}
+		write_raw(out, out->buf, k);
+		off += k;
+		len -= k;
+	}
+}
+
+/* Replace final_path with the finished temp file. */
+static int rename_temp(bnf_output *out)
+{
+	if (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0))
+		return bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+	if (close(out->fd) < 0) {
+		out->fd = -1;
+		return bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+	}
+	out->fd = -1;
+	if (rename(out->tmp_path, out->final_path) < 0)
+		return bnf_error("%s: cannot replace: %s", out->path, strerror(errno));
+	free(out->tmp_path);
+	out->tmp_path = NULL;
+	if (out->tempfile)
+		out->tempfile(NULL, out->tempfile_ctx);
+	return 0;
+}
+
+int bnf_output_commit(bnf_output *out)
+{
+	int rc = -1;
+	if (out->data) { /* the data file first: the model must not point at a missing one */
+		int r = bnf_output_commit(out->data);
+		free(out->data);
+		out->data = NULL;
+		if (r < 0)
+			goto done;
+	}
+	flush(out);
+	if (out->err && out->read_from) {
+		bnf_error("%s: cannot read: %s", out->read_from, strerror(out->err));
+		goto done;
+	}
+	if (out->err) {
+		bnf_error("%s: cannot write: %s", strcmp(out->path, "-") == 0 ? "(stdout)" : out->path,
+			  strerror(out->err));
+		goto done;
+	}
+	if (out->tmp_path) {
+		if (rename_temp(out) < 0)
+			goto done;
+	} else if (out->fd > 2 && close(out->fd) < 0) {
+		out->fd = -1;
+		bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+		goto done;
+	} else if (out->fd == 1 && fflush(stdout) != 0) {
+		bnf_error("(stdout): cannot write: %s", strerror(errno));
+		goto done;
+	}
+	out->fd = -1;
+	rc = 0;
+done:
+	bnf_output_abort(out);
+	return rc;
+}
+
+void bnf_output_abort(bnf_output *out)
+{
+	if (out->data) {
+		bnf_output_abort(out->data);
+		free(out->data);
+		out->data = NULL;
+	}
+	if (out->fd > 2)
+		close(out->fd);
+	out->fd = -1;
+	if (out->tmp_path) {
+		unlink(out->tmp_path);
+		free(out->tmp_path);
+		out->tmp_path = NULL;
+		if (out->tempfile)
+			out->tempfile(NULL, out->tempfile_ctx);
+	}
+	free(out->final_path);
+	out->final_path = NULL;
+	free(out->buf);
+	out->buf = NULL;
+}
+
+int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+		   void *tempfile_ctx)
+{
+	bnf_output out;
+	if (bnf_output_open(path, &out, tempfile, tempfile_ctx) < 0)
+		return -1;
+	bnf_output_write(&out, data, len);
+	return bnf_output_commit(&out);
+}

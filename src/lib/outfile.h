@@ -1,0 +1,78 @@
+/* An output file, written safely: a regular file (or a new one) through a
+ * temp file in the same directory, fsync'd and renamed over it only when
+ * everything went well; special files (/dev/null, FIFOs, terminals) and
+ * stdout written directly, never replaced.  Writes are buffered and their
+ * errors remembered until commit, which reports the first one. */
+#ifndef BNF_OUTFILE_H
+#define BNF_OUTFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes buffered before they are written. */
+#define BNF_OUT_BUF ((size_t)1 << 20)
+
+/* Where output goes and how it gets there. */
+typedef struct bnf_output {
+	const char *path;   /* as given; "-" is stdout */
+	int fd;
+	char *tmp_path;     /* temp file to rename over final_path, or NULL when written directly */
+	char *final_path;   /* the regular file replaced at commit (symlinks resolved) */
+	int mode;           /* permissions for a new file */
+	int err;            /* first write errno, or read errno when read_from is set */
+	const char *read_from; /* the input file a read failed on, or NULL */
+	uint8_t *buf;       /* BNF_OUT_BUF bytes, used of them filled */
+	size_t used;
+	bool no_sync;       /* skip the fsync before the rename (--no-fsync) */
+	bool nonfinite;     /* a computed payload came out NaN or Inf (see bnf_fold_options.defer_scan) */
+	uint64_t written;   /* bytes written to fd so far */
+	uint64_t flushing;  /* bytes of them whose writeback has been started */
+	struct bnf_output *data; /* a file that goes with this one (the external data written beside
+				  * it), committed just before it and aborted with it; or NULL */
+	/* Told the temp file's path right after it is created, and NULL once
+	 * it is renamed or removed (NULL: nobody is told). */
+	void (*tempfile)(const char *path, void *ctx);
+	void *tempfile_ctx;
+} bnf_output;
+
+/* Open path for writing (see above).  tempfile (may be NULL) is called
+ * with tempfile_ctx as described in bnf_output; SIGINT, SIGTERM and SIGHUP
+ * are blocked on the calling thread from the temp file's creation until
+ * that call returns, so a program's handler always knows the file to
+ * remove.  -1 after an error naming the path. */
+int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
+		    void *tempfile_ctx);
+
+/* Append bytes (buffered); errors are remembered until commit. */
+void bnf_output_write(bnf_output *out, const void *data, size_t len);
+
+/* Room in the buffer for at least want (<= BNF_OUT_BUF) bytes, writing
+ * out what it holds when it has less: where the next bytes go, and in
+ * *room how many fit.  Then bnf_output_advance by the count put there. */
+uint8_t *bnf_output_reserve(bnf_output *out, size_t want, size_t *room);
+void bnf_output_advance(bnf_output *out, size_t n);
+
+/* Append [off, off + len) of the open file fd: in the kernel
+ * (copy_file_range) when the output is a temp file, else through the
+ * buffer.  A failed read is remembered as one of path (may be NULL: then
+ * reported as a write error). */
+void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len);
+
+/* Flush, fsync (unless no_sync) and rename into place; -1 (and the temp
+ * file removed) on any error so far.  While a temp file is written, the
+ * kernel is asked every few MiB to start writing it back, so the final
+ * fsync waits for the tail only. */
+int bnf_output_commit(bnf_output *out);
+/* Give up: remove the temp file, close. Safe after commit. */
+void bnf_output_abort(bnf_output *out);
+
+/* Write a whole buffer to path with the rules above (tempfile as for
+ * bnf_output_open).  0, or -1 after an error naming path. */
+int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+		   void *tempfile_ctx);
+
+/* True when a and b name the same existing file ("-" names none). */
+bool bnf_same_file(const char *a, const char *b);
+
+#endif
