@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "visit.h"
 
 static uint64_t hash_name(const char *s)
 {
@@ -72,87 +73,99 @@ bnf_value *bnf_graph_value_add(bnf_graph *gi, const char *name)
 	return v;
 }
 
-/* Count one read of every name that a subgraph (at any depth) reads. */
-static int count_subgraph_reads(bnf_graph *gi, const Onnx__GraphProto *sg)
+/* Count one read of every non-empty input of node. */
+static int count_inputs(bnf_graph *gi, const Onnx__NodeProto *node)
 {
-	for (size_t n = 0; n < sg->n_node; n++) {
-		const Onnx__NodeProto *node = sg->node[n];
-		for (size_t i = 0; i < node->n_input; i++) {
-			bnf_value *v;
-			if (!node->input[i][0])
-				continue;
-			if (!(v = bnf_graph_value_add(gi, node->input[i])))
-				return -1;
-			v->n_consumers++;
-		}
-		for (size_t a = 0; a < node->n_attribute; a++) {
-			const Onnx__AttributeProto *at = node->attribute[a];
-			if (at->g && count_subgraph_reads(gi, at->g) < 0)
-				return -1;
-			for (size_t k = 0; k < at->n_graphs; k++)
-				if (count_subgraph_reads(gi, at->graphs[k]) < 0)
-					return -1;
-		}
-	}
-	/* A subgraph output may name an outer value directly. */
-	for (size_t o = 0; o < sg->n_output; o++) {
+	for (size_t i = 0; i < node->n_input; i++) {
 		bnf_value *v;
-		if (!sg->output[o]->name || !sg->output[o]->name[0])
+		if (!node->input[i][0])
 			continue;
-		if (!(v = bnf_graph_value_add(gi, sg->output[o]->name)))
+		if (!(v = bnf_graph_value_add(gi, node->input[i])))
 			return -1;
 		v->n_consumers++;
 	}
 	return 0;
 }
 
-/* Fill gi->order with Kahn's algorithm over the edges "producer -> node
- * reading its output" within this graph; the nodes it cannot order lie on
- * or after a cycle, an error.  (Outer-scope reads from inside a subgraph
- * are not edges here.)  The order the nodes are listed in does not
- * matter: unsorted graphs fold. */
-static int order_nodes(bnf_graph *gi)
+static int count_node_reads(Onnx__GraphProto *g, Onnx__NodeProto *node, size_t index, int depth, void *ctx)
+{
+	(void)g, (void)index, (void)depth;
+	return count_inputs(ctx, node);
+}
+
+/* A subgraph output may name an outer value directly. */
+static int count_output_reads(Onnx__GraphProto *g, int depth, void *ctx)
+{
+	(void)depth;
+	for (size_t o = 0; o < g->n_output; o++) {
+		bnf_value *v;
+		if (!g->output[o]->name || !g->output[o]->name[0])
+			continue;
+		if (!(v = bnf_graph_value_add(ctx, g->output[o]->name)))
+			return -1;
+		v->n_consumers++;
+	}
+	return 0;
+}
+
+/* Count one read of every name that a subgraph (at any depth) reads. */
+static int count_subgraph_reads(bnf_graph *gi, Onnx__GraphProto *sg)
+{
+	const bnf_visitor v = {.node = count_node_reads, .graph_end = count_output_reads, .ctx = gi};
+	return bnf_visit_graph(sg, &v);
+}
+
+static int out_of_memory(const bnf_graph *gi)
+{
+	return bnf_error("%s: out of memory while indexing the graph", gi->path);
+}
+
+/* The entry of name when a node of this graph produces it, else NULL. */
+static const bnf_value *produced_here(const bnf_graph *gi, const char *name)
+{
+	const bnf_value *v = name[0] ? bnf_graph_value(gi, name) : NULL;
+	return v && v->producer >= 0 ? v : NULL;
+}
+
+/* Count the edges "producer -> node reading its output" within this graph:
+ * start[p + 1] for each producer p, pending[r] for each reader r.  True
+ * when every producer is listed before its readers. */
+static bool count_edges(const bnf_graph *gi, size_t *start, size_t *pending, size_t *n_edges)
 {
 	const Onnx__GraphProto *g = gi->g;
-	size_t n = g->n_node, n_edges = 0, head = 0, tail = 0;
-	size_t *start = calloc(n + 1, sizeof(*start)), *fill = calloc(n + 1, sizeof(*fill));
-	size_t *pending = calloc(n + 1, sizeof(*pending)), *queue = calloc(n + 1, sizeof(*queue));
-	size_t *edges = NULL;
 	bool sorted = true;
-	char lb[64];
-	int rc = -1;
 
-	if (!start || !fill || !pending || !queue)
-		goto oom;
-	for (size_t r = 0; r < n; r++) {
+	for (size_t r = 0; r < g->n_node; r++) {
 		const Onnx__NodeProto *node = g->node[r];
 		for (size_t i = 0; i < node->n_input; i++) {
-			const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
-			if (v && v->producer >= 0) {
+			const bnf_value *v = produced_here(gi, node->input[i]);
+			if (v) {
 				start[v->producer + 1]++;
 				pending[r]++;
-				n_edges++;
+				(*n_edges)++;
 				sorted = sorted && (size_t)v->producer < r;
 			}
 		}
 	}
-	if (sorted) {
-		for (size_t r = 0; r < n; r++)
-			queue[r] = r;
-		gi->order = queue;
-		queue = NULL;
-		rc = 0;
-		goto done;
-	}
-	if (!(edges = malloc((n_edges ? n_edges : 1) * sizeof(*edges))))
-		goto oom;
+	return sorted;
+}
+
+/* Kahn's algorithm over the edges count_edges counted: queue receives the
+ * nodes, every producer before its readers.  Returns how many it ordered;
+ * fewer than all when some lie on or after a cycle (pending > 0). */
+static size_t kahn(const bnf_graph *gi, size_t *start, size_t *fill, size_t *pending, size_t *edges,
+		   size_t *queue)
+{
+	const Onnx__GraphProto *g = gi->g;
+	size_t n = g->n_node, head = 0, tail = 0;
+
 	for (size_t p = 0; p < n; p++)
 		fill[p + 1] = start[p + 1] += start[p];
 	for (size_t r = 0; r < n; r++) {
 		const Onnx__NodeProto *node = g->node[r];
 		for (size_t i = 0; i < node->n_input; i++) {
-			const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
-			if (v && v->producer >= 0)
+			const bnf_value *v = produced_here(gi, node->input[i]);
+			if (v)
 				edges[fill[v->producer]++] = r;
 		}
 	}
@@ -165,36 +178,72 @@ static int order_nodes(bnf_graph *gi)
 			if (--pending[edges[e]] == 0)
 				queue[tail++] = edges[e];
 	}
-	rc = 0;
-	if (tail == n) {
-		gi->order = queue;
-		queue = NULL;
-	} else {
-		/* Every node left has a predecessor left: walking back n steps
-		 * from one of them ends on the cycle itself. */
-		size_t cur = 0;
-		const char *via = "";
-		while (pending[cur] == 0)
-			cur++;
-		for (size_t step = 0; step < n; step++) {
-			const Onnx__NodeProto *node = g->node[cur];
-			for (size_t i = 0; i < node->n_input; i++) {
-				const bnf_value *v = node->input[i][0] ? bnf_graph_value(gi, node->input[i]) : NULL;
-				if (v && v->producer >= 0 && pending[v->producer] > 0) {
-					cur = (size_t)v->producer;
-					via = node->input[i];
-					break;
-				}
+	return tail;
+}
+
+/* Report the cycle among the nodes kahn left pending.  Every one of them
+ * has a predecessor left: walking back n steps from one ends on the cycle
+ * itself.  Returns -1. */
+static int report_cycle(const bnf_graph *gi, const size_t *pending)
+{
+	const Onnx__GraphProto *g = gi->g;
+	size_t n = g->n_node, cur = 0;
+	const char *via = "";
+	char lb[64];
+
+	while (pending[cur] == 0)
+		cur++;
+	for (size_t step = 0; step < n; step++) {
+		const Onnx__NodeProto *node = g->node[cur];
+		for (size_t i = 0; i < node->n_input; i++) {
+			const bnf_value *v = produced_here(gi, node->input[i]);
+			if (v && pending[v->producer] > 0) {
+				cur = (size_t)v->producer;
+				via = node->input[i];
+				break;
 			}
 		}
-		rc = bnf_error("%s: graph '%s' has a cycle through node '%s' (output '%s')", gi->path,
-			       g->name && g->name[0] ? g->name : "(unnamed)",
-			       bnf_node_label(g->node[cur], (int)cur, lb, sizeof(lb)), via);
 	}
-	goto done;
-oom:
-	bnf_error("%s: out of memory while indexing the graph", gi->path);
-done:
+	return bnf_error("%s: graph '%s' has a cycle through node '%s' (output '%s')", gi->path,
+			 g->name && g->name[0] ? g->name : "(unnamed)",
+			 bnf_node_label(g->node[cur], (int)cur, lb, sizeof(lb)), via);
+}
+
+/* Fill gi->order: the listed order when the graph is sorted, else a
+ * topological one from Kahn's algorithm over the edges "producer -> node
+ * reading its output" within this graph; the nodes it cannot order lie on
+ * or after a cycle, an error.  (Outer-scope reads from inside a subgraph
+ * are not edges here.)  The order the nodes are listed in does not
+ * matter: unsorted graphs fold. */
+static int order_nodes(bnf_graph *gi)
+{
+	size_t n = gi->g->n_node, n_edges = 0;
+	size_t *start = calloc(n + 1, sizeof(*start)), *fill = calloc(n + 1, sizeof(*fill));
+	size_t *pending = calloc(n + 1, sizeof(*pending)), *queue = calloc(n + 1, sizeof(*queue));
+	size_t *edges = NULL;
+	int rc = -1;
+
+	if (!start || !fill || !pending || !queue) {
+		out_of_memory(gi);
+		goto out;
+	}
+	if (count_edges(gi, start, pending, &n_edges)) {
+		for (size_t r = 0; r < n; r++)
+			queue[r] = r;
+	} else {
+		if (!(edges = malloc((n_edges ? n_edges : 1) * sizeof(*edges)))) {
+			out_of_memory(gi);
+			goto out;
+		}
+		if (kahn(gi, start, fill, pending, edges, queue) < n) {
+			report_cycle(gi, pending);
+			goto out;
+		}
+	}
+	gi->order = queue;
+	queue = NULL;
+	rc = 0;
+out:
 	free(start);
 	free(fill);
 	free(pending);
@@ -203,20 +252,11 @@ done:
 	return rc;
 }
 
-int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
-		    const char *path, int ir_version, int opset, bool fold_overridable)
+/* Index g's initializers, inputs and outputs.  -1 on an initializer
+ * defined twice or when memory runs out (reported). */
+static int index_graph_values(bnf_graph *gi)
 {
-	char lb[64];
-
-	memset(gi, 0, sizeof(*gi));
-	gi->g = g;
-	gi->parent = parent;
-	gi->path = path;
-	gi->ir_version = ir_version;
-	gi->opset = opset;
-	gi->fold_overridable = fold_overridable;
-	if (grow(gi) < 0)
-		goto oom;
+	const Onnx__GraphProto *g = gi->g;
 
 	for (size_t i = 0; i < g->n_initializer; i++) {
 		bnf_value *v;
@@ -224,11 +264,9 @@ int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 		if (!name || !name[0])
 			continue;
 		if (!(v = bnf_graph_value_add(gi, name)))
-			goto oom;
-		if (v->init >= 0) {
-			bnf_error("%s: initializer '%s' is defined twice", path, name);
-			goto fail;
-		}
+			return out_of_memory(gi);
+		if (v->init >= 0)
+			return bnf_error("%s: initializer '%s' is defined twice", gi->path, name);
 		v->init = (int)i;
 	}
 	for (size_t i = 0; i < g->n_input; i++) {
@@ -236,7 +274,7 @@ int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 		if (!g->input[i]->name || !g->input[i]->name[0])
 			continue;
 		if (!(v = bnf_graph_value_add(gi, g->input[i]->name)))
-			goto oom;
+			return out_of_memory(gi);
 		v->is_input = true;
 	}
 	for (size_t i = 0; i < g->n_output; i++) {
@@ -244,48 +282,64 @@ int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
 		if (!g->output[i]->name || !g->output[i]->name[0])
 			continue;
 		if (!(v = bnf_graph_value_add(gi, g->output[i]->name)))
-			goto oom;
+			return out_of_memory(gi);
 		v->is_output = true;
 	}
-	for (size_t n = 0; n < g->n_node; n++) {
-		const Onnx__NodeProto *node = g->node[n];
-		for (size_t o = 0; o < node->n_output; o++) {
-			bnf_value *v;
-			if (!node->output[o][0])
-				continue;
-			if (!(v = bnf_graph_value_add(gi, node->output[o])))
-				goto oom;
-			if (v->producer >= 0 || v->init >= 0) {
-				bnf_error("%s: tensor '%s' is produced twice (node '%s'%s)", path,
-					  node->output[o], bnf_node_label(node, (int)n, lb, sizeof(lb)),
-					  v->init >= 0 ? " and an initializer" : " and another node");
-				goto fail;
-			}
-			v->producer = (int)n;
-			v->producer_slot = (int)o;
-		}
-		for (size_t i = 0; i < node->n_input; i++) {
-			bnf_value *v;
-			if (!node->input[i][0])
-				continue;
-			if (!(v = bnf_graph_value_add(gi, node->input[i])))
-				goto oom;
-			v->n_consumers++;
-		}
-		for (size_t a = 0; a < node->n_attribute; a++) {
-			const Onnx__AttributeProto *at = node->attribute[a];
-			if (at->g && count_subgraph_reads(gi, at->g) < 0)
-				goto oom;
-			for (size_t k = 0; k < at->n_graphs; k++)
-				if (count_subgraph_reads(gi, at->graphs[k]) < 0)
-					goto oom;
-		}
+	return 0;
+}
+
+/* Index node n of gi's graph: what it produces, what it and the graphs it
+ * holds read.  -1 on a name produced twice or when memory runs out
+ * (reported). */
+static int index_node(bnf_graph *gi, size_t n)
+{
+	const Onnx__NodeProto *node = gi->g->node[n];
+	Onnx__GraphProto *sg;
+	char lb[64];
+
+	for (size_t o = 0; o < node->n_output; o++) {
+		bnf_value *v;
+		if (!node->output[o][0])
+			continue;
+		if (!(v = bnf_graph_value_add(gi, node->output[o])))
+			return out_of_memory(gi);
+		if (v->producer >= 0 || v->init >= 0)
+			return bnf_error("%s: tensor '%s' is produced twice (node '%s'%s)", gi->path, node->output[o],
+					 bnf_node_label(node, (int)n, lb, sizeof(lb)),
+					 v->init >= 0 ? " and an initializer" : " and another node");
+		v->producer = (int)n;
+		v->producer_slot = (int)o;
 	}
+	if (count_inputs(gi, node) < 0)
+		return out_of_memory(gi);
+	for (size_t k = 0; (sg = bnf_node_subgraph(node, k, NULL)) != NULL; k++)
+		if (count_subgraph_reads(gi, sg) < 0)
+			return out_of_memory(gi);
+	return 0;
+}
+
+int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
+		    const char *path, int ir_version, int opset, bool fold_overridable)
+{
+	memset(gi, 0, sizeof(*gi));
+	gi->g = g;
+	gi->parent = parent;
+	gi->path = path;
+	gi->ir_version = ir_version;
+	gi->opset = opset;
+	gi->fold_overridable = fold_overridable;
+	if (grow(gi) < 0) {
+		out_of_memory(gi);
+		goto fail;
+	}
+	if (index_graph_values(gi) < 0)
+		goto fail;
+	for (size_t n = 0; n < g->n_node; n++)
+		if (index_node(gi, n) < 0)
+			goto fail;
 	if (order_nodes(gi) < 0)
 		goto fail;
 	return 0;
-oom:
-	bnf_error("%s: out of memory while indexing the graph", path);
 fail:
 	bnf_graph_free(gi);
 	return -1;
@@ -328,8 +382,14 @@ static int add_value_infos(bnf_graph *names, Onnx__ValueInfoProto *const *vi, si
 	return 0;
 }
 
-int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g)
+/* The names a graph declares: initializers, sparse initializers, inputs,
+ * outputs, value_info. */
+static int add_graph_names(Onnx__GraphProto *g, Onnx__NodeProto *owner, Onnx__AttributeProto *attr, int depth,
+			   void *ctx)
 {
+	bnf_graph *names = ctx;
+
+	(void)owner, (void)attr, (void)depth;
 	for (size_t i = 0; i < g->n_initializer; i++)
 		if (add_name(names, g->initializer[i]->name) < 0)
 			return -1;
@@ -341,24 +401,26 @@ int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g)
 	if (add_value_infos(names, g->input, g->n_input) < 0 || add_value_infos(names, g->output, g->n_output) < 0 ||
 	    add_value_infos(names, g->value_info, g->n_value_info) < 0)
 		return -1;
-	for (size_t n = 0; n < g->n_node; n++) {
-		const Onnx__NodeProto *node = g->node[n];
-		for (size_t i = 0; i < node->n_input; i++)
-			if (add_name(names, node->input[i]) < 0)
-				return -1;
-		for (size_t o = 0; o < node->n_output; o++)
-			if (add_name(names, node->output[o]) < 0)
-				return -1;
-		for (size_t a = 0; a < node->n_attribute; a++) {
-			const Onnx__AttributeProto *at = node->attribute[a];
-			if (at->g && bnf_graph_collect_names(names, at->g) < 0)
-				return -1;
-			for (size_t k = 0; k < at->n_graphs; k++)
-				if (bnf_graph_collect_names(names, at->graphs[k]) < 0)
-					return -1;
-		}
-	}
 	return 0;
+}
+
+static int add_node_names(Onnx__GraphProto *g, Onnx__NodeProto *node, size_t index, int depth, void *ctx)
+{
+	(void)g, (void)index, (void)depth;
+	for (size_t i = 0; i < node->n_input; i++)
+		if (add_name(ctx, node->input[i]) < 0)
+			return -1;
+	for (size_t o = 0; o < node->n_output; o++)
+		if (add_name(ctx, node->output[o]) < 0)
+			return -1;
+	return 0;
+}
+
+int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g)
+{
+	const bnf_visitor v = {.graph = add_graph_names, .node = add_node_names, .ctx = names};
+	/* The walk only reads: the callbacks take g as it is given to any visitor. */
+	return bnf_visit_graph((Onnx__GraphProto *)g, &v);
 }
 
 void bnf_graph_free(bnf_graph *gi)
