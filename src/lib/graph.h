@@ -12,12 +12,6 @@
 
 #include "onnx.pb-c.h"
 
-/* Default cap on the bytes of new weight tensors folding may create in one
- * model (copies of shared weights, weights made by ConstantOfShape): a few
- * bytes of shape, or one weight shared by thousands of Convs, could
- * otherwise ask for terabytes. */
-#define BNF_MAX_NEW_BYTES ((size_t)256 << 20)
-
 typedef struct bnf_value {
 	const char *name;  /* owned by the index; NULL marks an empty slot */
 	int producer;      /* node index, -1 if none */
@@ -39,8 +33,6 @@ typedef struct bnf_graph {
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
 	bool is_function;               /* a function body: its inputs are the function's */
 	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
-	size_t new_bytes_left;          /* what new weight tensors may still take (see BNF_MAX_NEW_BYTES) */
-	bool defer_scan;                /* see bnf_fold_options.defer_scan */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;
