@@ -1,21 +1,16 @@
 /* Index of one graph: which node produces each name, how many node inputs
- * read it, which initializer holds it, and whether it is a graph input or
- * output; plus the lookup of constants through initializers, Constant,
- * Identity and ConstantOfShape nodes and enclosing graphs. */
+ * read it, which initializer holds it, whether it is a graph input or
+ * output, and an order of the nodes with every producer first; the set of
+ * every name in a model; helpers reading node attributes.  What the names
+ * hold (constants, ranks) is constants.h. */
 #ifndef BNF_GRAPH_H
 #define BNF_GRAPH_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "onnx.pb-c.h"
-#include "tensor.h"
-
-/* Default cap on the bytes of new weight tensors folding may create in one
- * model (copies of shared weights, weights made by ConstantOfShape): a few
- * bytes of shape, or one weight shared by thousands of Convs, could
- * otherwise ask for terabytes. */
-#define BNF_MAX_NEW_BYTES ((size_t)256 << 20)
 
 typedef struct bnf_value {
 	const char *name;  /* owned by the index; NULL marks an empty slot */
@@ -26,7 +21,7 @@ typedef struct bnf_value {
 	bool is_input;
 	bool is_output;
 	bool trained;      /* assigned by a training_info binding: not a constant */
-	unsigned copies;   /* edit.c: the last number given to a new name made from this one */
+	unsigned copies;   /* surgery.c: the last number given to a new name made from this one */
 } bnf_value;
 
 typedef struct bnf_graph {
@@ -38,8 +33,6 @@ typedef struct bnf_graph {
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
 	bool is_function;               /* a function body: its inputs are the function's */
 	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
-	size_t new_bytes_left;          /* what new weight tensors may still take (see BNF_MAX_NEW_BYTES) */
-	bool defer_scan;                /* see bnf_fold_options.defer_scan */
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;
@@ -76,48 +69,6 @@ int bnf_graph_collect_names(bnf_graph *names, const Onnx__GraphProto *g);
 /* True when an initializer listed as a graph input may be treated as a
  * constant: IR < 4 (inputs must list every initializer) or --fold-overridable. */
 bool bnf_graph_inputs_are_defaults(const bnf_graph *gi);
-
-/* Why a name does or does not resolve to a constant. */
-typedef enum {
-	BNF_CONST_OK = 0,
-	BNF_CONST_NOT_CONSTANT,  /* computed at run time or a plain graph input */
-	BNF_CONST_OVERRIDABLE,   /* initializer that is also a graph input (IR >= 4) */
-	BNF_CONST_MALFORMED,     /* inconsistent tensor: bad input */
-	BNF_CONST_UNSUPPORTED,   /* a constant bnfold cannot read (external data, sparse, ...) */
-	BNF_CONST_BAD_DTYPE,     /* a tensor of a data type bnfold does not read */
-} bnf_const_status;
-
-typedef struct bnf_const {
-	bnf_tview view;
-	/* The tensor that holds the data (initializer or Constant attribute);
-	 * NULL when the value is synthesized (ConstantOfShape, value_float). */
-	Onnx__TensorProto *tensor;
-	/* True when nothing but the one consumer that asked reaches `tensor`
-	 * (every name on the way has one reader, none is a graph output, and
-	 * the tensor lives in the asking graph), so it may be edited in place. */
-	bool exclusive;
-	bool is_initializer;  /* the source is an initializer (not a Constant node) */
-	bool is_graph_input;  /* ... that is also listed as a graph input */
-	char msg[256];        /* why not OK, for reports and errors */
-	double *owned;        /* computed values (bnf_graph_const_eval), freed by bnf_const_release */
-} bnf_const;
-
-/* Resolve name, read by one node input of gi's graph, to a constant. */
-bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c);
-
-/* As bnf_graph_const, and also evaluate small float expressions over
- * constants (Add, Sub, Mul, Div of equal shapes or a single value; Sqrt,
- * Neg, Abs, Reciprocal), rounding each result to its type as a runtime
- * would.  Such a value has no tensor to edit; release it with
- * bnf_const_release after reading. */
-bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c);
-void bnf_const_release(bnf_const *c);
-
-/* The rank recorded for name (graph input, value_info, graph output or
- * initializer, here or in an enclosing graph), else that of the input of a
- * rank-preserving elementwise op producing it (Relu, Cast, ...); -1 when
- * unknown. */
-int bnf_graph_rank(const bnf_graph *gi, const char *name);
 
 /* The attribute called name on node, or NULL. */
 Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *node, const char *name);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "constants.h"
 #include "graph.h"
 #include "patterns.h"
 
@@ -30,6 +31,12 @@ typedef enum {
 	BNF_ABSORB_OUTPUT, /* the node after the layer goes; the layer takes its output name */
 	BNF_ABSORB_INPUT,  /* a BN before the layer goes; the layer reads the BN's input */
 } bnf_absorb;
+
+/* Default cap on the bytes of new weight tensors folding may create in one
+ * model (copies of shared weights, weights made by ConstantOfShape): a few
+ * bytes of shape, or one weight shared by thousands of Convs, could
+ * otherwise ask for terabytes. */
+#define BNF_MAX_NEW_BYTES ((size_t)256 << 20)
 
 /* What the caller allows a plan, apart from what the graph says. */
 typedef struct bnf_policy {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "constants.h"
 
 /* Mul or Add of a per-channel constant after a Conv/ConvTranspose. */
 int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "constants.h"
 #include "tensor.h"
 
 /* True when `from` is `to` carried through Transpose and Identity nodes

@@ -1,0 +1,58 @@
+/* What the names of an indexed graph hold, as far as can be known without
+ * running it: constants, found through initializers, Constant, Identity,
+ * ConstantOfShape and Reshape nodes and enclosing graphs, or computed from
+ * small float expressions over them; and ranks.  Reads the index
+ * (graph.h), never changes it. */
+#ifndef BNF_CONSTANTS_H
+#define BNF_CONSTANTS_H
+
+#include <stdbool.h>
+
+#include "graph.h"
+#include "tensor.h"
+
+/* Why a name does or does not resolve to a constant. */
+typedef enum {
+	BNF_CONST_OK = 0,
+	BNF_CONST_NOT_CONSTANT,  /* computed at run time or a plain graph input */
+	BNF_CONST_OVERRIDABLE,   /* initializer that is also a graph input (IR >= 4) */
+	BNF_CONST_MALFORMED,     /* inconsistent tensor: bad input */
+	BNF_CONST_UNSUPPORTED,   /* a constant bnfold cannot read (external data, sparse, ...) */
+	BNF_CONST_BAD_DTYPE,     /* a tensor of a data type bnfold does not read */
+} bnf_const_status;
+
+typedef struct bnf_const {
+	bnf_tview view;
+	/* The tensor that holds the data (initializer or Constant attribute);
+	 * NULL when the value is synthesized (ConstantOfShape, value_float). */
+	Onnx__TensorProto *tensor;
+	/* True when nothing but the one consumer that asked reaches `tensor`
+	 * (every name on the way has one reader, none is a graph output, and
+	 * the tensor lives in the asking graph), so it may be edited in place. */
+	bool exclusive;
+	bool is_initializer;  /* the source is an initializer (not a Constant node) */
+	bool is_graph_input;  /* ... that is also listed as a graph input */
+	char msg[256];        /* why not OK, for reports and errors */
+	double *owned;        /* computed values (bnf_graph_const_eval), freed by bnf_const_release */
+} bnf_const;
+
+/* Resolve name, read by one node input of gi's graph, to a constant.
+ * BNF_CONST_OK with c filled in; any other status says why not, with the
+ * reason in c->msg.  Reports nothing. */
+bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c);
+
+/* As bnf_graph_const, and also evaluate small float expressions over
+ * constants (Add, Sub, Mul, Div of equal shapes or a single value; Sqrt,
+ * Neg, Abs, Reciprocal), rounding each result to its type as a runtime
+ * would.  Such a value has no tensor to edit; release it with
+ * bnf_const_release after reading. */
+bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c);
+void bnf_const_release(bnf_const *c);
+
+/* The rank recorded for name (graph input, value_info, graph output or
+ * initializer, here or in an enclosing graph), else that of the input of a
+ * rank-preserving elementwise op producing it (Relu, Cast, ...); -1 when
+ * unknown. */
+int bnf_graph_rank(const bnf_graph *gi, const char *name);
+
+#endif
