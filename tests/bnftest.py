@@ -1,5 +1,6 @@
-"""Shared by the end-to-end TAP drivers that run the bnfold binary
-(tests/bad, tests/faults): running it the way the test setup asks,
+"""Shared by every end-to-end TAP driver that runs the bnfold binary
+(tests/cli, tests/bad, tests/faults, tests/oracle): running it the way the
+test setup asks,
 recognising crashes and sanitizer reports, and printing TAP.
 
 BNFOLD_WRAPPER (set by `meson test --setup=valgrind`) is a command prefix

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import stat
 import subprocess
@@ -31,14 +30,14 @@ tap = bnftest.Tap()
 check = tap.check
 
 
-# Put before each run by the valgrind test setup (see tests/bnftest.py).
-WRAPPER = shlex.split(os.environ.get("BNFOLD_WRAPPER", ""))
-
-
-def run(argv, stdin=None, cwd=None):
-    p = subprocess.run(WRAPPER + [BNFOLD] + argv, input=stdin, capture_output=True, cwd=cwd,
-                       timeout=600 if WRAPPER else 60)
-    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+def run(argv, stdin=None, cwd=None, env=None):
+    """bnfold through tests/bnftest.py: under the test setup's wrapper, and a
+    crash or a sanitizer/valgrind report fails the run whatever it printed."""
+    r = bnftest.run(BNFOLD, argv, stdin=stdin, cwd=cwd, env=env, timeout=60)
+    if r.crashed():
+        check(False, "bnfold %s runs without a crash or sanitizer report: %s" % (" ".join(argv)[:200], r.crashed()),
+              r.diag())
+    return r.rc, r.out, r.err
 
 
 def sha(path):

@@ -36,9 +36,14 @@ tap = bnftest.Tap()
 check = tap.check
 
 
-def run(argv, stdin=None, cwd=None):
-    p = subprocess.run([BNFOLD] + argv, input=stdin, capture_output=True, cwd=cwd, timeout=120)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+def run(argv, stdin=None, cwd=None, env=None):
+    """bnfold through tests/bnftest.py: under the test setup's wrapper, and a
+    crash or a sanitizer/valgrind report fails the run whatever it printed."""
+    r = bnftest.run(BNFOLD, argv, stdin=stdin, cwd=cwd, env=env, timeout=120)
+    if r.crashed():
+        check(False, "bnfold %s runs without a crash or sanitizer report: %s" % (" ".join(argv)[:200], r.crashed()),
+              r.diag())
+    return r.rc, r.out.decode(errors="replace"), r.err
 
 
 def fixture(name):

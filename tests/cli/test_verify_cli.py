@@ -30,9 +30,14 @@ tap = bnftest.Tap()
 check = tap.check
 
 
-def run(argv):
-    p = subprocess.run([BNFOLD] + argv, capture_output=True, timeout=60)
-    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+def run(argv, stdin=None, cwd=None, env=None):
+    """bnfold through tests/bnftest.py: under the test setup's wrapper, and a
+    crash or a sanitizer/valgrind report fails the run whatever it printed."""
+    r = bnftest.run(BNFOLD, argv, stdin=stdin, cwd=cwd, env=env, timeout=60)
+    if r.crashed():
+        check(False, "bnfold %s runs without a crash or sanitizer report: %s" % (" ".join(argv)[:200], r.crashed()),
+              r.diag())
+    return r.rc, r.out, r.err
 
 
 def unit_roundoff(dtype):
@@ -142,9 +147,7 @@ try:
         reps = []
         for env in ({}, {"BNFOLD_NO_AVX2": "1"}):
             path = os.path.join(tmp, "lanes%d.json" % len(reps))
-            subprocess.run([BNFOLD, "-q", "--list", "--fold-overridable", "--report", path,
-                            os.path.join(TESTDATA, name)], capture_output=True, timeout=60,
-                           env=dict(os.environ, **env))
+            run(["-q", "--list", "--fold-overridable", "--report", path, os.path.join(TESTDATA, name)], env=env)
             reps.append(open(path, "rb").read() if os.path.exists(path) else b"")
             if os.path.exists(path):
                 os.remove(path)
@@ -192,9 +195,8 @@ try:
     reps = []
     for env in ({}, {"BNFOLD_THREADS": "1"}, {"BNFOLD_NO_AVX2": "1", "BNFOLD_THREADS": "1"}):
         path = os.path.join(tmp, "units%d.json" % len(reps))
-        p = subprocess.run([BNFOLD, "-q", "--list", "--report", path, big], capture_output=True, timeout=120,
-                           env=dict(os.environ, **env))
-        reps.append(open(path, "rb").read() if p.returncode == 0 and os.path.exists(path) else b"")
+        rc, _, _ = run(["-q", "--list", "--report", path, big], env=env)
+        reps.append(open(path, "rb").read() if rc == 0 and os.path.exists(path) else b"")
     fus = json.loads(reps[0])["fusions"] if reps[0] else []
     check(len(fus) == 3 and all(f.get("verify", {}).get("ok") for f in fus),
           "Conv 512x256x3x3, ConvTranspose 512x128x3x3 (2 groups), Gemm 1024x512: all three fold and verify",
