@@ -72,7 +72,8 @@ const uint8_t *bnf_window_map(bnf_window *w, bnf_source *src, uint64_t off, size
 	uint64_t start, end;
 	void *p;
 
-	if (w->p && w->src == src && off >= w->off && off + len <= w->off + w->len)
+	/* inside the window (written so that no sum can wrap) */
+	if (w->p && w->src == src && off >= w->off && len <= w->len && off - w->off <= w->len - len)
 		return w->p + (off - w->off);
 	if (src->fd < 0 || len > src->len || off > src->len - len)
 		return NULL;
