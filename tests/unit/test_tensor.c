@@ -1,6 +1,11 @@
-/* tensor.c against hand-computed IEEE bit patterns. */
+/* dtype.c, source.c, tensor.c and transform.c against hand-computed IEEE
+ * bit patterns and the arithmetic they stand for. */
+#include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tap.h"
 #include "fold.h"
@@ -309,6 +314,250 @@ static void test_maxabs(void)
 	}
 }
 
+/* xorshift64: the tests' random numbers, the same on every run */
+static uint64_t next_random(uint64_t *z)
+{
+	*z ^= *z << 13;
+	*z ^= *z >> 7;
+	*z ^= *z << 17;
+	return *z;
+}
+
+/* The table: one row per type bnfold reads, and the functions that read it. */
+static void test_dtype_table(void)
+{
+	static const struct {
+		int code;
+		size_t size;
+		const char *name;
+		bool is_float;
+		double u, tiny;
+	} want[] = {
+		{BNF_DT_FLOAT, 4, "float32", true, 0x1p-24, FLT_MIN},
+		{BNF_DT_DOUBLE, 8, "float64", true, 0x1p-53, DBL_MIN},
+		{BNF_DT_FLOAT16, 2, "float16", true, 0x1p-11, 0x1p-14},
+		{BNF_DT_BFLOAT16, 2, "bfloat16", true, 0x1p-8, 0x1p-126},
+		{BNF_DT_INT32, 4, "int32", false, NAN, NAN},
+		{BNF_DT_INT64, 8, "int64", false, NAN, NAN},
+	};
+	static const int unknown[] = {-1, 0, 2, 3, 8, 9, 12, 17, 1000};
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const bnf_dtype_info *d = bnf_dtype(want[i].code);
+		int c = want[i].code;
+		OK(d && d->code == c && d->size == want[i].size && strcmp(d->name, want[i].name) == 0 &&
+			   d->is_float == want[i].is_float && (d->encode != NULL) == want[i].is_float &&
+			   (d->round_to != NULL) == want[i].is_float,
+		   "row of %s", want[i].name);
+		OK(bnf_dtype_size(c) == want[i].size && strcmp(bnf_dtype_name(c), want[i].name) == 0 &&
+			   bnf_dtype_is_float(c) == want[i].is_float,
+		   "%s: size, name and kind through the readers", want[i].name);
+		if (want[i].is_float)
+			OK(bnf_dtype_unit_roundoff(c) == want[i].u && bnf_dtype_smallest_normal(c) == want[i].tiny,
+			   "%s: unit roundoff 2^%d, smallest normal 2^%d", want[i].name, ilogb(want[i].u),
+			   ilogb(want[i].tiny));
+		else
+			OK(isnan(bnf_dtype_unit_roundoff(c)) && isnan(bnf_dtype_smallest_normal(c)) &&
+				   isnan(bnf_round_to(c, 1.0)),
+			   "%s: no rounding constants, not stored", want[i].name);
+	}
+	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		int c = unknown[i];
+		bad += bnf_dtype(c) != NULL || bnf_dtype_size(c) != 0 || strcmp(bnf_dtype_name(c), "unknown") != 0 ||
+		       bnf_dtype_is_float(c) || !isnan(bnf_dtype_unit_roundoff(c)) || !isnan(bnf_round_to(c, 1.0)) ||
+		       !isnan(bnf_decode(c, (const uint8_t *)"\0\0\0\0\0\0\0\0"));
+	}
+	OK(bad == 0, "types bnfold does not read have no row: size 0, \"unknown\", NaN (%d differ)", bad);
+	/* 1 + u is a tie between 1 and 1 + 2u, which rounds to even: 1 */
+	for (size_t i = 0; i < 4; i++) {
+		int c = want[i].code;
+		OK(bnf_round_to(c, 1.0 + want[i].u) == 1.0 && bnf_round_to(c, 1.0 + 2 * want[i].u) == 1.0 + 2 * want[i].u &&
+			   bnf_round_to(c, want[i].tiny) == want[i].tiny,
+		   "%s: 1 + u rounds to 1, 1 + 2u and the smallest normal are exact", want[i].name);
+	}
+}
+
+/* The rows' codecs against the readers, and round_to = decode(encode). */
+static void test_dtype_codecs(void)
+{
+	static const int codes[] = {BNF_DT_FLOAT, BNF_DT_DOUBLE, BNF_DT_FLOAT16, BNF_DT_BFLOAT16};
+	uint64_t z = 0x9e3779b97f4a7c15ULL;
+
+	for (size_t t = 0; t < 4; t++) {
+		const bnf_dtype_info *d = bnf_dtype(codes[t]);
+		int bad = 0;
+		for (int i = 0; i < 100000; i++) {
+			uint64_t r = next_random(&z);
+			/* random significands, exponents past every type's range, and
+			 * now and then an infinity or a NaN */
+			double x = ldexp(1.0 + (double)(r >> 12) * 0x1p-52, (int)(r % 400) - 200) * ((r >> 11) & 1 ? -1 : 1);
+			uint8_t a[8] = {0}, b[8] = {0};
+			double y;
+			if (i % 1000 == 1)
+				x = (r >> 11) & 1 ? INFINITY : -INFINITY;
+			else if (i % 1000 == 2)
+				x = NAN;
+			d->encode(x, a);
+			bnf_encode(codes[t], x, b);
+			y = d->round_to(x);
+			bad += memcmp(a, b, 8) != 0;
+			bad += !(d->decode(a) == y || (isnan(y) && isnan(d->decode(a))));
+			bad += !(bnf_round_to(codes[t], x) == y || (isnan(y) && isnan(x)));
+			bad += !(bnf_decode(codes[t], a) == y || (isnan(y) && isnan(x)));
+		}
+		OK(bad == 0, "%s: the row's codecs = bnf_encode/bnf_decode/bnf_round_to, round_to = decode(encode) "
+			     "on 100000 values (%d differ)", d->name, bad);
+	}
+}
+
+/* The float32 scaling, four elements at a time where it can: every stored
+ * byte as the scalar product (double, rounded once to float) gives, for
+ * runs of every length, any alignment, and values that overflow. */
+static void test_float32_scaling(void)
+{
+	enum { N = 1000 };
+	static const size_t inners[] = {1, 3, 4, 9, 37, 250};
+	uint8_t raw[4 * N + 1], out[4 * N + 1], want[4 * N];
+	double scale[N], scratch[N];
+	uint64_t z = 0x2545f4914f6cdd1dULL;
+	Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+	int64_t dim = N;
+	bnf_tview v;
+	char err[200];
+	int bad = 0, flags = 0;
+
+	t.n_dims = 1;
+	t.dims = &dim;
+	t.has_data_type = 1;
+	t.data_type = BNF_DT_FLOAT;
+	t.has_raw_data = 1;
+	t.raw_data.len = 4 * N;
+	for (size_t c = 0; c < N; c++)
+		scale[c] = ldexp(1.0 + (double)(next_random(&z) >> 12) * 0x1p-52, (int)(z % 9) - 4);
+	for (int round = 0; round < 24; round++) {
+		size_t inner = inners[round % 6], shift = (size_t)round / 12, first = (size_t)round % 7;
+		size_t n = N - first;
+		bnf_transform tf = {.dtype = BNF_DT_FLOAT, .scale = scale,
+				    .layout = {.inner = inner, .per_group = N / inner + 1, .rows_per_group = 1,
+					       .channels = N / inner + 1}};
+		bool finite = true, got;
+		for (size_t i = 0; i < N; i++) {
+			uint32_t b = (uint32_t)next_random(&z);
+			if (round % 2 == 0) /* finite values of every size, no NaN or Inf */
+				b = (b & 0x807fffffu) | (uint32_t)(1 + z % 254) << 23;
+			memcpy(raw + shift + 4 * i, &b, 4);
+		}
+		for (size_t i = 0; i < n; i++) {
+			float f;
+			uint32_t b;
+			memcpy(&f, raw + shift + 4 * (first + i), 4);
+			f = (float)((double)f * scale[bnf_layout_channel(&tf.layout, first + i)]);
+			memcpy(want + 4 * i, &f, 4);
+			memcpy(&b, &f, 4);
+			finite = finite && (b & 0x7f800000u) != 0x7f800000u;
+		}
+		t.raw_data.data = raw + shift;
+		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_OK, "float32 view %d", round);
+		got = bnf_transform_apply(&tf, &v, first, n, scratch, out + 1 - shift);
+		bad += memcmp(out + 1 - shift, want, 4 * n) != 0;
+		flags += got != finite;
+	}
+	OK(bad == 0, "float32 scaling = the scalar products, byte for byte, in 24 layouts (%d differ)", bad);
+	OK(flags == 0, "float32 scaling tells finite from not (%d wrong)", flags);
+}
+
+/* A file read through a source: pread, windows, and what a failed read gives. */
+static void test_source(void)
+{
+	char path[] = "/tmp/bnfold-test-source-XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t bytes[20000], buf[64];
+	bnf_window w1 = BNF_WINDOW_INIT, w2 = BNF_WINDOW_INIT;
+	const uint8_t *p1, *p2;
+	bnf_source *src;
+	bnf_tview v;
+	double x[8];
+
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(i * 7 + i / 256);
+	OK(fd >= 0 && write(fd, bytes, sizeof(bytes)) == (ssize_t)sizeof(bytes), "a file of 20000 bytes");
+	src = bnf_source_open(fd, sizeof(bytes), path, false);
+	unlink(path);
+	OK(src && src->base && src->len == sizeof(bytes) && src->fd == fd, "opened as a source");
+	if (!src)
+		return;
+	OK(bnf_source_read(src, buf, 64, 12345) == 0 && memcmp(buf, bytes + 12345, 64) == 0 && src->err == 0,
+	   "pread of 64 bytes at 12345");
+	memset(buf, 0xff, sizeof(buf));
+	OK(bnf_source_read(src, buf, 64, sizeof(bytes) - 10) < 0 && memcmp(buf, bytes + sizeof(bytes) - 10, 10) == 0 &&
+		   buf[10] == 0 && buf[63] == 0 && src->err == EIO,
+	   "a read past the end: the bytes there, zeros after, EIO kept");
+	src->err = 0;
+	p1 = bnf_window_map(&w1, src, 100, 50);
+	p2 = bnf_window_map(&w2, src, 19000, 1000);
+	OK(p1 && p2 && memcmp(p1, bytes + 100, 50) == 0 && memcmp(p2, bytes + 19000, 1000) == 0,
+	   "two windows, each on its bytes");
+	OK(bnf_window_map(&w1, src, 5000, 16) == p1 + 4900, "bytes inside a window are read where they are");
+	OK(bnf_window_map(&w1, src, 19990, 11) == NULL && bnf_window_map(&w1, src, UINT64_MAX - 3, 8) == NULL,
+	   "ranges past the end are not mapped");
+	bnf_window_drop(&w1);
+	bnf_window_drop(&w2);
+	OK(w1.p == NULL && w2.p == NULL, "windows dropped");
+
+	/* a float32 view of the last 32 bytes and 16 past the end */
+	memset(&v, 0, sizeof(v));
+	v.dtype = BNF_DT_FLOAT;
+	v.numel = 8;
+	v.raw = src->base + sizeof(bytes) - 16;
+	v.src = src;
+	v.src_off = sizeof(bytes) - 16;
+	bnf_tview_read_range(&v, 0, 4, x);
+	OK(x[0] == bnf_decode(BNF_DT_FLOAT, bytes + sizeof(bytes) - 16) &&
+		   x[3] == bnf_decode(BNF_DT_FLOAT, bytes + sizeof(bytes) - 4) && src->err == 0,
+	   "a view reads its elements from the file");
+	OK(bnf_tview_raw_view(&v, 0, 4) && memcmp(bnf_tview_raw_view(&v, 0, 4), bytes + sizeof(bytes) - 16, 16) == 0,
+	   "and sees them in place through the thread's window");
+	bnf_tview_read_range(&v, 2, 6, x);
+	OK(isnan(x[0]) && isnan(x[5]) && src->err == EIO, "a failed read gives NaN and keeps EIO");
+	bnf_source_close(src);
+}
+
+/* A computed view reads as its source times the scale, rounded to its type. */
+static void test_computed_view(void)
+{
+	float vals[6] = {1.0f, -2.5f, 3.25f, 1e-3f, 70000.0f, 0.1f};
+	double scale[2] = {0.3, 2.0}, out[6];
+	Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+	int64_t dims[2] = {2, 3};
+	bnf_lazy lz;
+	bnf_tview v;
+	char err[200];
+	int bad = 0;
+
+	t.n_dims = 2;
+	t.dims = dims;
+	t.has_data_type = 1;
+	t.data_type = BNF_DT_FLOAT;
+	t.n_float_data = 6;
+	t.float_data = vals;
+	memset(&lz, 0, sizeof(lz));
+	OK(bnf_tview_from_tensor(&t, &lz.src, err, sizeof(err)) == BNF_TENSOR_OK, "source of a computed view");
+	lz.scale = scale;
+	lz.tf = (bnf_transform){.dtype = BNF_DT_FLOAT16, .scale = scale,
+				.layout = {.inner = 3, .per_group = 2, .rows_per_group = 1, .channels = 2}};
+	memset(&v, 0, sizeof(v));
+	v.dtype = BNF_DT_FLOAT16;
+	v.numel = 6;
+	v.lazy = &lz;
+	bnf_tview_read_range(&v, 0, 6, out);
+	for (int i = 0; i < 6; i++)
+		bad += out[i] != bnf_round_to(BNF_DT_FLOAT16, (double)vals[i] * scale[i / 3]);
+	OK(bad == 0 && isinf(out[4]), "computed view = round_to(float16, x * scale) (%d differ; 140000 overflows)", bad);
+	OK(bnf_tview_raw_range(&v, 0, 6, out) == -1 && bnf_tview_raw_view(&v, 0, 6) == NULL,
+	   "a computed view has no stored bytes");
+}
+
 int main(void)
 {
 	test_fixed_patterns();
@@ -318,5 +567,10 @@ int main(void)
 	test_fold_rounded_once();
 	test_views();
 	test_maxabs();
+	test_dtype_table();
+	test_dtype_codecs();
+	test_float32_scaling();
+	test_source();
+	test_computed_view();
 	return tap_done();
 }
