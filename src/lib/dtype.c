@@ -38,7 +38,7 @@ double bnf_f16_to_double(uint16_t h) { return bnf_small_to_double(h, BNF_F16_MAN
 uint16_t bnf_bf16_from_double(double x) { return bnf_small_from_double(x, BNF_BF16_MANT, BNF_BF16_BIAS, BNF_BF16_NAN); }
 double bnf_bf16_to_double(uint16_t h) { return bnf_small_to_double(h, BNF_BF16_MANT, BNF_BF16_BIAS); }
 
-/* ---- One codec per row ---- */
+/* ---- The rows' codecs (the encoders are inline, in dtype.h) ---- */
 
 static double f32_decode(const uint8_t *p)
 {
@@ -46,14 +46,6 @@ static double f32_decode(const uint8_t *p)
 	float f;
 	memcpy(&f, &b, 4);
 	return f;
-}
-
-static void f32_encode(double x, uint8_t *out)
-{
-	float f = bnf_to_float(x);
-	uint32_t b;
-	memcpy(&b, &f, 4);
-	bnf_store_le(out, b, 4);
 }
 
 static double f32_round(double x) { return (double)bnf_to_float(x); }
@@ -66,17 +58,9 @@ static double f64_decode(const uint8_t *p)
 	return d;
 }
 
-static void f64_encode(double x, uint8_t *out)
-{
-	uint64_t b;
-	memcpy(&b, &x, 8);
-	bnf_store_le(out, b, 8);
-}
-
 static double f64_round(double x) { return x; }
 
 static double f16_decode(const uint8_t *p) { return bnf_f16_to_double((uint16_t)bnf_load_le(p, 2)); }
-static void f16_encode(double x, uint8_t *out) { bnf_store_le(out, bnf_f16_from_double(x), 2); }
 
 static double f16_round(double x)
 {
@@ -88,7 +72,6 @@ static double f16_round(double x)
 }
 
 static double bf16_decode(const uint8_t *p) { return bnf_bf16_to_double((uint16_t)bnf_load_le(p, 2)); }
-static void bf16_encode(double x, uint8_t *out) { bnf_store_le(out, bnf_bf16_from_double(x), 2); }
 
 static double bf16_round(double x)
 {
@@ -103,10 +86,10 @@ static double i64_decode(const uint8_t *p) { return (double)(int64_t)bnf_load_le
 
 /* Indexed by code; a row of size 0 is a type bnfold does not read. */
 static const bnf_dtype_info types[] = {
-	[BNF_DT_FLOAT] = {BNF_DT_FLOAT, 4, "float32", true, 0x1p-24, 0x1p-126, f32_decode, f32_encode, f32_round},
-	[BNF_DT_DOUBLE] = {BNF_DT_DOUBLE, 8, "float64", true, 0x1p-53, DBL_MIN, f64_decode, f64_encode, f64_round},
-	[BNF_DT_FLOAT16] = {BNF_DT_FLOAT16, 2, "float16", true, 0x1p-11, 0x1p-14, f16_decode, f16_encode, f16_round},
-	[BNF_DT_BFLOAT16] = {BNF_DT_BFLOAT16, 2, "bfloat16", true, 0x1p-8, 0x1p-126, bf16_decode, bf16_encode,
+	[BNF_DT_FLOAT] = {BNF_DT_FLOAT, 4, "float32", true, 0x1p-24, 0x1p-126, f32_decode, bnf_encode_f32, f32_round},
+	[BNF_DT_DOUBLE] = {BNF_DT_DOUBLE, 8, "float64", true, 0x1p-53, DBL_MIN, f64_decode, bnf_encode_f64, f64_round},
+	[BNF_DT_FLOAT16] = {BNF_DT_FLOAT16, 2, "float16", true, 0x1p-11, 0x1p-14, f16_decode, bnf_encode_f16, f16_round},
+	[BNF_DT_BFLOAT16] = {BNF_DT_BFLOAT16, 2, "bfloat16", true, 0x1p-8, 0x1p-126, bf16_decode, bnf_encode_bf16,
 			     bf16_round},
 	[BNF_DT_INT32] = {BNF_DT_INT32, 4, "int32", false, NAN, NAN, i32_decode, NULL, NULL},
 	[BNF_DT_INT64] = {BNF_DT_INT64, 8, "int64", false, NAN, NAN, i64_decode, NULL, NULL},

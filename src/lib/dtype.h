@@ -196,4 +196,31 @@ static inline double bnf_small_to_double(uint16_t h, int mant, int bias)
 	return v;
 }
 
+/* The encoders of the float rows, for loops that store many elements:
+ * x rounded once, little-endian. */
+static inline void bnf_encode_f32(double x, uint8_t *out)
+{
+	float f = bnf_to_float(x);
+	uint32_t b;
+	memcpy(&b, &f, 4);
+	bnf_store_le(out, b, 4);
+}
+
+static inline void bnf_encode_f64(double x, uint8_t *out)
+{
+	uint64_t b;
+	memcpy(&b, &x, 8);
+	bnf_store_le(out, b, 8);
+}
+
+static inline void bnf_encode_f16(double x, uint8_t *out)
+{
+	bnf_store_le(out, bnf_small_from_double(x, BNF_F16_MANT, BNF_F16_BIAS, BNF_F16_NAN), 2);
+}
+
+static inline void bnf_encode_bf16(double x, uint8_t *out)
+{
+	bnf_store_le(out, bnf_small_from_double(x, BNF_BF16_MANT, BNF_BF16_BIAS, BNF_BF16_NAN), 2);
+}
+
 #endif

@@ -32,9 +32,9 @@ typedef struct bnf_tview {
 	size_t numel;
 	const Onnx__TensorProto *tensor;
 	const uint8_t *raw;      /* little-endian data (raw_data), or NULL for typed fields */
-	bnf_source *src;         /* set when raw lies in the input file: read at src_off */
+	bnf_source *src;         /* set when raw lies in a file: read at src_off (bnf_tview_bind, payload.h) */
 	uint64_t src_off;
-	const struct bnf_lazy *lazy; /* set when raw is a payload computed at write time */
+	const struct bnf_lazy *lazy; /* set when raw is a payload computed at write time: read as lazy says */
 	bool uniform;
 	double fill;
 	const float *floats;
@@ -55,6 +55,7 @@ typedef struct bnf_layout {
 	size_t channels;
 } bnf_layout;
 
+/* The channel of element i. */
 size_t bnf_layout_channel(const bnf_layout *l, size_t i);
 
 /* A payload transform: out[i] = in[i] * scale[channel(i)], stored as dtype. */

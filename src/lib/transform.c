@@ -48,27 +48,14 @@ static bool stored_finite(int dtype, const uint8_t *p)
 	}
 }
 
-/* bnf_encode for the float types, inline: it runs once per element. */
+/* bnf_encode for the float types, with direct calls: it runs once per element. */
 static inline void encode_float(int dtype, double x, uint8_t *out)
 {
 	switch (dtype) {
-	case BNF_DT_FLOAT: {
-		float f = bnf_to_float(x);
-		uint32_t b;
-		memcpy(&b, &f, 4);
-		bnf_store_le(out, b, 4);
-		break;
-	}
-	case BNF_DT_DOUBLE: {
-		uint64_t b;
-		memcpy(&b, &x, 8);
-		bnf_store_le(out, b, 8);
-		break;
-	}
-	case BNF_DT_FLOAT16: bnf_store_le(out, bnf_small_from_double(x, BNF_F16_MANT, BNF_F16_BIAS, BNF_F16_NAN), 2); break;
-	case BNF_DT_BFLOAT16:
-		bnf_store_le(out, bnf_small_from_double(x, BNF_BF16_MANT, BNF_BF16_BIAS, BNF_BF16_NAN), 2);
-		break;
+	case BNF_DT_FLOAT: bnf_encode_f32(x, out); break;
+	case BNF_DT_DOUBLE: bnf_encode_f64(x, out); break;
+	case BNF_DT_FLOAT16: bnf_encode_f16(x, out); break;
+	case BNF_DT_BFLOAT16: bnf_encode_bf16(x, out); break;
 	default: break;
 	}
 }
