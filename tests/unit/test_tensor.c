@@ -256,7 +256,8 @@ static void test_views(void)
 	dims[1] = 3;
 	t.has_data_location = 1;
 	t.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-	OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_UNSUPPORTED, "external data is reported as unsupported");
+	OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_UNSUPPORTED,
+	   "external data is reported as unsupported");
 }
 
 /* Per-channel largest |w|: float32 raw_data is scanned as bits, the
