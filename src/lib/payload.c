@@ -1,11 +1,10 @@
 #include "payload.h"
 
-#include <limits.h>
-#include <stdlib.h>
-#include <string.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,50 +51,6 @@ int bnf_payloads_init(bnf_payloads *pl, const char *model_path)
 	return 0;
 }
 
-/* Bytes mapped at a time: small enough to keep the process small, large
- * enough that mapping costs less than copying. */
-#define WINDOW ((size_t)4 << 20)
-
-static _Thread_local struct window {
-	const bnf_source *src;
-	const uint8_t *p;  /* a read-only mapping of [off, off + len) of src's file, or NULL */
-	uint64_t off;
-	size_t len;
-} win;
-
-const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	uint64_t start, end;
-	void *p;
-
-	if (win.p && win.src == src && off >= win.off && off + len <= win.off + win.len)
-		return win.p + (off - win.off);
-	if (src->fd < 0 || len > src->len || off > src->len - len)
-		return NULL;
-	bnf_source_unmap(NULL);
-	start = off - off % page;
-	end = off + len - start > WINDOW ? off + len : start + WINDOW;
-	if (end > src->len)
-		end = src->len;
-	p = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED, src->fd, (off_t)start);
-	if (p == MAP_FAILED)
-		return NULL;
-	win.src = src;
-	win.p = p;
-	win.off = start;
-	win.len = (size_t)(end - start);
-	return win.p + (off - start);
-}
-
-void bnf_source_unmap(const bnf_source *src)
-{
-	if (win.p && (!src || win.src == src))
-		munmap((void *)win.p, win.len);
-	if (!src || win.src == src)
-		memset(&win, 0, sizeof(win));
-}
-
 void bnf_payloads_free(bnf_payloads *pl)
 {
 	for (size_t i = 0; i < pl->n; i++) {
@@ -103,16 +58,8 @@ void bnf_payloads_free(bnf_payloads *pl)
 		free(pl->lazy[i]);
 	}
 	free(pl->lazy);
-	for (size_t i = 0; i < pl->n_srcs; i++) {
-		bnf_source *s = pl->srcs[i];
-		if (s->base && s->len)
-			munmap((void *)s->base, s->len);
-		bnf_source_unmap(s);
-		if (s->fd >= 0)
-			close(s->fd);
-		free(s->path);
-		free(s);
-	}
+	for (size_t i = 0; i < pl->n_srcs; i++)
+		bnf_source_close(pl->srcs[i]);
 	free(pl->srcs);
 	free(pl->dir);
 	free(pl->model_path);
@@ -123,29 +70,15 @@ void bnf_payloads_free(bnf_payloads *pl)
 
 bnf_source *bnf_payloads_add_source(bnf_payloads *pl, int fd, size_t len, const char *path, bool external)
 {
-	bnf_source *s = calloc(1, sizeof(*s)), **v = realloc(pl->srcs, (pl->n_srcs + 1) * sizeof(*v));
-	if (v)
-		pl->srcs = v;
-	if (!s || !v || !(s->path = bnf_strdup(path))) {
-		free(s);
+	bnf_source *s;
+
+	if (BNF_GROW(pl->srcs, pl->n_srcs, pl->srcs_cap) < 0) {
 		close(fd);
 		bnf_error("%s: out of memory", path);
 		return NULL;
 	}
-	s->fd = fd;
-	s->len = len;
-	s->external = external;
-	if (len) {
-		void *base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (base == MAP_FAILED) {
-			bnf_error("%s: cannot reserve address space: %s", path, strerror(errno));
-			close(fd);
-			free(s->path);
-			free(s);
-			return NULL;
-		}
-		s->base = base;
-	}
+	if (!(s = bnf_source_open(fd, len, path, external)))
+		return NULL;
 	pl->srcs[pl->n_srcs++] = s;
 	return s;
 }
@@ -224,7 +157,7 @@ out:
 
 uint8_t *bnf_payloads_add(bnf_payloads *pl, const bnf_tview *src, const bnf_transform *tf, size_t len)
 {
-	bnf_lazy *lz, **v;
+	bnf_lazy *lz;
 	size_t ch = tf->layout.channels;
 
 	if (pl->n >= pl->cap) {
@@ -232,10 +165,7 @@ uint8_t *bnf_payloads_add(bnf_payloads *pl, const bnf_tview *src, const bnf_tran
 		return NULL;
 	}
 	lz = calloc(1, sizeof(*lz));
-	v = realloc(pl->lazy, (pl->n + 1) * sizeof(*v));
-	if (v)
-		pl->lazy = v;
-	if (!lz || !v || !(lz->scale = malloc((ch ? ch : 1) * sizeof(double)))) {
+	if (!lz || BNF_GROW(pl->lazy, pl->n, pl->lazy_cap) < 0 || !(lz->scale = malloc((ch ? ch : 1) * sizeof(double)))) {
 		free(lz);
 		bnf_error("out of memory");
 		return NULL;
@@ -278,9 +208,15 @@ bool bnf_payloads_from_external(const bnf_payloads *pl, const void *ptr)
 	return s && s->external;
 }
 
-void bnf_lazy_read(const bnf_lazy *lz, size_t first, size_t n, double *out)
+void bnf_tview_bind(bnf_tview *v, const bnf_payloads *pl)
 {
-	bnf_tview_read_range(&lz->src, first, n, out);
-	for (size_t i = 0; i < n; i++)
-		out[i] = bnf_round_to(lz->tf.dtype, out[i] * lz->scale[bnf_layout_channel(&lz->tf.layout, first + i)]);
+	bnf_source *src;
+	if (!v->raw || !pl)
+		return;
+	if ((v->lazy = bnf_payloads_lazy(pl, v->raw)))
+		return;
+	if (!(src = bnf_payloads_source_of(pl, v->raw)))
+		return;
+	v->src = src;
+	v->src_off = (uint64_t)(v->raw - src->base);
 }

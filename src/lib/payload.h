@@ -15,26 +15,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "source.h"
 #include "tensor.h"
 
-/* A payload computed at write time: src's elements times tf. */
-typedef struct bnf_lazy {
-	bnf_tview src;
-	bnf_transform tf;   /* tf.scale points at scale */
-	double *scale;
-	size_t len;         /* bytes */
-} bnf_lazy;
-
+/* The registry: the files payloads are read from, and the payloads
+ * computed at write time (bnf_lazy, tensor.h), each standing behind a
+ * token. */
 typedef struct bnf_payloads {
 	bnf_source **srcs;  /* files payloads are read from (owned) */
-	size_t n_srcs;
+	size_t n_srcs, srcs_cap;
 	char *model_path;   /* the model file, NULL for stdin */
 	char *dir;          /* the model's directory, for external data; NULL for stdin */
 	bool materialize;   /* the simple path: fold into memory, no computed payloads */
 	uint8_t *arena;     /* address range reserved for tokens: token i = arena + i */
 	size_t cap;
 	bnf_lazy **lazy;
-	size_t n;
+	size_t n, lazy_cap;
 	ProtobufCAllocator allocator;
 } bnf_payloads;
 
@@ -69,7 +65,10 @@ bool bnf_payloads_borrowed(const bnf_payloads *pl, const void *ptr);
  * (directly, or computed from one). */
 bool bnf_payloads_from_external(const bnf_payloads *pl, const void *ptr);
 
-/* Elements [first, first + n) of a computed payload, as stored (rounded). */
-void bnf_lazy_read(const bnf_lazy *lz, size_t first, size_t n, double *out);
+/* When v's raw bytes are not in memory (left in the input file, or a
+ * payload computed at write time), read them from where they are from now
+ * on; the view then stays valid after the tensor is edited.  pl may be
+ * NULL (everything in memory). */
+void bnf_tview_bind(bnf_tview *v, const bnf_payloads *pl);
 
 #endif

@@ -1,6 +1,13 @@
-/* Typed access to TensorProto data: float32, float64, float16, bfloat16 (and
- * int64 for shapes), from raw_data (little-endian on any host) or the typed
- * repeated fields.  Every length from the file is checked before use. */
+/* Read-only views of constant tensors: float32, float64, float16, bfloat16
+ * (and int64 for shapes), from raw_data (little-endian on any host) in
+ * memory or left in the input file, the typed repeated fields, or computed
+ * from another view.  Every length from the file is checked before use.
+ *
+ * Layers, each using only those below: dtype.h (element types), source.h
+ * (files holding payloads), this header (views), transform.h (per-channel
+ * kernels over views), payload.h (the registry of payloads not in memory).
+ * This header includes dtype.h, source.h and transform.h, so that files
+ * including it see all three. */
 #ifndef BNF_TENSOR_H
 #define BNF_TENSOR_H
 
@@ -8,43 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtype.h"
 #include "onnx.pb-c.h"
-
-/* ONNX TensorProto.DataType codes that bnfold reads. */
-enum {
-	BNF_DT_FLOAT = 1,
-	BNF_DT_INT32 = 6,
-	BNF_DT_INT64 = 7,
-	BNF_DT_FLOAT16 = 10,
-	BNF_DT_DOUBLE = 11,
-	BNF_DT_BFLOAT16 = 16,
-};
+#include "source.h"
+#include "transform.h"
 
 #define BNF_MAX_RANK 8
-
-/* A file holding tensor payloads (the model file, or an external data
- * file): bytes in [base, base + len) stand for file offsets 0..len and are
- * read with pread from fd, never through memory (base is only reserved
- * address space), so reading a payload does not grow the process.  err
- * keeps the first read errno; callers check it before writing. */
-typedef struct bnf_source {
-	const uint8_t *base;
-	size_t len;
-	int fd;
-	_Atomic int err; /* threads may read the same file (verify.c) */
-	char *path;
-	bool external;  /* an external data file, not the model file */
-} bnf_source;
-
-/* A pointer to bytes [off, off + len) of src's file, through a mapping
- * window of a few MiB, one per thread, that the thread's next call may
- * move (so the pointer is good until then), which spares a copy when the
- * same bytes are read sequentially; NULL when they cannot be mapped (then
- * read them with pread). */
-const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len);
-/* Drop the calling thread's window if it is on src (any source: NULL);
- * before closing src->fd, and before a thread that read ends. */
-void bnf_source_unmap(const bnf_source *src);
 
 /* A read-only view of a constant tensor.  Either `tensor` holds the data, or
  * the view is `uniform` (every element equals `fill`: ConstantOfShape,
@@ -56,9 +32,9 @@ typedef struct bnf_tview {
 	size_t numel;
 	const Onnx__TensorProto *tensor;
 	const uint8_t *raw;      /* little-endian data (raw_data), or NULL for typed fields */
-	bnf_source *src;         /* set when raw lies in the input file: read at src_off */
+	bnf_source *src;         /* set when raw lies in a file: read at src_off (bnf_tview_bind, payload.h) */
 	uint64_t src_off;
-	const struct bnf_lazy *lazy; /* set when raw is a payload computed at write time */
+	const struct bnf_lazy *lazy; /* set when raw is a payload computed at write time: read as lazy says */
 	bool uniform;
 	double fill;
 	const float *floats;
@@ -79,6 +55,7 @@ typedef struct bnf_layout {
 	size_t channels;
 } bnf_layout;
 
+/* The channel of element i. */
 size_t bnf_layout_channel(const bnf_layout *l, size_t i);
 
 /* A payload transform: out[i] = in[i] * scale[channel(i)], stored as dtype. */
@@ -88,33 +65,18 @@ typedef struct bnf_transform {
 	const double *scale;
 } bnf_transform;
 
-/* Apply the transform to elements [first, first + n) of `src` and store them,
- * rounded once, into out (n * dtype size bytes).  Returns whether every
- * stored value is finite (a NaN or Inf in src, or a product beyond the
- * dtype's range, is not). */
-bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
-			 double *scratch, unsigned char *out);
-/* True for a float32, float16 or bfloat16 view whose stored bytes
- * bnf_transform_apply reads in place (raw_data in memory or in a file, on
- * a little-endian host). */
-bool bnf_tview_in_place(const bnf_tview *v);
+/* A view computed when read: src's elements times tf, each rounded once to
+ * tf.dtype.  A folded weight is one until the model is written (payload.h
+ * registers them and gives the views that read them: bnf_tview.lazy). */
+typedef struct bnf_lazy {
+	bnf_tview src;
+	bnf_transform tf;   /* tf.scale points at scale */
+	double *scale;
+	size_t len;         /* bytes */
+} bnf_lazy;
 
-/* Copy the stored little-endian bytes of elements [first, first + n) to
- * dst; -1 when the view has no raw bytes (typed fields, uniform, computed).
- * A failed read from the input file zero-fills and sets src->err. */
-int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst);
-
-/* Where the stored little-endian bytes of elements [first, first + n) can
- * be read in place: in memory, or through the window of the file they are
- * in (bnf_source_map: good until the next read of that file); NULL when
- * there are none (typed fields, uniform, computed) or they cannot be
- * mapped, and then bnf_tview_raw_range copies them. */
-const uint8_t *bnf_tview_raw_view(const bnf_tview *v, size_t first, size_t n);
-
-/* For each channel of l, the largest |x| of v into maxabs (l->channels
- * values).  Returns 0, 1 when an element is NaN or Inf (*bad = its index),
- * -1 when memory runs out. */
-int bnf_tview_channel_maxabs(const bnf_tview *v, const bnf_layout *l, double *maxabs, size_t *bad);
+/* Elements [first, first + n) of a computed payload, as stored (rounded). */
+void bnf_lazy_read(const bnf_lazy *lz, size_t first, size_t n, double *out);
 
 /* Outcome of bnf_tview_from_tensor(). */
 typedef enum {
@@ -124,25 +86,11 @@ typedef enum {
 	BNF_TENSOR_BAD_DTYPE = -3,   /* a data type without a fixed element size here (int8, string, unknown) */
 } bnf_tensor_status;
 
-/* Bytes per element of a float dtype (or int32/int64), 0 if unknown. */
-size_t bnf_dtype_size(int dtype);
-/* "float32", "float16", ...; "dtype<N>" style names are not returned: unknown gives "unknown". */
-const char *bnf_dtype_name(int dtype);
-/* True for float32, float64, float16, bfloat16: the types bnfold folds. */
-bool bnf_dtype_is_float(int dtype);
-
 /* Describe `t` in `v`, checking dims (non-negative, product without
  * overflow, rank <= BNF_MAX_RANK) and that the stored data has exactly numel
  * elements.  On failure writes a reason (no trailing newline) to err. */
 bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v,
 					char *err, size_t errlen);
-
-struct bnf_payloads;
-/* When v's raw bytes are not in memory (left in the input file, or a
- * payload computed at write time: see payload.h), read them from where
- * they are from now on; the view then stays valid after the tensor is
- * edited.  pl may be NULL (everything in memory). */
-void bnf_tview_bind(bnf_tview *v, const struct bnf_payloads *pl);
 
 /* Read all v->numel elements of a float view as doubles into out.  A
  * failed read from the input file fills NaN and sets src->err. */
@@ -153,19 +101,19 @@ void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *ou
  * view is not an integer tensor. */
 int bnf_tview_read_i64(const bnf_tview *v, int64_t *out);
 
-/* The value `x` becomes when stored as dtype (rounded once, to nearest
- * even); +-inf when it overflows the type. */
-double bnf_round_to(int dtype, double x);
-/* Store x as dtype, little-endian, into out (bnf_dtype_size bytes). */
-void bnf_encode(int dtype, double x, uint8_t *out);
-/* Load one little-endian element of dtype. */
-double bnf_decode(int dtype, const uint8_t *p);
+/* Copy the stored little-endian bytes of elements [first, first + n) to
+ * dst; -1 when the view has no raw bytes (typed fields, uniform, computed).
+ * A failed read from the input file zero-fills and sets src->err. */
+int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst);
 
-/* IEEE binary16 / bfloat16 bit patterns from double, rounded once to
- * nearest even, and back. */
-uint16_t bnf_f16_from_double(double x);
-double bnf_f16_to_double(uint16_t h);
-uint16_t bnf_bf16_from_double(double x);
-double bnf_bf16_to_double(uint16_t h);
+/* Where the stored little-endian bytes of elements [first, first + n) can
+ * be read in place: in memory, or through the window w on the file they
+ * are in (bnf_window_map: good until w moves; NULL w: the calling thread's
+ * window, bnf_source_map); NULL when there are none (typed fields, uniform,
+ * computed) or they cannot be mapped, and then bnf_tview_raw_range copies
+ * them. */
+const uint8_t *bnf_tview_map(const bnf_tview *v, size_t first, size_t n, bnf_window *w);
+/* bnf_tview_map through the calling thread's window (bnf_source_map). */
+const uint8_t *bnf_tview_raw_view(const bnf_tview *v, size_t first, size_t n);
 
 #endif

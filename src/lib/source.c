@@ -1,0 +1,118 @@
+#include "source.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "fileio.h"
+
+bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external)
+{
+	bnf_source *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->path = bnf_strdup(path))) {
+		free(s);
+		close(fd);
+		bnf_error("%s: out of memory", path);
+		return NULL;
+	}
+	s->fd = fd;
+	s->len = len;
+	s->external = external;
+	if (len) {
+		/* Address space only: offsets into it stand for file offsets. */
+		void *base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (base == MAP_FAILED) {
+			bnf_error("%s: cannot reserve address space: %s", path, strerror(errno));
+			close(fd);
+			free(s->path);
+			free(s);
+			return NULL;
+		}
+		s->base = base;
+	}
+	return s;
+}
+
+void bnf_source_close(bnf_source *src)
+{
+	if (!src)
+		return;
+	if (src->base && src->len)
+		munmap((void *)src->base, src->len);
+	bnf_source_unmap(src);
+	if (src->fd >= 0)
+		close(src->fd);
+	free(src->path);
+	free(src);
+}
+
+int bnf_source_read(bnf_source *src, void *dst, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	if (bnf_pread_in_full(src->fd, dst, len, off, &got) == 0)
+		return 0;
+	if (!src->err)
+		src->err = errno;
+	memset((uint8_t *)dst + got, 0, len - got);
+	return -1;
+}
+
+/* Bytes mapped at a time: small enough to keep the process small, large
+ * enough that mapping costs less than copying. */
+#define WINDOW ((size_t)4 << 20)
+
+const uint8_t *bnf_window_map(bnf_window *w, bnf_source *src, uint64_t off, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uint64_t start, end;
+	void *p;
+
+	/* inside the window (written so that no sum can wrap) */
+	if (w->p && w->src == src && off >= w->off && len <= w->len && off - w->off <= w->len - len)
+		return w->p + (off - w->off);
+	if (src->fd < 0 || len > src->len || off > src->len - len)
+		return NULL;
+	bnf_window_drop(w);
+	start = off - off % page;
+	end = off + len - start > WINDOW ? off + len : start + WINDOW;
+	if (end > src->len)
+		end = src->len;
+	p = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED, src->fd, (off_t)start);
+	if (p == MAP_FAILED)
+		return NULL;
+	w->src = src;
+	w->p = p;
+	w->off = start;
+	w->len = (size_t)(end - start);
+	return w->p + (off - start);
+}
+
+void bnf_window_drop(bnf_window *w)
+{
+	if (w->p)
+		munmap((void *)w->p, w->len);
+	memset(w, 0, sizeof(*w));
+}
+
+/* The one piece of mutable global state here: a window per thread for the
+ * readers that do not hold their own yet, all through bnf_tview_raw_view
+ * (bnf_transform_apply as model_io.c and edit.c call it, and verify.c's
+ * threads, which drop it with bnf_source_unmap(NULL) before they end).
+ * New readers should hold a bnf_window instead. */
+static _Thread_local bnf_window thread_window;
+
+const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len)
+{
+	return bnf_window_map(&thread_window, src, off, len);
+}
+
+void bnf_source_unmap(const bnf_source *src)
+{
+	if (!src || thread_window.src == src)
+		bnf_window_drop(&thread_window);
+}

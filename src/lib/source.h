@@ -1,0 +1,66 @@
+/* A file holding tensor payloads (the model file, or an external data
+ * file), read without copying it into memory: with pread, or through a
+ * mapping window of a few MiB.  Below the tensor views (tensor.h) and the
+ * payload registry (payload.h), and knows neither. */
+#ifndef BNF_SOURCE_H
+#define BNF_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes in [base, base + len) stand for file offsets 0..len and are read
+ * with pread from fd, never through memory (base is only reserved address
+ * space, so a pointer into a payload left in the file can stand for it),
+ * so reading a payload does not grow the process.  err keeps the first
+ * read errno; callers check it before writing. */
+typedef struct bnf_source {
+	const uint8_t *base;
+	size_t len;
+	int fd;
+	_Atomic int err; /* threads may read the same file (verify.c) */
+	char *path;
+	bool external;  /* an external data file, not the model file */
+} bnf_source;
+
+/* Take fd (a regular file of len bytes, path for messages) as a source:
+ * reserves its address range.  The source owns fd from now on, also on
+ * failure.  NULL after bnf_error(). */
+bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external);
+/* Release the address range, drop the calling thread's window on src
+ * (bnf_source_unmap), close fd and free src.  NULL is a no-op. */
+void bnf_source_close(bnf_source *src);
+
+/* Read len bytes at file offset off into dst.  0; or -1 when the file
+ * cannot be read or ends first: then the bytes not read are zero, and
+ * src->err holds the errno unless it held one already. */
+int bnf_source_read(bnf_source *src, void *dst, size_t len, uint64_t off);
+
+/* A read-only mapping of part of a source's file, moved as reads go on:
+ * reading the same bytes in order through it spares a copy.  Owned by
+ * whoever reads (one per reader and thread); start it zeroed
+ * (BNF_WINDOW_INIT) and drop it when done. */
+typedef struct bnf_window {
+	const bnf_source *src;
+	const uint8_t *p;  /* the mapping of [off, off + len) of src's file, or NULL */
+	uint64_t off;
+	size_t len;
+} bnf_window;
+
+#define BNF_WINDOW_INIT {0}
+
+/* A pointer to bytes [off, off + len) of src's file through w, good until
+ * w next moves (a map of other bytes) or is dropped; NULL when they cannot
+ * be mapped (then read them with bnf_source_read). */
+const uint8_t *bnf_window_map(bnf_window *w, bnf_source *src, uint64_t off, size_t len);
+/* Unmap w; it may be used again. */
+void bnf_window_drop(bnf_window *w);
+
+/* bnf_window_map through the calling thread's own window, for readers that
+ * do not hold one (see source.c). */
+const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len);
+/* Drop the calling thread's window if it is on src (any source: NULL);
+ * before closing src->fd, and before a thread that read ends. */
+void bnf_source_unmap(const bnf_source *src);
+
+#endif
