@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "transform.h"
 
 typedef struct stream_buffer {
 	ProtobufCBuffer base;

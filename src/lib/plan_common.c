@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "transform.h"
 #include "constants.h"
 
 bnf_reason bnf_bn_scale(const double *gamma, const double *mean, const double *var,

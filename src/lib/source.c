@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "transform.h"
 #include "fileio.h"
 
 bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external)

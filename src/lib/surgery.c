@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "transform.h"
 #include "constants.h"
 
 #define BNF_EDIT_CHUNK 4096 /* elements transformed per step */

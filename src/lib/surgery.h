@@ -7,7 +7,7 @@
 #include <stdbool.h>
 
 #include "common.h"
-#include "driver.h"
+#include "fold_options.h"
 #include "graph.h"
 #include "payload.h"
 #include "plan.h"

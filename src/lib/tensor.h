@@ -6,8 +6,7 @@
  * Layers, each using only those below: dtype.h (element types), source.h
  * (files holding payloads), this header (views), transform.h (per-channel
  * kernels over views), payload.h (the registry of payloads not in memory).
- * This header includes dtype.h, source.h and transform.h, so that files
- * including it see all three. */
+ * This header includes dtype.h and source.h, which its views are made of. */
 #ifndef BNF_TENSOR_H
 #define BNF_TENSOR_H
 
@@ -18,7 +17,6 @@
 #include "dtype.h"
 #include "onnx.pb-c.h"
 #include "source.h"
-#include "transform.h"
 
 #define BNF_MAX_RANK 8
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "plan.h"
+#include "transform.h"
 #include "tap.h"
 
 int main(void)

@@ -10,6 +10,7 @@
 #include "tap.h"
 #include "plan.h"
 #include "tensor.h"
+#include "transform.h"
 
 /* float16 (mant 10, bias 15) or bfloat16 (7, 127) bits of x by the
  * definition, independently of tensor.c: the significand scaled to an
