@@ -313,6 +313,10 @@ bnfold_status bnfold_fold_buffer(const void *in, size_t in_len, const char *name
 	if (!out || !out_len) {
 		bnf_err e = {0};
 		bnf_fail(&e, BNFOLD_E_INVALID, "no output buffer given");
+		if (out) /* on error *out is NULL, as for every other error */
+			*out = NULL;
+		if (out_len)
+			*out_len = 0;
 		if (result)
 			*result = NULL;
 		return bnf_api_finish(&e, result, err);

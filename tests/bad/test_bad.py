@@ -38,8 +38,10 @@ ap.add_argument("--testdata", required=True)
 ap.add_argument("--source-root")
 ap.add_argument("--sanitized", action="store_true", help="bnfold is built with ASan: no address-space limit")
 ap.add_argument("--write-cases", metavar="DIR", help="only write the generated inputs to DIR (fuzzing seeds; tools/fuzz)")
+ap.add_argument("--export-cases", metavar="DIR",
+                help="only write every case to DIR with DIR/cases.json saying what each expects (tests/api)")
 args = ap.parse_args()
-if not args.write_cases and not (args.bnfold and args.source_root):
+if not (args.write_cases or args.export_cases) and not (args.bnfold and args.source_root):
     ap.error("--bnfold and --source-root are needed to run the cases")
 
 BNFOLD = os.path.abspath(args.bnfold) if args.bnfold else None
@@ -560,6 +562,24 @@ if args.write_cases:
         if len(data) <= 1 << 15:  # the fuzzer's -max_len
             with open(os.path.join(args.write_cases, f"bad-{n:03d}"), "wb") as f:
                 f.write(data)
+    sys.exit(0)
+if args.export_cases:
+    os.makedirs(args.export_cases, exist_ok=True)
+    manifest = []
+    for n, (desc, data, expect) in enumerate(cases):
+        name = f"case-{n:03d}.onnx"
+        with open(os.path.join(args.export_cases, name), "wb") as f:
+            f.write(data)
+        e = {"file": name, "desc": desc, "expect": expect[0]}
+        if expect[0] == "error":
+            e["regex"] = expect[1]
+        elif expect[0] == "skip":
+            e.update(reason=expect[1], message_regex=expect[2], args=expect[3])
+        else:
+            e["max_secs"] = expect[1] if len(expect) > 1 else 20
+        manifest.append(e)
+    with open(os.path.join(args.export_cases, "cases.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
     sys.exit(0)
 
 os.umask(0o022)

@@ -1,0 +1,83 @@
+/* Fold one file through the public API and print what came back, for
+ * tests/api/test_api_bad.py:
+ *
+ *   api_fold [--fold-overridable] [--no-verify] IN OUT
+ *
+ * stdout, one item a line (control bytes as \xNN, so each stays one line):
+ *   code=<n> name=<status name> message=<message>
+ *   counts bn_found=<n> folded=<n> affine=<n> skipped=<n> verify_failed=<n>   (when there is a result)
+ *   skip reason=<code> message=<message>                                      (each skip)
+ *   tempfiles created=<n> released=<n>   (calls of the tempfile callback with a path, with NULL)
+ * It prints nothing on stderr itself, so anything there is the library's
+ * (or a sanitizer's).  The exit status is the status code. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bnfold.h"
+
+static void show(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)(s ? s : "(null)"); *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			printf("\\x%02x", *p);
+		else
+			putchar(*p);
+	}
+}
+
+struct temps {
+	int created, released;
+};
+
+static void on_tempfile(const char *path, void *ctx)
+{
+	struct temps *t = ctx;
+	if (path)
+		t->created++;
+	else
+		t->released++;
+}
+
+int main(int argc, char **argv)
+{
+	bnfold_options o;
+	bnfold_result *res = NULL;
+	bnfold_error err;
+	bnfold_status st;
+	struct temps temps = {0, 0};
+	int i = 1;
+
+	bnfold_options_init(&o);
+	for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+		if (strcmp(argv[i], "--fold-overridable") == 0)
+			o.fold_overridable = true;
+		else if (strcmp(argv[i], "--no-verify") == 0)
+			o.verify = false;
+		else
+			return 64;
+	}
+	if (argc - i != 2)
+		return 64;
+	o.tempfile = on_tempfile;
+	o.tempfile_ctx = &temps;
+
+	st = bnfold_fold_file(argv[i], argv[i + 1], &o, &res, &err);
+	printf("code=%d name=%s message=", (int)err.code, bnfold_status_name(err.code));
+	show(err.message);
+	putchar('\n');
+	if (res) {
+		bnfold_counts n;
+		bnfold_result_counts(res, &n);
+		printf("counts bn_found=%zu folded=%zu affine=%zu skipped=%zu verify_failed=%zu\n", n.bn_found,
+		       n.bn_folded, n.affine_folded, n.skipped, n.verify_failed);
+		for (size_t k = 0; k < bnfold_result_n_skips(res); k++) {
+			const bnfold_skip *s = bnfold_result_skip(res, k);
+			printf("skip reason=%s message=", s->reason);
+			show(s->message);
+			putchar('\n');
+		}
+	}
+	printf("tempfiles created=%d released=%d\n", temps.created, temps.released);
+	bnfold_result_free(res);
+	return st == err.code ? (int)st : 70;
+}
