@@ -162,7 +162,10 @@ static int check_combination(const bnf_run_options *o, const char *report_path, 
 	return EXIT_OK;
 }
 
-int main(int argc, char **argv)
+/* Read the options into o, *report_path, *check and *list.  Returns -1 to
+ * go on, or the exit status (--help, --version, a usage error). */
+static int parse_options(int argc, char **argv, bnf_run_options *o, const char **report_path, bool *check,
+			 bool *list)
 {
 	static const struct option longopts[] = {
 		{"output", required_argument, NULL, 'o'},
@@ -186,37 +189,31 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *report_path = NULL, *threads = getenv("BNFOLD_THREADS");
-	bnf_run_options o = {0};
-	bnf_run run = {0};
-	bool check = false, list = false;
-	int c, n, rc;
+	int c;
 
-	bnfold_options_init(&o.lib);
-	o.lib.tempfile = bnf_signals_tempfile; /* removed if a signal ends the run */
 	opterr = 0; /* unknown options are reported below, in bnfold's words */
 	while ((c = getopt_long(argc, argv, ":o:O:flqvVh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'o': o.output = optarg; break;
-		case 'O': o.out_dir = optarg; break;
-		case OPT_REPORT: report_path = optarg; break;
-		case OPT_FOLD_OVERRIDABLE: o.lib.fold_overridable = true; break;
-		case OPT_NO_STREAM: o.lib.stream = false; break;
-		case OPT_INLINE: o.lib.inline_external = true; break;
-		case OPT_NO_FSYNC: o.lib.sync = BNFOLD_SYNC_NEVER; break;
-		case OPT_VERIFY: o.lib.verify = true; break;
-		case OPT_NO_VERIFY: o.lib.verify = false; break;
+		case 'o': o->output = optarg; break;
+		case 'O': o->out_dir = optarg; break;
+		case OPT_REPORT: *report_path = optarg; break;
+		case OPT_FOLD_OVERRIDABLE: o->lib.fold_overridable = true; break;
+		case OPT_NO_STREAM: o->lib.stream = false; break;
+		case OPT_INLINE: o->lib.inline_external = true; break;
+		case OPT_NO_FSYNC: o->lib.sync = BNFOLD_SYNC_NEVER; break;
+		case OPT_VERIFY: o->lib.verify = true; break;
+		case OPT_NO_VERIFY: o->lib.verify = false; break;
 		case OPT_TOLERANCE: {
 			char *end;
-			o.lib.tolerance = strtod(optarg, &end);
-			if (end == optarg || *end || !(o.lib.tolerance >= 0) || !isfinite(o.lib.tolerance))
+			o->lib.tolerance = strtod(optarg, &end);
+			if (end == optarg || *end || !(o->lib.tolerance >= 0) || !isfinite(o->lib.tolerance))
 				return usage_error("--tolerance needs a number >= 0, not '%s'", optarg);
 			break;
 		}
-		case OPT_IN_PLACE: o.in_place = true; break;
-		case 'f': o.force = true; break;
-		case OPT_CHECK: check = true; break;
-		case 'l': list = true; break;
+		case OPT_IN_PLACE: o->in_place = true; break;
+		case 'f': o->force = true; break;
+		case OPT_CHECK: *check = true; break;
+		case 'l': *list = true; break;
 		case 'q': cli_display_level = 0; break;
 		case 'v': cli_display_level = 2; break;
 		case 'V': printf("bnfold %s\n", bnfold_version()); return EXIT_OK;
@@ -227,6 +224,21 @@ int main(int argc, char **argv)
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *report_path = NULL, *threads = getenv("BNFOLD_THREADS");
+	bnf_run_options o = {0};
+	bnf_run run = {0};
+	bool check = false, list = false;
+	int n, rc;
+
+	bnfold_options_init(&o.lib);
+	o.lib.tempfile = bnf_signals_tempfile; /* removed if a signal ends the run */
+	if ((rc = parse_options(argc, argv, &o, &report_path, &check, &list)) >= 0)
+		return rc;
 	/* The switches of bnfold's tests (bnfold.1, ENVIRONMENT): any value of
 	 * BNFOLD_NO_AVX2, and BNFOLD_THREADS exactly "1". */
 	o.lib.no_simd = getenv("BNFOLD_NO_AVX2") != NULL;

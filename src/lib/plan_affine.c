@@ -8,16 +8,63 @@
 #include "constants.h"
 
 /* Mul or Add of a per-channel constant after a Conv/ConvTranspose. */
+/* The Conv or ConvTranspose whose output op reads, read by op alone:
+ * *side is which input of op it is.  NULL when there is none. */
+static const bnf_value *layer_input(const bnf_graph *gi, const Onnx__NodeProto *op, int *side, bnf_layer_kind *kind)
+{
+	for (int i = 0; i < 2; i++) {
+		const bnf_value *v = bnf_graph_value(gi, op->input[i]);
+		if (v && v->producer >= 0 && v->producer_slot == 0) {
+			bnf_layer_kind lk = bnf_plan_layer_kind(gi->g->node[v->producer]);
+			if (lk == BNF_LAYER_CONV || lk == BNF_LAYER_CONVTRANSPOSE) {
+				*side = i;
+				*kind = lk;
+				return v->is_output || v->n_consumers != 1 ? NULL : v;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* True when the constant k varies along the channel axis (1) only and does
+ * not widen the output: right-aligned dims are 1, or C on axis 1. */
+static bool per_channel(const bnf_plan *p, const bnf_const *k)
+{
+	size_t out_rank = p->weight.view.rank; /* a Conv/ConvTranspose output has its weight's rank */
+	bool ok = k->view.dtype == p->dtype && k->view.rank <= out_rank;
+	for (size_t d = 0; ok && d < k->view.rank; d++) {
+		size_t axis = out_rank - k->view.rank + d;
+		int64_t dim = k->view.dims[d];
+		ok = dim == 1 || (axis == 1 && (size_t)dim == p->channels);
+	}
+	return ok;
+}
+
+/* p->scale and p->new_bias from the constant's values kv (one, or one per
+ * channel) and the layer's bias.  1, or 0 after a skip. */
+static int affine_map(bnf_plan *p, bool is_mul, const double *kv, size_t k_len, const double *old_bias)
+{
+	for (size_t c = 0; c < p->channels; c++) {
+		double v = kv[k_len == 1 ? 0 : c], b = old_bias ? old_bias[c] : 0.0;
+		if (!isfinite(v))
+			return bnf_plan_skip(p, BNF_NON_FINITE_PARAM, "constant channel %zu is not finite", c);
+		p->scale[c] = is_mul ? v : 1.0;
+		p->new_bias[c] = is_mul ? b * v : b + v;
+	}
+	p->scale_weight = is_mul;
+	p->write_bias = !is_mul || old_bias;
+	return 1;
+}
+
 int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p)
 {
 	const Onnx__NodeProto *op = gi->g->node[node];
 	bool is_mul = bnf_node_is_onnx(op, "Mul");
-	const bnf_value *x = NULL;
+	const bnf_value *x;
 	const Onnx__NodeProto *layer;
 	bnf_layer_kind kind = BNF_LAYER_NONE;
 	bnf_const k;
 	double *kv = NULL, *old_bias = NULL;
-	size_t out_rank;
 	int side = -1, r;
 
 	memset(p, 0, sizeof(*p));
@@ -29,18 +76,7 @@ int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_pl
 	p->reason = BNF_NO_LINEAR_PRODUCER;
 	if (op->n_input != 2 || op->n_output != 1 || !op->output[0][0] || gi->opset < 7)
 		return 0;
-	for (int i = 0; i < 2 && side < 0; i++) {
-		const bnf_value *v = bnf_graph_value(gi, op->input[i]);
-		if (v && v->producer >= 0 && v->producer_slot == 0) {
-			bnf_layer_kind lk = bnf_plan_layer_kind(gi->g->node[v->producer]);
-			if (lk == BNF_LAYER_CONV || lk == BNF_LAYER_CONVTRANSPOSE) {
-				side = i;
-				x = v;
-				kind = lk;
-			}
-		}
-	}
-	if (side < 0 || x->is_output || x->n_consumers != 1)
+	if (!(x = layer_input(gi, op, &side, &kind)))
 		return 0;
 	layer = gi->g->node[x->producer];
 	p->layer_node = x->producer;
@@ -54,17 +90,8 @@ int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_pl
 		bnf_const_release(&k);
 		return r;
 	}
-	out_rank = p->weight.view.rank; /* a Conv/ConvTranspose output has its weight's rank */
-	/* The constant must vary along the channel axis (1) only and must not
-	 * widen the output: right-aligned dims are 1, or C on axis 1. */
-	r = k.view.dtype == p->dtype && k.view.rank <= out_rank;
-	for (size_t d = 0; r && d < k.view.rank; d++) {
-		size_t axis = out_rank - k.view.rank + d;
-		int64_t dim = k.view.dims[d];
-		r = dim == 1 || (axis == 1 && (size_t)dim == p->channels);
-	}
-	if (!r) {
-		bnf_plan_skip(p, BNF_CHANNEL_MISMATCH, "the constant is not per channel");
+	if (!per_channel(p, &k)) {
+		r = bnf_plan_skip(p, BNF_CHANNEL_MISMATCH, "the constant is not per channel");
 		goto out;
 	}
 	p->scale = malloc(p->channels * sizeof(double));
@@ -74,18 +101,8 @@ int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_pl
 		r = bnf_plan_oom(gi, op);
 		goto out;
 	}
-	for (size_t c = 0; c < p->channels; c++) {
-		double v = kv[k.view.numel == 1 ? 0 : c], b = old_bias ? old_bias[c] : 0.0;
-		if (!isfinite(v)) {
-			bnf_plan_skip(p, BNF_NON_FINITE_PARAM, "constant channel %zu is not finite", c);
-			r = 0;
-			goto out;
-		}
-		p->scale[c] = is_mul ? v : 1.0;
-		p->new_bias[c] = is_mul ? b * v : b + v;
-	}
-	p->scale_weight = is_mul;
-	p->write_bias = !is_mul || old_bias;
+	if ((r = affine_map(p, is_mul, kv, k.view.numel, old_bias)) <= 0)
+		goto out;
 	r = bnf_plan_check_weight(pol, p, layer->input[1]);
 	if (r < 0)
 		r = bnf_plan_oom(gi, op);
@@ -95,4 +112,3 @@ out:
 	free(old_bias);
 	return r < 0 ? -1 : 0;
 }
-

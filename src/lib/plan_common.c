@@ -153,25 +153,14 @@ double *bnf_plan_read_all(const bnf_tview *v)
 /* The layer's weight, output channels, channel layout and current bias
  * (as per-channel values the output gets, *old_bias, NULL when none).
  * 1 when usable, 0 after a skip, -1 on error. */
-int bnf_plan_layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer,
-			  bnf_layer_kind kind, double **old_bias)
+/* The output channels of the layer's weight w and where they lie in it
+ * (p->transform.layout, p->channels).  1, or 0 after a skip. */
+static int weight_layout(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer, bnf_layer_kind kind,
+			 const char *wname)
 {
-	const bnf_tview *w;
-	const Onnx__AttributeProto *ref;
-	const char *wname;
+	const bnf_tview *w = &p->weight.view;
 	size_t C;
-	int r;
 
-	*old_bias = NULL;
-	if ((ref = bnf_plan_attr_reference(layer)))
-		return bnf_plan_skip_attr_reference(p, layer, ref);
-	if (layer->n_input < 2 || !layer->input[1][0])
-		return bnf_plan_skip(p, BNF_WEIGHT_NOT_CONSTANT, "the %s has no weight input", layer->op_type);
-	wname = layer->input[1];
-	if ((r = bnf_plan_resolve(gi, p, wname, kind == BNF_LAYER_GEMM || kind == BNF_LAYER_MATMUL ? "B" : "weight", false, &p->weight)) <= 0)
-		return r;
-	w = &p->weight.view;
-	p->dtype = w->dtype;
 	switch (kind) {
 	case BNF_LAYER_CONV:
 		if (w->rank < 3 || w->dims[0] < 1)
@@ -220,46 +209,78 @@ int bnf_plan_layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodePr
 	}
 	p->channels = C;
 	p->bias_len = C;
+	return 1;
+}
 
-	if (kind != BNF_LAYER_MATMUL && layer->n_input >= 3 && layer->input[2][0]) {
-		const char *bname = layer->input[2];
-		double beta = kind == BNF_LAYER_GEMM ? (double)bnf_node_attr_float(layer, "beta", 1.0f) : 1.0;
-		const bnf_tview *bv;
-		p->has_bias = true;
-		if ((r = bnf_plan_resolve(gi, p, bname, kind == BNF_LAYER_GEMM ? "C" : "bias", false, &p->bias)) <= 0)
-			return r;
-		bv = &p->bias.view;
-		if (bv->dtype != p->dtype)
-			return bnf_plan_skip(p, BNF_DTYPE_MISMATCH, "bias '%s' is %s, weight is %s", bname,
-				    bnf_dtype_name(bv->dtype), bnf_dtype_name(p->dtype));
-		if (kind == BNF_LAYER_GEMM) {
-			/* C broadcast to [M, N]: one value, or N values along the last axis. */
-			bool ok = bv->numel == 1 || (bv->rank >= 1 && (size_t)bv->dims[bv->rank - 1] == C && bv->numel == C);
-			if (!ok)
-				return bnf_plan_skip(p, BNF_BAD_WEIGHT_SHAPE, "Gemm C '%s' (%zu elements) is not a scalar or [N=%zu]", bname,
-					    bv->numel, C);
-		} else if (bv->rank != 1 || bv->numel != C) {
-			return bnf_plan_skip(p, BNF_BAD_WEIGHT_SHAPE, "bias '%s' has %zu elements, the %s has %zu output channels",
-				    bname, bv->numel, layer->op_type, C);
-		}
-		{
-			double *raw = bnf_plan_read_all(bv), *b = malloc(C * sizeof(double));
-			if (!raw || !b) {
-				free(raw);
-				free(b);
-				return bnf_plan_oom(gi, layer);
-			}
-			for (size_t c = 0; c < C; c++)
-				b[c] = beta * raw[bv->numel == 1 ? 0 : c];
-			free(raw);
-			for (size_t c = 0; c < C; c++)
-				if (!isfinite(b[c])) {
-					free(b);
-					return bnf_plan_skip(p, BNF_NON_FINITE_PARAM, "bias '%s' channel %zu is not finite", bname, c);
-				}
-			*old_bias = b;
-		}
+/* The layer's bias (Gemm: beta * C) as the p->channels values the output
+ * gets, into *old_bias.  1, 0 after a skip, -1 on error. */
+static int layer_bias(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer, bnf_layer_kind kind,
+		      double **old_bias)
+{
+	const char *bname = layer->input[2];
+	double beta = kind == BNF_LAYER_GEMM ? (double)bnf_node_attr_float(layer, "beta", 1.0f) : 1.0;
+	size_t C = p->channels;
+	const bnf_tview *bv;
+	double *raw, *b;
+	int r;
+
+	p->has_bias = true;
+	if ((r = bnf_plan_resolve(gi, p, bname, kind == BNF_LAYER_GEMM ? "C" : "bias", false, &p->bias)) <= 0)
+		return r;
+	bv = &p->bias.view;
+	if (bv->dtype != p->dtype)
+		return bnf_plan_skip(p, BNF_DTYPE_MISMATCH, "bias '%s' is %s, weight is %s", bname,
+			    bnf_dtype_name(bv->dtype), bnf_dtype_name(p->dtype));
+	if (kind == BNF_LAYER_GEMM) {
+		/* C broadcast to [M, N]: one value, or N values along the last axis. */
+		bool ok = bv->numel == 1 || (bv->rank >= 1 && (size_t)bv->dims[bv->rank - 1] == C && bv->numel == C);
+		if (!ok)
+			return bnf_plan_skip(p, BNF_BAD_WEIGHT_SHAPE, "Gemm C '%s' (%zu elements) is not a scalar or [N=%zu]", bname,
+				    bv->numel, C);
+	} else if (bv->rank != 1 || bv->numel != C) {
+		return bnf_plan_skip(p, BNF_BAD_WEIGHT_SHAPE, "bias '%s' has %zu elements, the %s has %zu output channels",
+			    bname, bv->numel, layer->op_type, C);
 	}
+	raw = bnf_plan_read_all(bv);
+	b = malloc(C * sizeof(double));
+	if (!raw || !b) {
+		free(raw);
+		free(b);
+		return bnf_plan_oom(gi, layer);
+	}
+	for (size_t c = 0; c < C; c++)
+		b[c] = beta * raw[bv->numel == 1 ? 0 : c];
+	free(raw);
+	for (size_t c = 0; c < C; c++)
+		if (!isfinite(b[c])) {
+			free(b);
+			return bnf_plan_skip(p, BNF_NON_FINITE_PARAM, "bias '%s' channel %zu is not finite", bname, c);
+		}
+	*old_bias = b;
+	return 1;
+}
+
+int bnf_plan_layer_geometry(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer,
+			  bnf_layer_kind kind, double **old_bias)
+{
+	const Onnx__AttributeProto *ref;
+	const char *wname;
+	int r;
+
+	*old_bias = NULL;
+	if ((ref = bnf_plan_attr_reference(layer)))
+		return bnf_plan_skip_attr_reference(p, layer, ref);
+	if (layer->n_input < 2 || !layer->input[1][0])
+		return bnf_plan_skip(p, BNF_WEIGHT_NOT_CONSTANT, "the %s has no weight input", layer->op_type);
+	wname = layer->input[1];
+	if ((r = bnf_plan_resolve(gi, p, wname, kind == BNF_LAYER_GEMM || kind == BNF_LAYER_MATMUL ? "B" : "weight", false, &p->weight)) <= 0)
+		return r;
+	p->dtype = p->weight.view.dtype;
+	if ((r = weight_layout(gi, p, layer, kind, wname)) <= 0)
+		return r;
+	if (kind != BNF_LAYER_MATMUL && layer->n_input >= 3 && layer->input[2][0] &&
+	    (r = layer_bias(gi, p, layer, kind, old_bias)) <= 0)
+		return r;
 	if (kind == BNF_LAYER_GEMM && bnf_node_attr_float(layer, "beta", 1.0f) != 1.0f)
 		p->reset_gemm_beta = true;
 	return 1;

@@ -130,13 +130,10 @@ static char *utf8_repair(char *text)
 	return out;
 }
 
-char *bnf_report_json(const bnf_result *r, const char *input, const char *output)
+/* The run's header: tool, input and output, options, model, counts. */
+static void add_head(cJSON *root, const bnf_result *r, const char *input, const char *output)
 {
-	cJSON *root = cJSON_CreateObject(), *o, *arr, *aff;
-	char *text = NULL;
-
-	if (!root)
-		goto oom;
+	cJSON *o;
 	o = cJSON_AddObjectToObject(root, "tool");
 	cJSON_AddStringToObject(o, "name", "bnfold");
 	cJSON_AddStringToObject(o, "version", BNF_VERSION);
@@ -167,49 +164,47 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 	cJSON_AddNumberToObject(o, "nodes_before", (double)r->nodes_before);
 	cJSON_AddNumberToObject(o, "nodes_after", (double)r->nodes_after);
 	cJSON_AddNumberToObject(o, "graph_inputs_removed", (double)r->inputs_removed);
+}
 
-	arr = cJSON_AddArrayToObject(root, "fusions");
-	aff = cJSON_AddArrayToObject(root, "affine_fusions");
-	for (size_t i = 0; arr && aff && i < r->n_fusions; i++) {
-		const bnf_fusion *f = &r->fusions[i];
-		cJSON *e = cJSON_CreateObject();
-		bool is_bn = bnf_fusion_is_bn(f);
-		if (!e || !cJSON_AddItemToArray(is_bn ? arr : aff, e))
-			goto oom;
-		cJSON_AddStringToObject(e, "pattern", bnf_pattern_name(f->pattern));
-		cJSON_AddStringToObject(e, "graph", f->graph);
-		cJSON_AddStringToObject(e, "layer", f->layer);
-		cJSON_AddStringToObject(e, "layer_op", f->layer_op);
-		cJSON_AddItemToObject(e, "rewritten_as",
-				      strcmp(f->layer_op, f->layer_op_after) ? cJSON_CreateString(f->layer_op_after)
-									     : cJSON_CreateNull());
-		if (is_bn) {
-			cJSON_AddStringToObject(e, "bn", f->bn);
-			cJSON_AddStringToObject(e, "bn_output", f->bn_output);
-		} else {
-			cJSON_AddStringToObject(e, "node", f->bn);
-			cJSON_AddStringToObject(e, "node_op", f->node_op);
-			cJSON_AddStringToObject(e, "output", f->bn_output);
-		}
-		cJSON_AddNumberToObject(e, "channels", (double)f->channels);
-		cJSON_AddStringToObject(e, "dtype", bnf_dtype_name(f->dtype));
-		if (is_bn)
-			cJSON_AddNumberToObject(e, "epsilon", shortest_float(f->eps));
-		cJSON_AddStringToObject(e, "weight", f->weight);
-		cJSON_AddStringToObject(e, "bias", f->bias);
-		cJSON_AddBoolToObject(e, "bias_created", f->bias_created);
-		cJSON_AddBoolToObject(e, "weight_copied", f->weight_copied);
-		if (f->verified && !add_verify(e, &f->verify))
-			goto oom;
+/* One fusion's entry (BN fusions and Mul/Add fusions differ in a few
+ * names); false when memory runs out. */
+static bool add_fusion(cJSON *e, const bnf_fusion *f, bool is_bn)
+{
+	cJSON_AddStringToObject(e, "pattern", bnf_pattern_name(f->pattern));
+	cJSON_AddStringToObject(e, "graph", f->graph);
+	cJSON_AddStringToObject(e, "layer", f->layer);
+	cJSON_AddStringToObject(e, "layer_op", f->layer_op);
+	cJSON_AddItemToObject(e, "rewritten_as",
+			      strcmp(f->layer_op, f->layer_op_after) ? cJSON_CreateString(f->layer_op_after)
+								     : cJSON_CreateNull());
+	if (is_bn) {
+		cJSON_AddStringToObject(e, "bn", f->bn);
+		cJSON_AddStringToObject(e, "bn_output", f->bn_output);
+	} else {
+		cJSON_AddStringToObject(e, "node", f->bn);
+		cJSON_AddStringToObject(e, "node_op", f->node_op);
+		cJSON_AddStringToObject(e, "output", f->bn_output);
 	}
-	if (r->verify && !add_verify_summary(root, r))
-		goto oom;
-	arr = cJSON_AddArrayToObject(root, "skipped");
+	cJSON_AddNumberToObject(e, "channels", (double)f->channels);
+	cJSON_AddStringToObject(e, "dtype", bnf_dtype_name(f->dtype));
+	if (is_bn)
+		cJSON_AddNumberToObject(e, "epsilon", shortest_float(f->eps));
+	cJSON_AddStringToObject(e, "weight", f->weight);
+	cJSON_AddStringToObject(e, "bias", f->bias);
+	cJSON_AddBoolToObject(e, "bias_created", f->bias_created);
+	cJSON_AddBoolToObject(e, "weight_copied", f->weight_copied);
+	return !f->verified || add_verify(e, &f->verify);
+}
+
+/* The skipped BNs; false when memory runs out. */
+static bool add_skips(cJSON *root, const bnf_result *r)
+{
+	cJSON *arr = cJSON_AddArrayToObject(root, "skipped");
 	for (size_t i = 0; arr && i < r->n_skips; i++) {
 		const bnf_skip *s = &r->skips[i];
 		cJSON *e = cJSON_CreateObject();
 		if (!e || !cJSON_AddItemToArray(arr, e))
-			goto oom;
+			return false;
 		cJSON_AddStringToObject(e, "graph", s->graph);
 		cJSON_AddStringToObject(e, "bn", s->bn);
 		cJSON_AddStringToObject(e, "bn_output", s->bn_output);
@@ -217,7 +212,29 @@ char *bnf_report_json(const bnf_result *r, const char *input, const char *output
 		cJSON_AddStringToObject(e, "reason", bnf_reason_code(s->reason));
 		cJSON_AddStringToObject(e, "message", s->message);
 	}
-	if (!arr)
+	return arr != NULL;
+}
+
+char *bnf_report_json(const bnf_result *r, const char *input, const char *output)
+{
+	cJSON *root = cJSON_CreateObject(), *arr, *aff;
+	char *text = NULL;
+
+	if (!root)
+		goto oom;
+	add_head(root, r, input, output);
+	arr = cJSON_AddArrayToObject(root, "fusions");
+	aff = cJSON_AddArrayToObject(root, "affine_fusions");
+	for (size_t i = 0; arr && aff && i < r->n_fusions; i++) {
+		const bnf_fusion *f = &r->fusions[i];
+		cJSON *e = cJSON_CreateObject();
+		bool is_bn = bnf_fusion_is_bn(f);
+		if (!e || !cJSON_AddItemToArray(is_bn ? arr : aff, e) || !add_fusion(e, f, is_bn))
+			goto oom;
+	}
+	if (r->verify && !add_verify_summary(root, r))
+		goto oom;
+	if (!add_skips(root, r))
 		goto oom;
 	text = cJSON_Print(root);
 	if (!text || !(text = utf8_repair(text)))
