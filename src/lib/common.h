@@ -31,14 +31,11 @@ int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap);
 int bnf_grow(void *arrp, size_t elem, size_t n, size_t *cap);
 #define BNF_GROW(arr, n, cap) bnf_grow(&(arr), sizeof(*(arr)), (n), &(cap))
 
-/* Record a failure of library code without a code of its own yet in the
- * error set by bnf_err_sink for this thread (the first one is kept); the
- * entry point that catches the -1 sets the code.  Prints nothing.  Always
- * returns -1, so callers can write `return bnf_error(...)`. */
+/* Kept for payload.c, its last caller, until it records its failures with
+ * bnf_fail like every other file: records nothing (there is no error to
+ * record in) and returns -1.  The callers of payload.c's functions record
+ * those failures in their own bnf_err.  Nothing else may call it. */
 int bnf_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Where bnf_error records on this thread: e, or nowhere (NULL).  Set by
- * each public entry point for the time of the call. */
-void bnf_err_sink(bnf_err *e);
 
 /* A list of owned strings, searchable once sorted. */
 typedef struct bnf_strlist {
