@@ -109,6 +109,14 @@ static size_t input_bytes(const bnf_input *in)
 	return n;
 }
 
+/* Every step records why it failed before it returns -1, so this only
+ * guards against a bug: a call whose step failed without saying why must
+ * fail all the same, and say so (no-op when e holds the failure). */
+static void unexplained_failure(bnf_err *e, const char *name)
+{
+	bnf_fail(e, BNFOLD_E_IO, "%s: internal error: a step failed without recording why", name);
+}
+
 /* Whether output is written through a temp file (a regular file, or a new one). */
 static bool regular_output(const char *output)
 {
@@ -119,14 +127,14 @@ static bool regular_output(const char *output)
 /* One pass: read input, fold it into res (order of its BNs noted first).
  * With defer, the weights are folded without the scan for NaN, Inf and
  * overflow, and the checks of weights read from the input are left to run
- * while the model is written.  0, or -1 after an error. */
+ * while the model is written.  0, or -1 after recording an error in e. */
 static int read_and_fold(const char *input, const bnfold_options *o, bool defer, bool defer_verify, bnf_input *in,
 			 bnf_result *res, bnf_strlist *order, bnf_err *e)
 {
 	bnf_fold_options fold = fold_options(o);
 
-	if (bnf_input_open(input, in, o->stream) < 0)
-		return bnf_fail(e, BNFOLD_E_NOT_ONNX, "%s: cannot be read", input);
+	if (bnf_input_open(input, in, o->stream, e) < 0)
+		return -1;
 	fold.payloads = &in->payloads;
 	fold.defer_scan = defer;
 	fold.defer_verify = defer_verify;
@@ -135,29 +143,27 @@ static int read_and_fold(const char *input, const bnfold_options *o, bool defer,
 		fold.max_new_bytes = input_bytes(in) > BNF_MAX_NEW_BYTES ? input_bytes(in) : BNF_MAX_NEW_BYTES;
 	if (bn_order(in->model, order) < 0)
 		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
-	if (bnf_fold_model(in->model, input, &fold, res) < 0)
-		return bnf_fail(e, BNFOLD_E_NOT_ONNX, "%s: cannot be folded", input);
-	return 0;
+	return bnf_fold_model(in->model, input, &fold, res, e);
 }
 
 /* Write the folded model (or, when nothing changed, the input byte for
  * byte) to output, waiting for the deferred checks before the rename.
  * 0 written; 1 when a deferred scan or check failed (nothing written: fold
- * again without deferring); -1 after an error. */
+ * again without deferring); -1 after recording an error in e. */
 static int write_output(const char *input, const char *output, const bnfold_options *o, bnf_input *in,
 			bnf_result *res, bool defer, bnf_err *e)
 {
 	bnf_output out;
 	int r;
 
-	if (bnf_output_open(output, &out, o->tempfile, o->tempfile_ctx) < 0)
-		return bnf_fail(e, BNFOLD_E_IO, "%s: cannot be written", output);
+	if (bnf_output_open(output, &out, o->tempfile, o->tempfile_ctx, e) < 0)
+		return -1;
 	out.no_sync = o->sync == BNFOLD_SYNC_NEVER;
 	r = res->n_fusions == 0 && !in->has_external ? bnf_output_write_input(&out, in) /* unchanged, byte for byte */
 						     : bnf_output_write_model(&out, in->model, &in->payloads, o->inline_external);
-	if (r < 0 || bnf_result_verify_finish(res) < 0) {
+	if (r < 0 || bnf_result_verify_finish(res, e) < 0) {
 		bnf_output_abort(&out);
-		return bnf_fail(e, BNFOLD_E_IO, "%s: cannot be written", output);
+		return -1;
 	}
 	if (defer && (out.nonfinite || bnf_result_verify_failed(res) > 0)) {
 		bnf_output_abort(&out);
@@ -167,9 +173,7 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 		bnf_output_abort(&out);
 		return bnf_api_verify_error(res, input, e);
 	}
-	if (bnf_output_commit(&out) < 0)
-		return bnf_fail(e, BNFOLD_E_IO, "%s: cannot be written", output);
-	return 0;
+	return bnf_output_commit(&out);
 }
 
 /* fold_file and inspect_file: output NULL writes nothing. */
@@ -186,11 +190,10 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 	 * a fusion fails verification, everything is done again with the scan,
 	 * which decides. */
 	bool defer = output && strcmp(input ? input : "-", "-") != 0;
-	int r;
+	int r = -1;
 
 	if (result)
 		*result = NULL;
-	bnf_err_sink(&e);
 	if (read_options(opt, &o, &e) < 0)
 		goto out;
 	if (!input) {
@@ -203,7 +206,7 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 	}
 	for (;;) {
 		in.fd = -1;
-		if (read_and_fold(input, &o, defer, defer && regular_output(output), &in, &res, &order, &e) < 0)
+		if ((r = read_and_fold(input, &o, defer, defer && regular_output(output), &in, &res, &order, &e)) < 0)
 			goto out;
 		if (defer && (res.unscanned_nonfinite || bnf_result_verify_failed(&res) > 0))
 			r = 1;
@@ -220,8 +223,10 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 	}
 	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result &&
 	    !(*result = bnf_api_result_new(&res, &order, input, output)))
-		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", input);
 out:
+	if (r < 0)
+		unexplained_failure(&e, input ? input : "-");
 	bnf_result_free(&res);
 	bnf_input_close(&in);
 	bnf_strlist_free(&order);
@@ -257,6 +262,7 @@ static bnfold_status run_buffer(const void *data, size_t len, const char *name, 
 	bnf_strlist order = {0};
 	bnf_result res = {0};
 	Onnx__ModelProto *m = NULL;
+	int r = -1;
 
 	if (result)
 		*result = NULL;
@@ -266,17 +272,14 @@ static bnfold_status run_buffer(const void *data, size_t len, const char *name, 
 		*out_len = 0;
 	if (!name)
 		name = "<buffer>";
-	bnf_err_sink(&e);
 	if (read_options(opt, &o, &e) < 0)
 		goto done;
 	if ((!data && len) || (out && !out_len)) {
 		bnf_fail(&e, BNFOLD_E_INVALID, "%s: no buffer given", name);
 		goto done;
 	}
-	if (!(m = bnf_model_parse(name, data ? data : "", len))) {
-		bnf_fail(&e, BNFOLD_E_NOT_ONNX, "%s: not an ONNX model", name);
+	if (!(m = bnf_model_parse(name, data ? data : "", len, &e)))
 		goto done;
-	}
 	fold = fold_options(&o);
 	if (!fold.max_new_bytes)
 		fold.max_new_bytes = len > BNF_MAX_NEW_BYTES ? len : BNF_MAX_NEW_BYTES;
@@ -284,17 +287,19 @@ static bnfold_status run_buffer(const void *data, size_t len, const char *name, 
 		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
 		goto done;
 	}
-	if (bnf_fold_model(m, name, &fold, &res) < 0) {
-		bnf_fail(&e, BNFOLD_E_NOT_ONNX, "%s: cannot be folded", name);
+	if (bnf_fold_model(m, name, &fold, &res, &e) < 0)
 		goto done;
-	}
 	if (bnf_result_verify_failed(&res) > 0)
-		bnf_api_verify_error(&res, name, &e);
+		r = bnf_api_verify_error(&res, name, &e);
 	else if (out && bnf_api_pack(m, data, len, res.n_fusions > 0, out, out_len) < 0)
-		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory writing the model", name);
-	if ((!e.code || e.code == BNFOLD_E_VERIFY) && result && !(*result = bnf_api_result_new(&res, &order, name, NULL)))
-		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
+		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory writing the model", name);
+	else
+		r = 0;
+	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result && !(*result = bnf_api_result_new(&res, &order, name, NULL)))
+		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
 done:
+	if (r < 0)
+		unexplained_failure(&e, name);
 	if (e.code && out && *out) {
 		free(*out);
 		*out = NULL;
@@ -336,22 +341,21 @@ bnfold_status bnfold_write_file(const char *path, const void *data, size_t len, 
 	bnf_err e = {0};
 	bnfold_options o;
 	bnf_output out;
+	int r = -1;
 
-	bnf_err_sink(&e);
 	if (read_options(opt, &o, &e) < 0)
 		goto done;
 	if (!path || (!data && len)) {
 		bnf_fail(&e, BNFOLD_E_INVALID, "no file or no data given");
 		goto done;
 	}
-	if (bnf_output_open(path, &out, o.tempfile, o.tempfile_ctx) < 0) {
-		bnf_fail(&e, BNFOLD_E_IO, "%s: cannot be written", path);
+	if (bnf_output_open(path, &out, o.tempfile, o.tempfile_ctx, &e) < 0)
 		goto done;
-	}
 	out.no_sync = o.sync == BNFOLD_SYNC_NEVER;
 	bnf_output_write(&out, data, len);
-	if (bnf_output_commit(&out) < 0)
-		bnf_fail(&e, BNFOLD_E_IO, "%s: cannot be written", path);
+	r = bnf_output_commit(&out);
 done:
+	if (r < 0)
+		unexplained_failure(&e, path ? path : "-");
 	return bnf_api_finish(&e, NULL, err);
 }

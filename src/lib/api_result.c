@@ -211,7 +211,6 @@ int bnf_api_pack(Onnx__ModelProto *m, const void *in, size_t in_len, bool change
 
 bnfold_status bnf_api_finish(const bnf_err *e, bnfold_result **result, bnfold_error *err)
 {
-	bnf_err_sink(NULL);
 	if (e->code && e->code != BNFOLD_E_VERIFY && result && *result) {
 		bnfold_result_free(*result);
 		*result = NULL;

@@ -5,30 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local bnf_err *sink;
-
-void bnf_err_sink(bnf_err *e)
-{
-	sink = e;
-}
-
-int bnf_error(const char *fmt, ...)
-{
-	va_list ap;
-	if (!sink || sink->code || sink->msg[0])
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(sink->msg, sizeof(sink->msg), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap)
 {
 	if (e && !e->code) {
 		e->code = code;
-		if (!e->msg[0])
-			vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	}
 	return -1;
 }

@@ -31,15 +31,6 @@ int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap);
 int bnf_grow(void *arrp, size_t elem, size_t n, size_t *cap);
 #define BNF_GROW(arr, n, cap) bnf_grow(&(arr), sizeof(*(arr)), (n), &(cap))
 
-/* Record a failure of library code without a code of its own yet in the
- * error set by bnf_err_sink for this thread (the first one is kept); the
- * entry point that catches the -1 sets the code.  Prints nothing.  Always
- * returns -1, so callers can write `return bnf_error(...)`. */
-int bnf_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Where bnf_error records on this thread: e, or nowhere (NULL).  Set by
- * each public entry point for the time of the call. */
-void bnf_err_sink(bnf_err *e);
-
 /* A list of owned strings, searchable once sorted. */
 typedef struct bnf_strlist {
 	char **v;

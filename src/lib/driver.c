@@ -28,7 +28,7 @@ static int fold_subgraphs(bnf_edit *c)
 							    at->name ? at->name : "");
 			int r;
 			if (!name)
-				return bnf_error("%s: out of memory", c->path);
+				return bnf_fail(c->run->fail, BNFOLD_E_NOMEM, "%s: out of memory", c->path);
 			r = fold_graph(c->run, sg, name, c, c->gi.opset, false);
 			free(name);
 			if (r < 0)
@@ -40,7 +40,8 @@ static int fold_subgraphs(bnf_edit *c)
 
 /* Plan node n and, when it folds, check the fusion (now, or later from
  * the input file: opt->defer_verify) and apply it.  *progress is set when
- * it folded, *handled when it never will.  0, or -1 after bnf_error(). */
+ * it folded, *handled when it never will.  0, or -1 after recording the
+ * failure in c->run->fail. */
 static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 {
 	const bnf_fold_options *opt = c->run->opt;
@@ -67,7 +68,7 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 	/* Verify reads the original tensors: before apply edits them, or
 	 * later from the input file (defer_verify). */
 	if (!opt->no_verify && bnf_verify_plan_later(&c->gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vcfg, &vr,
-						     opt->defer_verify ? &job : NULL) < 0) {
+						     opt->defer_verify ? &job : NULL, c->run->fail) < 0) {
 		bnf_plan_free(&p);
 		return -1;
 	}
@@ -75,7 +76,7 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 	if (r == 0)
 		*handled = true;
 	*progress = *progress || r == 1;
-	if (job && r == 1 && bnf_verify_batch_add(&res->pending, job, res->n_fusions - 1) < 0)
+	if (job && r == 1 && bnf_verify_batch_add(&res->pending, job, res->n_fusions - 1, c->run->fail) < 0)
 		r = -1;
 	else if (job && r != 1)
 		bnf_verify_job_free(job);
@@ -101,7 +102,7 @@ static int record_skips(bnf_edit *c, const bool *handled)
 		r = bnf_result_add_skip(c->res, c->gname, &p, g->node[n], p.layer_node >= 0 ? g->node[p.layer_node] : NULL);
 		bnf_plan_free(&p);
 		if (r < 0)
-			return bnf_error("%s: out of memory", c->path);
+			return bnf_fail(c->run->fail, BNFOLD_E_NOMEM, "%s: out of memory", c->path);
 	}
 	return 0;
 }
@@ -121,11 +122,12 @@ static int edit_start(bnf_edit *c, bnf_fold_run *run, Onnx__GraphProto *g, const
 	c->run = run;
 	c->path = run->path;
 	c->res = run->res;
-	if (bnf_graph_build(&c->gi, g, parent ? &parent->gi : NULL, run->path, run->ir, opset, opt->fold_overridable) < 0)
+	if (bnf_graph_build(&c->gi, g, parent ? &parent->gi : NULL, run->path, run->ir, opset, opt->fold_overridable,
+			    run->fail) < 0)
 		return -1;
 	if (g == run->model->graph &&
 	    bnf_graph_add_training(&c->gi, run->model->training_info, run->model->n_training_info) < 0)
-		return bnf_error("%s: out of memory", run->path);
+		return bnf_fail(run->fail, BNFOLD_E_NOMEM, "%s: out of memory", run->path);
 	c->pl = opt->payloads;
 	c->gi.payloads = opt->payloads;
 	c->gi.is_function = in_function;
@@ -135,7 +137,7 @@ static int edit_start(bnf_edit *c, bnf_fold_run *run, Onnx__GraphProto *g, const
 	c->node_removed = calloc(g->n_node + 1, sizeof(bool));
 	c->init_removed = calloc(c->init_cap, sizeof(bool));
 	if (!(c->gname = bnf_strdup(gname)) || !c->node_removed || !c->init_removed)
-		return bnf_error("%s: out of memory", run->path);
+		return bnf_fail(run->fail, BNFOLD_E_NOMEM, "%s: out of memory", run->path);
 	return 0;
 }
 
@@ -160,7 +162,7 @@ static int fold_graph(bnf_fold_run *run, Onnx__GraphProto *g, const char *gname,
 	if (edit_start(&c, run, g, gname, parent, opset, in_function) < 0)
 		goto out;
 	if (!(handled = calloc(g->n_node + 1, sizeof(bool)))) {
-		bnf_error("%s: out of memory", run->path);
+		bnf_fail(run->fail, BNFOLD_E_NOMEM, "%s: out of memory", run->path);
 		goto out;
 	}
 	for (size_t n = 0; n < g->n_node; n++)
@@ -180,14 +182,14 @@ static int fold_graph(bnf_fold_run *run, Onnx__GraphProto *g, const char *gname,
 	if (record_skips(&c, handled) < 0)
 		goto out;
 	if (bnf_edit_sweep(&c) < 0) {
-		bnf_error("%s: out of memory", run->path);
+		bnf_fail(run->fail, BNFOLD_E_NOMEM, "%s: out of memory", run->path);
 		goto out;
 	}
 	if (fold_subgraphs(&c) < 0)
 		goto out;
 	/* Folds in subgraphs may have left names of this graph without a reader. */
 	if (bnf_edit_sweep(&c) < 0) {
-		bnf_error("%s: out of memory", run->path);
+		bnf_fail(run->fail, BNFOLD_E_NOMEM, "%s: out of memory", run->path);
 		goto out;
 	}
 	bnf_edit_compact(&c);
@@ -249,7 +251,7 @@ static int fold_function(bnf_fold_run *run, Onnx__FunctionProto *f, int model_op
 	int rc = -1;
 
 	if (!vi || !io || !gname) {
-		bnf_error("%s: out of memory", run->path);
+		bnf_fail(run->fail, BNFOLD_E_NOMEM, "%s: out of memory", run->path);
 		goto out;
 	}
 	/* A graph that borrows the body's nodes and names; its inputs and
@@ -268,7 +270,7 @@ static int fold_function(bnf_fold_run *run, Onnx__FunctionProto *f, int model_op
 	g.n_output = f->n_output;
 	g.output = io + f->n_input;
 	if (bnf_graph_collect_names(&run->names, &g) < 0) {
-		bnf_error("%s: out of memory", run->path);
+		bnf_fail(run->fail, BNFOLD_E_NOMEM, "%s: out of memory", run->path);
 		goto out;
 	}
 	rc = fold_graph(run, &g, gname, NULL, default_opset(f->opset_import, f->n_opset_import, model_opset), true);
@@ -281,7 +283,7 @@ out:
 }
 
 int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options *opt,
-		   bnf_result *res)
+		   bnf_result *res, bnf_err *fail)
 {
 	int opset = -1, rc;
 	bnf_fold_run run;
@@ -298,13 +300,14 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 	res->producer_name = bnf_strdup(m->producer_name ? m->producer_name : "");
 	res->producer_version = bnf_strdup(m->producer_version ? m->producer_version : "");
 	if (!res->producer_name || !res->producer_version)
-		return bnf_error("%s: out of memory", path);
+		return bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 	if (!m->graph)
-		return bnf_error("%s: the model has no graph", path);
+		return bnf_fail(fail, BNFOLD_E_NOT_ONNX, "%s: the model has no graph", path);
 	if (opset < 0)
 		opset = 1; /* no default-domain import: the oldest rules apply */
 	res->nodes_before = count_model_nodes(m);
 	run.path = path;
+	run.fail = fail;
 	run.ir = (int)res->ir_version;
 	run.opt = opt;
 	run.res = res;
@@ -318,7 +321,7 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 	}
 	if (rc < 0) {
 		bnf_graph_free(&run.names);
-		return bnf_error("%s: out of memory", path);
+		return bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 	}
 	rc = fold_graph(&run, m->graph, m->graph->name && m->graph->name[0] ? m->graph->name : "main", NULL, opset,
 			false);

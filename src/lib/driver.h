@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "common.h"
 #include "onnx.pb-c.h"
 #include "fold_options.h"
 #include "result.h"
@@ -18,10 +19,14 @@
  * the check is applied all the same, so the caller must not write the
  * model when bnf_result_verify_failed() is not 0.  The model is edited in
  * place: folded BN nodes removed, weights and biases rewritten (or copied
- * when shared), parameters that no longer have a reader removed.  Returns 0, or -1 after bnf_error() on malformed input
- * (naming `path` and the node) or lack of memory; then the model may be
- * half-edited and must not be written. */
+ * when shared), parameters that no longer have a reader removed.  Returns
+ * 0, or -1 after recording in fail (may be NULL) one line naming `path`
+ * (and the node): BNFOLD_E_NOT_ONNX for a malformed model (no graph, a
+ * cycle, a name produced twice, inconsistent tensor data, or more folded
+ * tensors than one model may have), BNFOLD_E_NOMEM when memory runs out;
+ * then the model may be half-edited and must not be written.  A fusion
+ * that fails its check is not an error (see above). */
 int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options *opt,
-		   bnf_result *res);
+		   bnf_result *res, bnf_err *fail);
 
 #endif

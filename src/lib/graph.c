@@ -117,7 +117,7 @@ static int count_subgraph_reads(bnf_graph *gi, Onnx__GraphProto *sg)
 
 static int out_of_memory(const bnf_graph *gi)
 {
-	return bnf_error("%s: out of memory while indexing the graph", gi->path);
+	return bnf_fail(gi->fail, BNFOLD_E_NOMEM, "%s: out of memory while indexing the graph", gi->path);
 }
 
 /* The entry of name when a node of this graph produces it, else NULL. */
@@ -204,9 +204,9 @@ static int report_cycle(const bnf_graph *gi, const size_t *pending)
 			}
 		}
 	}
-	return bnf_error("%s: graph '%s' has a cycle through node '%s' (output '%s')", gi->path,
-			 g->name && g->name[0] ? g->name : "(unnamed)",
-			 bnf_node_label(g->node[cur], (int)cur, lb, sizeof(lb)), via);
+	return bnf_fail(gi->fail, BNFOLD_E_NOT_ONNX, "%s: graph '%s' has a cycle through node '%s' (output '%s')",
+			gi->path, g->name && g->name[0] ? g->name : "(unnamed)",
+			bnf_node_label(g->node[cur], (int)cur, lb, sizeof(lb)), via);
 }
 
 /* Fill gi->order: the listed order when the graph is sorted, else a
@@ -266,7 +266,8 @@ static int index_graph_values(bnf_graph *gi)
 		if (!(v = bnf_graph_value_add(gi, name)))
 			return out_of_memory(gi);
 		if (v->init >= 0)
-			return bnf_error("%s: initializer '%s' is defined twice", gi->path, name);
+			return bnf_fail(gi->fail, BNFOLD_E_NOT_ONNX, "%s: initializer '%s' is defined twice", gi->path,
+					name);
 		v->init = (int)i;
 	}
 	for (size_t i = 0; i < g->n_input; i++) {
@@ -304,9 +305,9 @@ static int index_node(bnf_graph *gi, size_t n)
 		if (!(v = bnf_graph_value_add(gi, node->output[o])))
 			return out_of_memory(gi);
 		if (v->producer >= 0 || v->init >= 0)
-			return bnf_error("%s: tensor '%s' is produced twice (node '%s'%s)", gi->path, node->output[o],
-					 bnf_node_label(node, (int)n, lb, sizeof(lb)),
-					 v->init >= 0 ? " and an initializer" : " and another node");
+			return bnf_fail(gi->fail, BNFOLD_E_NOT_ONNX, "%s: tensor '%s' is produced twice (node '%s'%s)",
+					gi->path, node->output[o], bnf_node_label(node, (int)n, lb, sizeof(lb)),
+					v->init >= 0 ? " and an initializer" : " and another node");
 		v->producer = (int)n;
 		v->producer_slot = (int)o;
 	}
@@ -319,12 +320,13 @@ static int index_node(bnf_graph *gi, size_t n)
 }
 
 int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
-		    const char *path, int ir_version, int opset, bool fold_overridable)
+		    const char *path, int ir_version, int opset, bool fold_overridable, bnf_err *fail)
 {
 	memset(gi, 0, sizeof(*gi));
 	gi->g = g;
 	gi->parent = parent;
 	gi->path = path;
+	gi->fail = fail;
 	gi->ir_version = ir_version;
 	gi->opset = opset;
 	gi->fold_overridable = fold_overridable;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "onnx.pb-c.h"
 
 typedef struct bnf_value {
@@ -28,6 +29,7 @@ typedef struct bnf_graph {
 	Onnx__GraphProto *g;
 	const struct bnf_graph *parent; /* enclosing graph for outer-scope names, or NULL */
 	const char *path;               /* input file, for messages */
+	bnf_err *fail;                  /* where indexing and planning record failures (may be NULL) */
 	int ir_version;
 	int opset;                      /* default-domain opset in force */
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
@@ -41,10 +43,12 @@ typedef struct bnf_graph {
 	size_t *order;
 } bnf_graph;
 
-/* Build the index of g.  Errors (two producers for one name, a cycle) are
- * reported with bnf_error naming the file and return -1. */
+/* Build the index of g; fail (may be NULL) is kept in gi->fail.  Errors
+ * return -1 after recording one line naming the file in fail: a name
+ * produced or defined twice, a cycle (BNFOLD_E_NOT_ONNX), or memory
+ * running out (BNFOLD_E_NOMEM). */
 int bnf_graph_build(bnf_graph *gi, Onnx__GraphProto *g, const bnf_graph *parent,
-		    const char *path, int ir_version, int opset, bool fold_overridable);
+		    const char *path, int ir_version, int opset, bool fold_overridable, bnf_err *fail);
 void bnf_graph_free(bnf_graph *gi);
 
 /* The entry for name in this graph only, or NULL. */

@@ -19,21 +19,21 @@
 #define BNF_UNPACK_SLACK ((size_t)256 << 20)
 
 /* All of fd (stdin, a pipe, a device) into memory. */
-static int read_all(int fd, const char *path, uint8_t **data, size_t *len)
+static int read_all(int fd, const char *path, uint8_t **data, size_t *len, bnf_err *e)
 {
 	size_t cap = 1 << 16, n = 0;
 	uint8_t *buf = malloc(cap);
 	if (!buf)
-		return bnf_error("%s: out of memory", path);
+		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", path);
 	for (;;) {
 		long long r;
 		if (n == cap && BNF_GROW(buf, n, cap) < 0) {
 			free(buf);
-			return bnf_error("%s: out of memory reading the input", path);
+			return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory reading the input", path);
 		}
 		if ((r = bnf_read_in_full(fd, buf + n, cap - n)) < 0) {
 			free(buf);
-			return bnf_error("%s: cannot read: %s", path, strerror(errno));
+			return bnf_fail(e, BNFOLD_E_IO, "%s: cannot read: %s", path, strerror(errno));
 		}
 		n += (size_t)r;
 		if (n < cap) /* the end of the file */
@@ -313,7 +313,7 @@ static int open_streaming(bnf_input *in, int fd)
 
 	if (bnf_wire_init_file(&s.w, fd, in->len) < 0) {
 		close(fd);
-		return bnf_error("%s: out of memory", in->path);
+		return bnf_fail(in->fail, BNFOLD_E_NOMEM, "%s: out of memory", in->path);
 	}
 	/* The registry owns fd and the address range from here on. */
 	if (!(src = bnf_payloads_add_source(&in->payloads, fd, in->len, in->path, false)))
@@ -328,23 +328,25 @@ static int open_streaming(bnf_input *in, int fd)
 	 * models must keep being refused the same way. */
 	if (scan_msg(&s, in->len, M_MODEL, 2, &skel) < 0) {
 		if (s.oom)
-			bnf_error("%s: out of memory reading the model", in->path);
+			bnf_fail(in->fail, BNFOLD_E_NOMEM, "%s: out of memory reading the model", in->path);
 		else
-			bnf_wire_error(&s.w, in->path);
+			bnf_wire_error(&s.w, in->fail, in->path);
 		goto out;
 	}
 	/* The structure, without the payloads: checked, then unpacked.  (Byte
 	 * offsets in its messages are offsets in this structure.) */
-	if (!(in->model = bnf_model_parse_with(in->path, skel.p ? skel.p : (uint8_t *)"", skel.len, &in->payloads.allocator)))
+	if (!(in->model = bnf_model_parse_with(in->path, skel.p ? skel.p : (uint8_t *)"", skel.len, &in->payloads.allocator,
+					       in->fail)))
 		goto out;
 	r.s = &s;
 	r.in = in;
 	if (!(r.done = calloc(s.n_spans + 1, sizeof(bool)))) {
-		bnf_error("%s: out of memory", in->path);
+		bnf_fail(in->fail, BNFOLD_E_NOMEM, "%s: out of memory", in->path);
 		goto out;
 	}
 	if (bnf_model_tensors(in->model, resolve_placeholder, &r) < 0 || r.n_done != s.n_spans) {
-		bnf_error("%s: not an ONNX model (a tensor holds raw_data twice, or data is misplaced)", in->path);
+		bnf_fail(in->fail, BNFOLD_E_NOT_ONNX,
+			 "%s: not an ONNX model (a tensor holds raw_data twice, or data is misplaced)", in->path);
 		goto out;
 	}
 	rc = 0;
@@ -381,7 +383,8 @@ static int resolve_external(Onnx__TensorProto *t, void *vctx)
 			errno = 0;
 			x = strtoull(v, &end, 10);
 			if (errno || end == v || *end || v[0] == '-')
-				return bnf_error("%s: tensor '%s': external data %s '%s' is not a number", in->path, name, k, v);
+				return bnf_fail(in->fail, BNFOLD_E_NOT_ONNX,
+						"%s: tensor '%s': external data %s '%s' is not a number", in->path, name, k, v);
 			if (k[0] == 'o')
 				offset = x;
 			else
@@ -389,24 +392,32 @@ static int resolve_external(Onnx__TensorProto *t, void *vctx)
 		}
 	}
 	if (!location)
-		return bnf_error("%s: tensor '%s': external data has no location", in->path, name);
+		return bnf_fail(in->fail, BNFOLD_E_NOT_ONNX, "%s: tensor '%s': external data has no location", in->path,
+				name);
 	for (size_t d = 0; d < t->n_dims; d++) {
 		if (t->dims[d] < 0 || (t->dims[d] && numel > UINT64_MAX / (uint64_t)t->dims[d]))
-			return bnf_error("%s: tensor '%s': dims are negative or overflow", in->path, name);
+			return bnf_fail(in->fail, BNFOLD_E_NOT_ONNX, "%s: tensor '%s': dims are negative or overflow",
+					in->path, name);
 		numel *= (uint64_t)t->dims[d];
 	}
 	es = bnf_dtype_size(t->has_data_type ? t->data_type : 0);
 	if (length == UINT64_MAX) {
 		if (!es || numel > UINT64_MAX / es)
-			return bnf_error("%s: tensor '%s': external data without a length, of a type bnfold cannot size",
-					 in->path, name);
+			return bnf_fail(in->fail, BNFOLD_E_NOT_ONNX,
+					"%s: tensor '%s': external data without a length, of a type bnfold cannot size",
+					in->path, name);
 		length = numel * es;
 	}
+	/* The registry gives its reason in words only: a model read from stdin
+	 * has no directory to look in (the caller's choice); any other failure
+	 * is taken as the data file's (missing, unreadable, not allowed). */
 	if (!(src = bnf_payloads_external(&in->payloads, location, err, sizeof(err))))
-		return bnf_error("%s: tensor '%s': %s", in->path, name, err);
+		return bnf_fail(in->fail, in->payloads.dir ? BNFOLD_E_IO : BNFOLD_E_INVALID, "%s: tensor '%s': %s",
+				in->path, name, err);
 	if (offset > src->len || length > src->len - offset)
-		return bnf_error("%s: tensor '%s': external data [%llu, +%llu) lies past the end of '%s' (%zu bytes)",
-				 in->path, name, (unsigned long long)offset, (unsigned long long)length, location, src->len);
+		return bnf_fail(in->fail, BNFOLD_E_NOT_ONNX,
+				"%s: tensor '%s': external data [%llu, +%llu) lies past the end of '%s' (%zu bytes)",
+				in->path, name, (unsigned long long)offset, (unsigned long long)length, location, src->len);
 	for (size_t i = 0; i < t->n_external_data; i++)
 		protobuf_c_message_free_unpacked(&t->external_data[i]->base, &in->payloads.allocator);
 	in->payloads.allocator.free(in->payloads.allocator.allocator_data, t->external_data);
@@ -428,7 +439,8 @@ static int resolve_external(Onnx__TensorProto *t, void *vctx)
 static int check_model(bnf_input *in)
 {
 	if (!in->model->has_ir_version || !in->model->graph) {
-		bnf_error("%s: not an ONNX model (no %s)", in->path, in->model->graph ? "ir_version" : "graph");
+		bnf_fail(in->fail, BNFOLD_E_NOT_ONNX, "%s: not an ONNX model (no %s)", in->path,
+			 in->model->graph ? "ir_version" : "graph");
 		bnf_input_close(in);
 		return -1;
 	}
@@ -439,7 +451,7 @@ static int check_model(bnf_input *in)
 	return 0;
 }
 
-int bnf_input_open(const char *path, bnf_input *in, bool stream)
+int bnf_input_open(const char *path, bnf_input *in, bool stream, bnf_err *fail)
 {
 	struct stat st;
 	int fd = -1;
@@ -448,31 +460,32 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 	memset(in, 0, sizeof(*in));
 	in->path = path;
 	in->fd = -1;
-	if (bnf_payloads_init(&in->payloads, path) < 0)
+	in->fail = fail;
+	if (bnf_payloads_init(&in->payloads, path, fail) < 0)
 		return -1;
 	in->payloads.materialize = !stream;
 	if (strcmp(path, "-") == 0) {
-		if (read_all(0, "(stdin)", &buf, &in->len) < 0)
+		if (read_all(0, "(stdin)", &buf, &in->len, fail) < 0)
 			return -1;
 		in->data = buf;
 	} else {
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			return bnf_error("%s: cannot open: %s", path, strerror(errno));
+			return bnf_fail(fail, BNFOLD_E_IO, "%s: cannot open: %s", path, strerror(errno));
 		if (fstat(fd, &st) < 0) {
-			bnf_error("%s: cannot stat: %s", path, strerror(errno));
+			bnf_fail(fail, BNFOLD_E_IO, "%s: cannot stat: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (S_ISDIR(st.st_mode)) {
-			bnf_error("%s: is a directory, not an ONNX model", path);
+			bnf_fail(fail, BNFOLD_E_IO, "%s: is a directory, not an ONNX model", path);
 			goto fail;
 		}
 		if (S_ISREG(st.st_mode)) {
 			if (st.st_size == 0) {
-				bnf_error("%s: file is empty, not an ONNX model", path);
+				bnf_fail(fail, BNFOLD_E_NOT_ONNX, "%s: file is empty, not an ONNX model", path);
 				goto fail;
 			}
 			if ((uint64_t)st.st_size > SIZE_MAX) {
-				bnf_error("%s: file is too large for this machine", path);
+				bnf_fail(fail, BNFOLD_E_NOMEM, "%s: file is too large for this machine", path);
 				goto fail;
 			}
 			in->len = (size_t)st.st_size;
@@ -486,14 +499,15 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 			in->data = mmap(NULL, in->len, PROT_READ, MAP_PRIVATE, fd, 0);
 			if (in->data == MAP_FAILED) {
 				in->data = NULL;
-				bnf_error("%s: cannot map: %s", path, strerror(errno));
+				bnf_fail(fail, errno == ENOMEM ? BNFOLD_E_NOMEM : BNFOLD_E_IO, "%s: cannot map: %s", path,
+					 strerror(errno));
 				goto fail;
 			}
 			in->mapped = true;
 			in->fd = fd;
 			fd = -1;
 		} else {
-			if (read_all(fd, path, &buf, &in->len) < 0)
+			if (read_all(fd, path, &buf, &in->len, fail) < 0)
 				goto fail;
 			in->data = buf;
 			close(fd);
@@ -501,7 +515,7 @@ int bnf_input_open(const char *path, bnf_input *in, bool stream)
 		}
 	}
 	/* bnf_model_parse reports an empty input */
-	if (!(in->model = bnf_model_parse(strcmp(path, "-") == 0 ? "(stdin)" : path, in->data, in->len)))
+	if (!(in->model = bnf_model_parse(strcmp(path, "-") == 0 ? "(stdin)" : path, in->data, in->len, fail)))
 		goto fail;
 	return check_model(in);
 fail:
@@ -594,39 +608,41 @@ static int check_message(frame_check *c, uint64_t end, const ProtobufCMessageDes
 	return 0;
 }
 
-Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len)
+Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len, bnf_err *fail)
 {
-	return bnf_model_parse_with(name, data, len, NULL);
+	return bnf_model_parse_with(name, data, len, NULL, fail);
 }
 
-Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc)
+Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc,
+				       bnf_err *fail)
 {
 	frame_check c = {0};
 	Onnx__ModelProto *m;
 	size_t limit;
 
 	if (len == 0) {
-		bnf_error("%s: input is empty, not an ONNX model", name);
+		bnf_fail(fail, BNFOLD_E_NOT_ONNX, "%s: input is empty, not an ONNX model", name);
 		return NULL;
 	}
 	bnf_wire_init_buffer(&c.w, data, len);
 	if (check_message(&c, len, &onnx__model_proto__descriptor, 1) < 0) {
-		bnf_wire_error(&c.w, name);
+		bnf_wire_error(&c.w, fail, name);
 		return NULL;
 	}
 	if (!bnf_mul_size(len, BNF_UNPACK_RATIO, &limit) || !bnf_add_size(limit, BNF_UNPACK_SLACK, &limit))
 		limit = SIZE_MAX;
 	if (c.estimate > limit) {
-		bnf_error("%s: unpacking would take about %zu MiB, more than %d times the file size; "
-			  "the model is made of millions of tiny or empty records", name, c.estimate >> 20, BNF_UNPACK_RATIO);
+		bnf_fail(fail, BNFOLD_E_NOT_ONNX,
+			 "%s: unpacking would take about %zu MiB, more than %d times the file size; "
+			 "the model is made of millions of tiny or empty records", name, c.estimate >> 20, BNF_UNPACK_RATIO);
 		return NULL;
 	}
 	if (!(m = onnx__model_proto__unpack(alloc, len, data))) {
-		bnf_error("%s: not an ONNX model (the protobuf data is corrupt)", name);
+		bnf_fail(fail, BNFOLD_E_NOT_ONNX, "%s: not an ONNX model (the protobuf data is corrupt)", name);
 		return NULL;
 	}
 	if (!m->has_ir_version || !m->graph) {
-		bnf_error("%s: not an ONNX model (no %s)", name, m->graph ? "ir_version" : "graph");
+		bnf_fail(fail, BNFOLD_E_NOT_ONNX, "%s: not an ONNX model (no %s)", name, m->graph ? "ir_version" : "graph");
 		onnx__model_proto__free_unpacked(m, alloc);
 		return NULL;
 	}

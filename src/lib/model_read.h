@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "onnx.pb-c.h"
 #include "payload.h"
 
@@ -24,6 +25,7 @@ typedef struct bnf_input {
 	bool has_external;  /* some tensor's data is in an external file */
 	bnf_payloads payloads;
 	Onnx__ModelProto *model;
+	bnf_err *fail;      /* where reading records its failure (may be NULL) */
 } bnf_input;
 
 /* Payloads at least this large stay in the input file when streaming. */
@@ -33,21 +35,27 @@ typedef struct bnf_input {
  * (relative to the model's directory, never outside it).  With stream set and a regular file, the
  * structure is parsed without the raw_data payloads of BNF_STREAM_MIN bytes
  * or more: they stay in the file and in->payloads tracks them, so memory
- * does not grow with the weights.  On failure prints one line naming the
- * file (missing, unreadable, a directory, empty, not an ONNX model) and
- * returns -1.  A regular file is read through mappings: a program that
- * wants to report it shrinking meanwhile catches SIGBUS. */
-int bnf_input_open(const char *path, bnf_input *in, bool stream);
+ * does not grow with the weights.  On failure records in fail (may be
+ * NULL) one line naming the file and returns -1: BNFOLD_E_IO when it is
+ * missing, unreadable or a directory (or an external data file is),
+ * BNFOLD_E_NOT_ONNX when it is empty or not a well-formed ONNX model,
+ * BNFOLD_E_INVALID for external data of a model read from stdin,
+ * BNFOLD_E_NOMEM when memory or address space runs out.  A regular file
+ * is read through mappings: a program that wants to report it shrinking
+ * meanwhile catches SIGBUS. */
+int bnf_input_open(const char *path, bnf_input *in, bool stream, bnf_err *fail);
 void bnf_input_close(bnf_input *in);
 
 /* Parse a whole model held in memory; name is used in messages.  The
  * protobuf framing is checked before protobuf-c unpacks it: every length
  * within the data and nesting at most BNF_MAX_NESTING (wire.h) deep.
  * Returns the model (free with onnx__model_proto__free_unpacked), or NULL
- * after one error line naming name. */
-Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len);
+ * after recording in fail (may be NULL) one line naming name, with
+ * BNFOLD_E_NOT_ONNX. */
+Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len, bnf_err *fail);
 /* The same, unpacking through alloc (NULL: malloc). */
-Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc);
+Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc,
+				       bnf_err *fail);
 
 /* Called for a tensor: 0 to go on, -1 to stop the walk. */
 typedef int (*bnf_tensor_fn)(Onnx__TensorProto *t, void *ctx);

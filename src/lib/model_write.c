@@ -160,18 +160,20 @@ static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloa
 	int r;
 
 	if (!out->final_path)
-		return bnf_error("%s: the model keeps its weights in external data, which needs a regular output "
-				 "file beside it; use --inline to put them in the model", out->path);
+		return bnf_fail(out->fail, BNFOLD_E_INVALID,
+				"%s: the model keeps its weights in external data, which needs a regular output "
+				"file beside it; use --inline to put them in the model", out->path);
 	base = strrchr(out->final_path, '/') ? strrchr(out->final_path, '/') + 1 : out->final_path;
 	if (!(data_path = bnf_asprintf("%s.data", out->final_path)) || !(out->data = calloc(1, sizeof(*out->data)))) {
 		free(data_path);
-		return bnf_error("%s: out of memory", out->path);
+		return bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory", out->path);
 	}
 	if (replaces_input_data(pl, out->final_path, data_path))
-		r = bnf_error("%s: would replace '%s', which the input reads its weights from; choose another output name",
-			      out->path, data_path);
+		r = bnf_fail(out->fail, BNFOLD_E_INVALID,
+			     "%s: would replace '%s', which the input reads its weights from; choose another output name",
+			     out->path, data_path);
 	else
-		r = bnf_output_open(data_path, out->data, out->tempfile, out->tempfile_ctx);
+		r = bnf_output_open(data_path, out->data, out->tempfile, out->tempfile_ctx, out->fail);
 	free(data_path);
 	if (r < 0) {
 		free(out->data);
@@ -180,14 +182,14 @@ static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloa
 	}
 	out->data->no_sync = out->no_sync;
 	if (!(location = bnf_asprintf("%s.data", base)))
-		return bnf_error("%s: out of memory", out->path);
+		return bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory", out->path);
 	x.data = out->data;
 	x.pl = pl;
 	x.location = location;
 	r = bnf_model_tensors(m, externalize, &x);
 	free(location);
 	if (r < 0)
-		return bnf_error("%s: out of memory", out->path);
+		return bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory", out->path);
 	out->nonfinite = out->data->nonfinite;
 	return 0;
 }
@@ -203,8 +205,9 @@ int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_paylo
 			return 0;
 	}
 	if (has_external(pl) && inline_all && protobuf_c_message_get_packed_size(&m->base) > INT32_MAX)
-		return bnf_error("%s: with its external data inlined the model would pass the 2 GB protobuf limit; "
-				 "drop --inline", out->path);
+		return bnf_fail(out->fail, BNFOLD_E_INVALID,
+				"%s: with its external data inlined the model would pass the 2 GB protobuf limit; "
+				"drop --inline", out->path);
 	protobuf_c_message_pack_to_buffer(&m->base, &sb.base);
 	return 0;
 }
@@ -212,8 +215,9 @@ int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_paylo
 int bnf_output_write_input(bnf_output *out, const bnf_input *in)
 {
 	if (in->has_external)
-		return bnf_error("%s: nothing to fold, but the model keeps its weights in external data: copy the "
-				 "model file and its data files instead", in->path);
+		return bnf_fail(out->fail, BNFOLD_E_INVALID,
+				"%s: nothing to fold, but the model keeps its weights in external data: copy the "
+				"model file and its data files instead", in->path);
 	if (in->mapped || in->reserved)
 		bnf_output_copy(out, in->fd, NULL, 0, in->len); /* a read error is reported as a write error */
 	else

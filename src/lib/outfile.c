@@ -45,7 +45,7 @@ static int create_temp(bnf_output *out, const char *path, const char *dir)
 	if (out->tempfile)
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (out->fd < 0) {
-		bnf_error("%s: cannot create a file in '%s': %s", path, dir, strerror(e));
+		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot create a file in '%s': %s", path, dir, strerror(e));
 		free(out->tmp_path);
 		out->tmp_path = NULL;
 		return -1;
@@ -66,7 +66,7 @@ static int open_temp(bnf_output *out, const char *path)
 	out->final_path = realpath(path, NULL);
 	if (!out->final_path) {
 		if (errno != ENOENT || !(out->final_path = bnf_strdup(path)))
-			return bnf_error("%s: cannot resolve: %s", path, strerror(errno));
+			return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot resolve: %s", path, strerror(errno));
 	}
 	um = umask(0);
 	umask(um);
@@ -82,7 +82,7 @@ static int open_temp(bnf_output *out, const char *path)
 	else if ((dir = bnf_strdup(out->final_path)))
 		dir[slash - out->final_path] = '\0';
 	if (!dir || !(out->tmp_path = bnf_asprintf("%s/.%s.bnfold-XXXXXX", dir, base)))
-		bnf_error("%s: out of memory", path);
+		bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 	else
 		rc = create_temp(out, path, dir);
 	free(dir);
@@ -90,7 +90,7 @@ static int open_temp(bnf_output *out, const char *path)
 }
 
 int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
-		    void *tempfile_ctx)
+		    void *tempfile_ctx, bnf_err *fail)
 {
 	struct stat st;
 
@@ -99,20 +99,21 @@ int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const ch
 	out->fd = -1;
 	out->tempfile = tempfile;
 	out->tempfile_ctx = tempfile_ctx;
+	out->fail = fail;
 	if (!(out->buf = malloc(BNF_OUT_BUF)))
-		return bnf_error("%s: out of memory", path);
+		return bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 	if (strcmp(path, "-") == 0) {
 		out->fd = 1;
 		return 0;
 	}
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
 		if (S_ISDIR(st.st_mode)) {
-			bnf_error("%s: is a directory", path);
+			bnf_fail(fail, BNFOLD_E_IO, "%s: is a directory", path);
 			goto fail;
 		}
 		/* A device, FIFO or socket: write into it, never replace it. */
 		if ((out->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
-			bnf_error("%s: cannot open for writing: %s", path, strerror(errno));
+			bnf_fail(fail, BNFOLD_E_IO, "%s: cannot open for writing: %s", path, strerror(errno));
 			goto fail;
 		}
 		return 0;
@@ -230,14 +231,14 @@ void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, si
 static int rename_temp(bnf_output *out)
 {
 	if (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0))
-		return bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
 	if (close(out->fd) < 0) {
 		out->fd = -1;
-		return bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
 	}
 	out->fd = -1;
 	if (rename(out->tmp_path, out->final_path) < 0)
-		return bnf_error("%s: cannot replace: %s", out->path, strerror(errno));
+		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot replace: %s", out->path, strerror(errno));
 	free(out->tmp_path);
 	out->tmp_path = NULL;
 	if (out->tempfile)
@@ -257,12 +258,12 @@ int bnf_output_commit(bnf_output *out)
 	}
 	flush(out);
 	if (out->err && out->read_from) {
-		bnf_error("%s: cannot read: %s", out->read_from, strerror(out->err));
+		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot read: %s", out->read_from, strerror(out->err));
 		goto done;
 	}
-	if (out->err) {
-		bnf_error("%s: cannot write: %s", strcmp(out->path, "-") == 0 ? "(stdout)" : out->path,
-			  strerror(out->err));
+	if (out->err) { /* ENOMEM: a computed payload found no memory to be computed in */
+		bnf_fail(out->fail, out->err == ENOMEM ? BNFOLD_E_NOMEM : BNFOLD_E_IO, "%s: cannot write: %s",
+			 strcmp(out->path, "-") == 0 ? "(stdout)" : out->path, strerror(out->err));
 		goto done;
 	}
 	if (out->tmp_path) {
@@ -270,10 +271,10 @@ int bnf_output_commit(bnf_output *out)
 			goto done;
 	} else if (out->fd > 2 && close(out->fd) < 0) {
 		out->fd = -1;
-		bnf_error("%s: cannot write: %s", out->path, strerror(errno));
+		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
 		goto done;
 	} else if (out->fd == 1 && fflush(stdout) != 0) {
-		bnf_error("(stdout): cannot write: %s", strerror(errno));
+		bnf_fail(out->fail, BNFOLD_E_IO, "(stdout): cannot write: %s", strerror(errno));
 		goto done;
 	}
 	out->fd = -1;
@@ -307,10 +308,10 @@ void bnf_output_abort(bnf_output *out)
 }
 
 int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
-		   void *tempfile_ctx)
+		   void *tempfile_ctx, bnf_err *fail)
 {
 	bnf_output out;
-	if (bnf_output_open(path, &out, tempfile, tempfile_ctx) < 0)
+	if (bnf_output_open(path, &out, tempfile, tempfile_ctx, fail) < 0)
 		return -1;
 	bnf_output_write(&out, data, len);
 	return bnf_output_commit(&out);

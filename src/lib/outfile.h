@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
+
 /* Bytes buffered before they are written. */
 #define BNF_OUT_BUF ((size_t)1 << 20)
 
@@ -34,15 +36,19 @@ typedef struct bnf_output {
 	 * it is renamed or removed (NULL: nobody is told). */
 	void (*tempfile)(const char *path, void *ctx);
 	void *tempfile_ctx;
+	bnf_err *fail;      /* where opening, writing and committing record their failure (may be NULL) */
 } bnf_output;
 
 /* Open path for writing (see above).  tempfile (may be NULL) is called
  * with tempfile_ctx as described in bnf_output; SIGINT, SIGTERM and SIGHUP
  * are blocked on the calling thread from the temp file's creation until
  * that call returns, so a program's handler always knows the file to
- * remove.  -1 after an error naming the path. */
+ * remove.  fail (may be NULL) is kept in out->fail for every later call.
+ * -1 after recording one line naming the path in fail: BNFOLD_E_IO (a
+ * directory, a file that cannot be opened, created or resolved), or
+ * BNFOLD_E_NOMEM. */
 int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
-		    void *tempfile_ctx);
+		    void *tempfile_ctx, bnf_err *fail);
 
 /* Append bytes (buffered); errors are remembered until commit. */
 void bnf_output_write(bnf_output *out, const void *data, size_t len);
@@ -60,7 +66,8 @@ void bnf_output_advance(bnf_output *out, size_t n);
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len);
 
 /* Flush, fsync (unless no_sync) and rename into place; -1 (and the temp
- * file removed) on any error so far.  While a temp file is written, the
+ * file removed) on any error so far, recorded in out->fail: BNFOLD_E_IO
+ * (BNFOLD_E_NOMEM when a computed payload ran out of memory).  While a temp file is written, the
  * kernel is asked every few MiB to start writing it back, so the final
  * fsync waits for the tail only. */
 int bnf_output_commit(bnf_output *out);
@@ -68,9 +75,10 @@ int bnf_output_commit(bnf_output *out);
 void bnf_output_abort(bnf_output *out);
 
 /* Write a whole buffer to path with the rules above (tempfile as for
- * bnf_output_open).  0, or -1 after an error naming path. */
+ * bnf_output_open).  0, or -1 after recording in fail (may be NULL) an
+ * error naming path, as bnf_output_open and bnf_output_commit do. */
 int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
-		   void *tempfile_ctx);
+		   void *tempfile_ctx, bnf_err *fail);
 
 /* True when a and b name the same existing file ("-" names none). */
 bool bnf_same_file(const char *a, const char *b);

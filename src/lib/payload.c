@@ -25,14 +25,15 @@ static void pl_free(void *data, void *ptr)
 		free(ptr);
 }
 
-int bnf_payloads_init(bnf_payloads *pl, const char *model_path)
+int bnf_payloads_init(bnf_payloads *pl, const char *model_path, bnf_err *fail)
 {
 	memset(pl, 0, sizeof(*pl));
+	pl->fail = fail;
 	/* Address space only: tokens are compared, never dereferenced. */
 	pl->arena = mmap(NULL, TOKEN_SPACE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (pl->arena == MAP_FAILED) {
 		pl->arena = NULL;
-		return bnf_error("cannot reserve address space for computed payloads");
+		return bnf_fail(fail, BNFOLD_E_NOMEM, "cannot reserve address space for computed payloads");
 	}
 	pl->cap = TOKEN_SPACE;
 	pl->allocator.alloc = pl_alloc;
@@ -45,7 +46,7 @@ int bnf_payloads_init(bnf_payloads *pl, const char *model_path)
 		pl->model_path = bnf_strdup(model_path);
 		if (!pl->dir || !pl->model_path) {
 			bnf_payloads_free(pl);
-			return bnf_error("out of memory");
+			return bnf_fail(fail, BNFOLD_E_NOMEM, "out of memory");
 		}
 	}
 	return 0;
@@ -74,10 +75,10 @@ bnf_source *bnf_payloads_add_source(bnf_payloads *pl, int fd, size_t len, const 
 
 	if (BNF_GROW(pl->srcs, pl->n_srcs, pl->srcs_cap) < 0) {
 		close(fd);
-		bnf_error("%s: out of memory", path);
+		bnf_fail(pl->fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 		return NULL;
 	}
-	if (!(s = bnf_source_open(fd, len, path, external)))
+	if (!(s = bnf_source_open(fd, len, path, external, pl->fail)))
 		return NULL;
 	pl->srcs[pl->n_srcs++] = s;
 	return s;
@@ -161,13 +162,13 @@ uint8_t *bnf_payloads_add(bnf_payloads *pl, const bnf_tview *src, const bnf_tran
 	size_t ch = tf->layout.channels;
 
 	if (pl->n >= pl->cap) {
-		bnf_error("more than %zu folded tensors in one model", pl->cap);
+		bnf_fail(pl->fail, BNFOLD_E_NOT_ONNX, "more than %zu folded tensors in one model", pl->cap);
 		return NULL;
 	}
 	lz = calloc(1, sizeof(*lz));
 	if (!lz || BNF_GROW(pl->lazy, pl->n, pl->lazy_cap) < 0 || !(lz->scale = malloc((ch ? ch : 1) * sizeof(double)))) {
 		free(lz);
-		bnf_error("out of memory");
+		bnf_fail(pl->fail, BNFOLD_E_NOMEM, "out of memory");
 		return NULL;
 	}
 	memcpy(lz->scale, tf->scale, ch * sizeof(double));

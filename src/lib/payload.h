@@ -32,16 +32,18 @@ typedef struct bnf_payloads {
 	bnf_lazy **lazy;
 	size_t n, lazy_cap;
 	ProtobufCAllocator allocator;
+	bnf_err *fail;          /* where the registry records its failures */
 } bnf_payloads;
 
 /* Set up an empty registry; model_path locates external data (NULL or "-":
- * external data is refused).  -1 after bnf_error(). */
-int bnf_payloads_init(bnf_payloads *pl, const char *model_path);
+ * external data is refused); failures of the registry are recorded in
+ * fail from then on.  -1 after recording why in fail. */
+int bnf_payloads_init(bnf_payloads *pl, const char *model_path, bnf_err *fail);
 void bnf_payloads_free(bnf_payloads *pl);
 
 /* Take fd (a regular file of len bytes, path for messages) as a source:
  * reserves its address range.  The registry owns fd from now on, also on
- * failure.  NULL after bnf_error(). */
+ * failure.  NULL after recording why in pl->fail. */
 bnf_source *bnf_payloads_add_source(bnf_payloads *pl, int fd, size_t len, const char *path, bool external);
 
 /* The source whose range holds ptr, or NULL. */
@@ -53,7 +55,8 @@ bnf_source *bnf_payloads_source_of(const bnf_payloads *pl, const void *ptr);
 bnf_source *bnf_payloads_external(bnf_payloads *pl, const char *location, char *err, size_t errlen);
 
 /* Register "src x tf" (len bytes when written; tf.layout.channels scale
- * values are copied) and return its token, or NULL after bnf_error(). */
+ * values are copied) and return its token, or NULL after recording why
+ * in pl->fail. */
 uint8_t *bnf_payloads_add(bnf_payloads *pl, const bnf_tview *src, const bnf_transform *tf, size_t len);
 
 /* The computed payload behind ptr, or NULL. */

@@ -80,8 +80,9 @@ typedef struct bnf_plan {
 /* Decide whether the BatchNormalization at node index `node` of gi folds
  * into the layer before it (Conv, ConvTranspose, Gemm, MatMul) or, failing
  * that, into a Conv after it.  Returns 0 with p->reason set (BNF_FOLD or
- * why not), or -1 after bnf_error() when the model is malformed
- * (inconsistent tensor data) or memory runs out. */
+ * why not), or -1 after recording the failure in gi->fail: the model is
+ * malformed (inconsistent tensor data: BNFOLD_E_NOT_ONNX) or memory runs
+ * out (BNFOLD_E_NOMEM). */
 int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
 
 /* The same for a Mul or Add of a per-channel constant after a Conv or

@@ -72,7 +72,8 @@ int bnf_plan_skip(bnf_plan *p, bnf_reason r, const char *fmt, ...)
 
 int bnf_plan_oom(const bnf_graph *gi, const Onnx__NodeProto *node)
 {
-	return bnf_error("%s: out of memory planning '%s'", gi->path, node->n_output ? node->output[0] : "?");
+	return bnf_fail(gi->fail, BNFOLD_E_NOMEM, "%s: out of memory planning '%s'", gi->path,
+			node->n_output ? node->output[0] : "?");
 }
 
 /* Resolve input `name` (what = "weight", "scale", ...) into c; 1 when
@@ -92,7 +93,7 @@ int bnf_plan_resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const c
 		bnf_plan_skip(p, BNF_PARAM_IS_GRAPH_INPUT, "%s: %s", what, c->msg);
 		return 0;
 	case BNF_CONST_MALFORMED:
-		bnf_error("%s: tensor '%s' (%s): %s", gi->path, name, what, c->msg);
+		bnf_fail(gi->fail, BNFOLD_E_NOT_ONNX, "%s: tensor '%s' (%s): %s", gi->path, name, what, c->msg);
 		return -1;
 	case BNF_CONST_UNSUPPORTED:
 		bnf_plan_skip(p, BNF_UNSUPPORTED_STORAGE, "%s '%s': %s", what, name, c->msg);

@@ -1,6 +1,6 @@
 /* Helpers shared by the planners (plan_bn.c, plan_affine.c): each
  * returns 1 when the plan may go on, 0 after recording a skip in p, -1 on
- * an error (reported) unless said otherwise. */
+ * an error (recorded in gi->fail) unless said otherwise. */
 #ifndef BNF_PLAN_INTERNAL_H
 #define BNF_PLAN_INTERNAL_H
 
@@ -10,7 +10,7 @@
 
 /* Record reason r and the message in p; returns 0. */
 int bnf_plan_skip(bnf_plan *p, bnf_reason r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Report that memory ran out planning node; returns -1. */
+/* Record in gi->fail that memory ran out planning node; returns -1. */
 int bnf_plan_oom(const bnf_graph *gi, const Onnx__NodeProto *node);
 /* Resolve input `name` (what = "weight", "scale", ...) into c; parameters
  * (is_param) may be computed from constants. */

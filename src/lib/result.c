@@ -133,9 +133,9 @@ void bnf_result_verify_start(bnf_result *r)
 	bnf_verify_batch_start(r->pending);
 }
 
-int bnf_result_verify_finish(bnf_result *r)
+int bnf_result_verify_finish(bnf_result *r, bnf_err *e)
 {
-	int rc = bnf_verify_batch_finish(r->pending, put_check, r);
+	int rc = bnf_verify_batch_finish(r->pending, put_check, r, e);
 	r->pending = NULL;
 	return rc;
 }

@@ -75,8 +75,9 @@ int bnf_result_set_order(bnf_result *r, const bnf_strlist *names);
  * while the model is written). */
 void bnf_result_verify_start(bnf_result *r);
 /* Wait for them and record their results in r->fusions: only then do the
- * verify counts below hold.  0, or -1 after bnf_error() (out of memory). */
-int bnf_result_verify_finish(bnf_result *r);
+ * verify counts below hold.  0, or -1 when a check ran out of memory,
+ * after recording BNFOLD_E_NOMEM in e (may be NULL). */
+int bnf_result_verify_finish(bnf_result *r, bnf_err *e);
 /* How many of the fusions removed a BatchNormalization. */
 size_t bnf_result_bn_folded(const bnf_result *r);
 /* How many fusions were verified, and how many of those failed the check. */

@@ -10,14 +10,14 @@
 #include "transform.h"
 #include "fileio.h"
 
-bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external)
+bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external, bnf_err *fail)
 {
 	bnf_source *s = calloc(1, sizeof(*s));
 
 	if (!s || !(s->path = bnf_strdup(path))) {
 		free(s);
 		close(fd);
-		bnf_error("%s: out of memory", path);
+		bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 		return NULL;
 	}
 	s->fd = fd;
@@ -27,7 +27,7 @@ bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external)
 		/* Address space only: offsets into it stand for file offsets. */
 		void *base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (base == MAP_FAILED) {
-			bnf_error("%s: cannot reserve address space: %s", path, strerror(errno));
+			bnf_fail(fail, BNFOLD_E_NOMEM, "%s: cannot reserve address space: %s", path, strerror(errno));
 			close(fd);
 			free(s->path);
 			free(s);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
+
 /* Bytes in [base, base + len) stand for file offsets 0..len and are read
  * with pread from fd, never through memory (base is only reserved address
  * space, so a pointer into a payload left in the file can stand for it),
@@ -25,8 +27,8 @@ typedef struct bnf_source {
 
 /* Take fd (a regular file of len bytes, path for messages) as a source:
  * reserves its address range.  The source owns fd from now on, also on
- * failure.  NULL after bnf_error(). */
-bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external);
+ * failure.  NULL after recording why in fail. */
+bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external, bnf_err *fail);
 /* Release the address range, drop the calling thread's window on src
  * (bnf_source_unmap), close fd and free src.  NULL is a no-op. */
 void bnf_source_close(bnf_source *src);

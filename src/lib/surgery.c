@@ -281,9 +281,9 @@ static bool no_room_for_tensors(const bnf_edit *c, bnf_plan *p, bool weight_inpl
 /* The folded weight: computed now, or (not in memory: always for external
  * data, so that it stays external in the output) chunk by chunk when the
  * model is written.  The layer reads it under its old name or a new one.
- * *wbytes is its size.  0, or -1 (an error of the payloads is reported,
- * *reported set; otherwise memory ran out). */
-static int write_weight(bnf_edit *c, const bnf_plan *p, Onnx__NodeProto *layer, size_t *wbytes, bool *reported)
+ * *wbytes is its size.  0, or -1 (a failure of the payloads recorded in
+ * c->run->fail; otherwise memory ran out, not recorded). */
+static int write_weight(bnf_edit *c, const bnf_plan *p, Onnx__NodeProto *layer, size_t *wbytes)
 {
 	const bnf_tview *w = &p->weight.view;
 	size_t es = bnf_dtype_size(p->dtype);
@@ -294,10 +294,8 @@ static int write_weight(bnf_edit *c, const bnf_plan *p, Onnx__NodeProto *layer, 
 	if (!bnf_mul_size(w->numel, es, wbytes))
 		return -1;
 	if (c->pl && ((w->src && w->src->external) || (!c->pl->materialize && (w->src || w->lazy || w->uniform)))) {
-		if (!(wdata = bnf_payloads_add(c->pl, w, &p->transform, *wbytes))) {
-			*reported = true;
-			return -1;
-		}
+		if (!(wdata = bnf_payloads_add(c->pl, w, &p->transform, *wbytes)))
+			return -1; /* recorded by the registry */
 	} else {
 		double *scratch = malloc(BNF_EDIT_CHUNK * sizeof(double));
 		if (!scratch || !(wdata = malloc(*wbytes ? *wbytes : 1))) {
@@ -410,17 +408,18 @@ int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr)
 	bool bias_inplace = p->has_bias && p->bias.tensor && p->bias.exclusive && p->bias.view.rank == 1 &&
 			    p->bias.view.numel == p->bias_len;
 	bool new_tensor = (p->scale_weight && !weight_inplace) || (p->write_bias && !bias_inplace);
-	bool reported = false;
 	char *layer_op = NULL;
 
 	if (new_tensor && no_room_for_tensors(c, p, weight_inplace)) {
 		if (p->op != BNF_OP_BN)
 			return 0; /* Mul/Add nodes are not reported */
-		return bnf_result_add_skip(c->res, c->gname, p, node, layer) < 0 ? -1 : 0;
+		if (bnf_result_add_skip(c->res, c->gname, p, node, layer) < 0)
+			goto oom;
+		return 0;
 	}
 	if (!(layer_op = bnf_strdup(layer->op_type)))
 		goto oom;
-	if (p->scale_weight && write_weight(c, p, layer, &wbytes, &reported) < 0)
+	if (p->scale_weight && write_weight(c, p, layer, &wbytes) < 0)
 		goto oom;
 	if (p->write_bias && write_bias(c, p, layer, node, bias_inplace) < 0)
 		goto oom;
@@ -445,9 +444,8 @@ int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr)
 		goto oom;
 	free(layer_op);
 	return 1;
-oom:
-	if (!reported)
-		bnf_error("%s: out of memory folding '%s'", c->path, node->output[0]);
+oom: /* unless a step recorded its own failure first */
+	bnf_fail(c->run->fail, BNFOLD_E_NOMEM, "%s: out of memory folding '%s'", c->path, node->output[0]);
 	free(layer_op);
 	return -1;
 }

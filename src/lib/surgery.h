@@ -17,6 +17,7 @@
 /* One run over a model, shared by the graphs it folds. */
 typedef struct bnf_fold_run {
 	const char *path;
+	bnf_err *fail;           /* where the run records its failure (may be NULL) */
 	int ir;
 	const bnf_fold_options *opt;
 	bnf_result *res;
@@ -52,7 +53,9 @@ typedef struct bnf_edit {
 /* Carry out a plan whose reason is BNF_FOLD, recording vr (the check made
  * before, or NULL) with the fusion in c->res.  Returns 1 when folded, 0
  * when the fold turned out impossible here (a BN's recorded as a skip),
- * -1 after bnf_error(). */
+ * -1 after recording the failure in c->run->fail: memory ran out
+ * (BNFOLD_E_NOMEM), or the model needs more folded tensors than one model
+ * may have (BNFOLD_E_NOT_ONNX). */
 int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr);
 
 /* Mark initializers and constant-producing nodes that lost their last

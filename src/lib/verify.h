@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common.h"
 #include "plan.h"
 #include "graph.h"
 
@@ -107,15 +108,17 @@ typedef struct bnf_verify_case {
  * p->scale_weight with p->transform over p->weight.view, p->write_bias with
  * p->new_bias, rounded as the writer stores them) and fill v.  tolerance < 0
  * selects bnf_verify_default_tolerance().  cfg as above (NULL: default).
- * Returns 0, or -1 after bnf_error() when memory runs out. */
+ * Returns 0, or -1 when memory runs out, after recording BNFOLD_E_NOMEM
+ * in e (may be NULL).  A fusion that fails its check is not an error:
+ * v says so. */
 int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
-		   bnf_verify *v);
+		   bnf_verify *v, bnf_err *e);
 
 /* Build the case of plan p (reason BNF_FOLD) from gi, whose tensors must
  * still hold their original values (before the fusion is applied), and
- * run it with cfg (NULL: default). */
+ * run it with cfg (NULL: default).  0, or -1 as bnf_verify_run. */
 int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
-		    bnf_verify *v);
+		    bnf_verify *v, bnf_err *e);
 
 /* A check built now and run later, on another thread while the model is
  * written: possible when the layer's original weight is read from the
@@ -124,30 +127,35 @@ typedef struct bnf_verify_job bnf_verify_job;
 
 /* bnf_verify_plan, except that a check that can run later is not run:
  * *job is set instead (v untouched; the job keeps a copy of *cfg).
- * Otherwise *job is NULL and v filled.  0, or -1 after bnf_error() when
- * memory runs out. */
+ * Otherwise *job is NULL and v filled.  0, or -1 when memory runs out,
+ * after recording BNFOLD_E_NOMEM in e (may be NULL). */
 int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
-			  bnf_verify *v, bnf_verify_job **job);
+			  bnf_verify *v, bnf_verify_job **job, bnf_err *e);
 /* Run j now on the calling thread and fill v, with the config it was built
  * with, except that one_thread sums every weight on this thread alone (a
- * thread beside the writer leaves the other CPU to it).  0, or -1 after
- * bnf_error() when memory runs out. */
-int bnf_verify_job_run(const bnf_verify_job *j, bool one_thread, bnf_verify *v);
+ * thread beside the writer leaves the other CPU to it).  0, or -1 when
+ * memory runs out, after recording BNFOLD_E_NOMEM in e (may be NULL; an
+ * error only this thread writes while it runs). */
+int bnf_verify_job_run(const bnf_verify_job *j, bool one_thread, bnf_verify *v, bnf_err *e);
 void bnf_verify_job_free(bnf_verify_job *j);
 
 /* Jobs to run together, each with a tag for its result. */
 typedef struct bnf_verify_batch bnf_verify_batch;
 
-/* Add j (the batch owns it from now on, also on failure: -1 after bnf_error()). */
-int bnf_verify_batch_add(bnf_verify_batch **b, bnf_verify_job *j, size_t tag);
+/* Add j (the batch owns it from now on, also on failure: -1 when memory
+ * runs out, after recording BNFOLD_E_NOMEM in e, which may be NULL). */
+int bnf_verify_batch_add(bnf_verify_batch **b, bnf_verify_job *j, size_t tag, bnf_err *e);
 /* Start running the jobs on a thread of their own, each summed on that
  * thread alone (if none can start, bnf_verify_batch_finish runs them, each
  * with its own config). */
 void bnf_verify_batch_start(bnf_verify_batch *b);
 /* Wait for the jobs (running any not run yet) and give each result to
- * put(tag, v, ctx); then free the batch.  0, or -1 after bnf_error() when
- * a job ran out of memory. */
-int bnf_verify_batch_finish(bnf_verify_batch *b, void (*put)(size_t tag, const bnf_verify *v, void *ctx), void *ctx);
+ * put(tag, v, ctx); then free the batch.  0, or -1 when a job ran out of
+ * memory, after copying its failure (BNFOLD_E_NOMEM) into e (may be NULL).
+ * The jobs record into the batch, never into e: e is written here, on the
+ * caller's thread, once they are done. */
+int bnf_verify_batch_finish(bnf_verify_batch *b, void (*put)(size_t tag, const bnf_verify *v, void *ctx), void *ctx,
+			    bnf_err *e);
 /* Wait for the jobs, drop their results, free the batch. */
 void bnf_verify_batch_free(bnf_verify_batch *b);
 

@@ -22,15 +22,19 @@ struct bnf_verify_batch {
 	size_t n, cap;
 	pthread_t thread;
 	bool running;
+	/* The first failure of a job, written only by whichever thread runs
+	 * the jobs and read once they are done (bnf_verify_batch_finish copies
+	 * it to the caller's error). */
+	bnf_err err;
 };
 
-int bnf_verify_batch_add(bnf_verify_batch **bp, bnf_verify_job *j, size_t tag)
+int bnf_verify_batch_add(bnf_verify_batch **bp, bnf_verify_job *j, size_t tag, bnf_err *e)
 {
 	bnf_verify_batch *b = *bp;
 
 	if ((!b && !(b = *bp = calloc(1, sizeof(*b)))) || BNF_GROW(b->e, b->n, b->cap) < 0) {
 		bnf_verify_job_free(j);
-		return bnf_error("out of memory verifying a fusion");
+		return bnf_fail(e, BNFOLD_E_NOMEM, "out of memory verifying a fusion");
 	}
 	b->e[b->n++] = (batch_entry){.job = j, .tag = tag};
 	return 0;
@@ -41,7 +45,7 @@ int bnf_verify_batch_add(bnf_verify_batch **bp, bnf_verify_job *j, size_t tag)
 static void run_jobs(bnf_verify_batch *b, bool one_thread)
 {
 	for (size_t i = 0; i < b->n; i++)
-		b->e[i].rc = bnf_verify_job_run(b->e[i].job, one_thread, &b->e[i].v);
+		b->e[i].rc = bnf_verify_job_run(b->e[i].job, one_thread, &b->e[i].v, &b->err);
 }
 
 /* Beside the writer: the other CPU writes the model meanwhile. */
@@ -69,7 +73,8 @@ static void batch_wait(bnf_verify_batch *b)
 	b->running = false;
 }
 
-int bnf_verify_batch_finish(bnf_verify_batch *b, void (*put)(size_t tag, const bnf_verify *v, void *ctx), void *ctx)
+int bnf_verify_batch_finish(bnf_verify_batch *b, void (*put)(size_t tag, const bnf_verify *v, void *ctx), void *ctx,
+			    bnf_err *e)
 {
 	int rc = 0;
 
@@ -82,6 +87,8 @@ int bnf_verify_batch_finish(bnf_verify_batch *b, void (*put)(size_t tag, const b
 		else
 			put(b->e[i].tag, &b->e[i].v, ctx);
 	}
+	if (rc < 0 && b->err.code)
+		bnf_fail(e, b->err.code, "%s", b->err.msg);
 	bnf_verify_batch_free(b);
 	return rc;
 }

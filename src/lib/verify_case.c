@@ -131,12 +131,12 @@ void bnf_verify_job_free(bnf_verify_job *j)
 	free(j);
 }
 
-int bnf_verify_job_run(const bnf_verify_job *j, bool one_thread, bnf_verify *v)
+int bnf_verify_job_run(const bnf_verify_job *j, bool one_thread, bnf_verify *v, bnf_err *e)
 {
 	bnf_verify_config cfg = j->cfg;
 	if (one_thread)
 		cfg.threads = 1;
-	return bnf_verify_run(&j->vc, &j->plan, j->tolerance, &cfg, v);
+	return bnf_verify_run(&j->vc, &j->plan, j->tolerance, &cfg, v, e);
 }
 
 static double *dup_doubles(const double *a, size_t n)
@@ -317,13 +317,13 @@ static int affine_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodeP
 }
 
 int bnf_verify_plan(const bnf_graph *gi, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
-		    bnf_verify *v)
+		    bnf_verify *v, bnf_err *e)
 {
-	return bnf_verify_plan_later(gi, p, tolerance, cfg, v, NULL);
+	return bnf_verify_plan_later(gi, p, tolerance, cfg, v, NULL, e);
 }
 
 int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
-			  bnf_verify *v, bnf_verify_job **job)
+			  bnf_verify *v, bnf_verify_job **job, bnf_err *e)
 {
 	const Onnx__NodeProto *node, *layer;
 	bnf_verify_case vc;
@@ -366,10 +366,10 @@ int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double toleran
 		goto done;
 	if ((r = package(&vc, p, tolerance, cfg, &a, job)) < 0)
 		goto oom;
-	rc = r == 1 ? 0 : bnf_verify_run(&vc, p, tolerance, cfg, v);
+	rc = r == 1 ? 0 : bnf_verify_run(&vc, p, tolerance, cfg, v, e);
 	goto out;
 oom:
-	bnf_error("out of memory verifying a fusion");
+	bnf_fail(e, BNFOLD_E_NOMEM, "out of memory verifying a fusion");
 	goto out;
 done:
 	memset(v, 0, sizeof(*v));

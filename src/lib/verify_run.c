@@ -216,7 +216,7 @@ static void judge(const bnf_verify_case *vc, const bnf_plan *p, const bnf_verify
 }
 
 int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double tolerance, const bnf_verify_config *cfg,
-		   bnf_verify *v)
+		   bnf_verify *v, bnf_err *e)
 {
 	static const bnf_verify_config defaults = {0};
 	bnf_verify_geom g;
@@ -243,7 +243,7 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 		s = malloc(vc->channels * sizeof(double));
 	}
 	if (!bnf_verify_acc_alloc(&acc, g.out_channels) || !x1 || !x2 || (vc->op == BNF_VOP_BN && (!sd || !s))) {
-		bnf_error("out of memory verifying a fusion");
+		bnf_fail(e, BNFOLD_E_NOMEM, "out of memory verifying a fusion");
 		goto out;
 	}
 	/* BatchNormalization as its definition reads:
@@ -256,7 +256,7 @@ int bnf_verify_run(const bnf_verify_case *vc, const bnf_plan *p, double toleranc
 	x = (bnf_verify_ctx){.vc = vc, .p = p, .g = &g, .sd = sd, .s = s, .x1 = x1, .x2 = x2,
 			     .avx2 = bnf_verify_lanes_avx2(cfg->no_simd)};
 	if (bnf_verify_sum_units(&x, cfg->threads, &acc, &v->problem) < 0) {
-		bnf_error("out of memory verifying a fusion");
+		bnf_fail(e, BNFOLD_E_NOMEM, "out of memory verifying a fusion");
 		goto out;
 	}
 	if (v->problem)

@@ -140,11 +140,13 @@ int bnf_wire_fail(bnf_wire *w, const char *why)
 	return -1;
 }
 
-int bnf_wire_error(const bnf_wire *w, const char *name)
+int bnf_wire_error(const bnf_wire *w, bnf_err *e, const char *name)
 {
 	if (w->too_deep)
-		return bnf_error("%s: messages are nested more than %d deep (at byte %llu); subgraphs this deep are not "
-				 "supported", name, BNF_MAX_NESTING, (unsigned long long)w->at);
-	return bnf_error("%s: not an ONNX model (truncated or corrupt: %s, at byte %llu)", name,
-			 w->err ? strerror(w->err) : w->why, (unsigned long long)w->at);
+		return bnf_fail(e, BNFOLD_E_NOT_ONNX,
+				"%s: messages are nested more than %d deep (at byte %llu); subgraphs this deep are not "
+				"supported", name, BNF_MAX_NESTING, (unsigned long long)w->at);
+	return bnf_fail(e, w->err ? BNFOLD_E_IO : BNFOLD_E_NOT_ONNX,
+			"%s: not an ONNX model (truncated or corrupt: %s, at byte %llu)", name,
+			w->err ? strerror(w->err) : w->why, (unsigned long long)w->at);
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bnf_err;
+
 /* Deepest nesting of protobuf messages accepted (as protobuf's own
  * default recursion limit): ModelProto, GraphProto, NodeProto,
  * AttributeProto, GraphProto, ... so about 30 levels of subgraphs. */
@@ -75,9 +77,10 @@ int bnf_wire_enter(bnf_wire *w, int depth);
 /* Record why (a string that outlives w) as the reason; returns -1. */
 int bnf_wire_fail(bnf_wire *w, const char *why);
 
-/* Print the one error line for a failure of w, naming name:
- * "not an ONNX model (truncated or corrupt: WHY, at byte N)" or "messages
- * are nested more than 100 deep ...".  Returns -1. */
-int bnf_wire_error(const bnf_wire *w, const char *name);
+/* Record in e the failure of w as one line naming name: "not an ONNX
+ * model (truncated or corrupt: WHY, at byte N)" (BNFOLD_E_NOT_ONNX, or
+ * BNFOLD_E_IO when a read failed) or "messages are nested more than 100
+ * deep ..." (BNFOLD_E_NOT_ONNX).  Returns -1. */
+int bnf_wire_error(const bnf_wire *w, struct bnf_err *e, const char *name);
 
 #endif

@@ -65,9 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ProtobufCBufferSimple out = PROTOBUF_C_BUFFER_SIMPLE_INIT(first);
 	char *report;
 
-	if (!(m = bnf_model_parse("fuzz", data, size)))
+	if (!(m = bnf_model_parse("fuzz", data, size, NULL)))
 		return 0;
-	if (bnf_fold_model(m, "fuzz", &opt, &res) == 0) {
+	if (bnf_fold_model(m, "fuzz", &opt, &res, NULL) == 0) {
 		if (bnf_result_bn_folded(&res) + res.n_skips != res.bn_found)
 			fail("folded + skipped != BatchNormalization found");
 		if (res.nodes_after > res.nodes_before)
@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (res.n_fusions > 0) {
 			protobuf_c_message_pack_to_buffer(&m->base, &out.base);
-			if (!(again = bnf_model_parse("fuzz output", out.data, out.len)))
+			if (!(again = bnf_model_parse("fuzz output", out.data, out.len, NULL)))
 				fail("the folded model does not parse");
 			if (onnx__model_proto__get_packed_size(again) != out.len) {
 				fail("the folded model packs differently once read back");

@@ -110,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (stat(out_path, &st) == 0)
 			fail("a run that failed wrote the output");
 	} else {
-		if (bnf_input_open(out_path, &back, false) < 0)
+		if (bnf_input_open(out_path, &back, false, NULL) < 0)
 			fail("bnfold wrote a model it cannot read back");
 		bnf_input_close(&back);
 		if (run.report_len) {

@@ -112,17 +112,6 @@ static inline void util_rmdir(const char *dir)
 
 /* ---------------------------------------------------------------- the API */
 
-/* A promise of bnfold.h the library does not keep yet: "ok" once it does,
- * until then "not ok ... # TODO why" (TAP: a known gap, not a failure;
- * tools/test lists each one). */
-#define GAP(cond, why, ...)                                                \
-	do {                                                               \
-		int gap_ok_ = (cond);                                      \
-		printf("%s %d - ", gap_ok_ ? "ok" : "not ok", ++tap_n);    \
-		printf(__VA_ARGS__);                                       \
-		printf(gap_ok_ ? "\n" : " # TODO %s\n", why);              \
-	} while (0)
-
 static inline void path_in(char *buf, size_t size, const char *dir, const char *name)
 {
 	snprintf(buf, size, "%s/%s", dir, name);

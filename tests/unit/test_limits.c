@@ -116,13 +116,13 @@ static void fold_with(size_t max_new_bytes, const uint8_t *bytes, size_t len, si
 {
 	bnf_fold_options opt = {.max_new_bytes = max_new_bytes};
 	bnf_result res;
-	Onnx__ModelProto *m = bnf_model_parse("limits", bytes, len);
+	Onnx__ModelProto *m = bnf_model_parse("limits", bytes, len, NULL);
 	size_t too_large = 0;
 
 	OK(m != NULL, "the model parses");
 	if (!m)
 		return;
-	OK(bnf_fold_model(m, "limits", &opt, &res) == 0, "cap %zu: folding runs", max_new_bytes);
+	OK(bnf_fold_model(m, "limits", &opt, &res, NULL) == 0, "cap %zu: folding runs", max_new_bytes);
 	for (size_t i = 0; i < res.n_skips; i++)
 		too_large += res.skips[i].reason == BNF_WEIGHT_TOO_LARGE;
 	OK(res.n_fusions == want_folded && too_large == N_PAIRS - want_folded,

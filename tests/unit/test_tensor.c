@@ -484,7 +484,7 @@ static void test_source(void)
 	for (size_t i = 0; i < sizeof(bytes); i++)
 		bytes[i] = (uint8_t)(i * 7 + i / 256);
 	OK(fd >= 0 && write(fd, bytes, sizeof(bytes)) == (ssize_t)sizeof(bytes), "a file of 20000 bytes");
-	src = bnf_source_open(fd, sizeof(bytes), path, false);
+	src = bnf_source_open(fd, sizeof(bytes), path, false, NULL);
 	unlink(path);
 	OK(src && src->base && src->len == sizeof(bytes) && src->fd == fd, "opened as a source");
 	if (!src)

@@ -113,7 +113,7 @@ int main(void)
 		weight_f32(&w, wv, 3, dims);
 		vc.weight = &w.v;
 		plan_of(&p, &w, &l, scale, nb, 2);
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok && !v.problem, "exact conv_bn fold passes");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok && !v.problem, "exact conv_bn fold passes");
 		OK(v.outputs == 6 && v.terms == 2, "2 channels x 3 probes (zero + 2 random), 2 terms each (got %zu, %zu)",
 		   v.outputs, v.terms);
 		NEAR(v.max_abs_err, 0, 1e-14, "exact fold: max_abs_err is double rounding only");
@@ -123,7 +123,7 @@ int main(void)
 		 * exactly 0.25 against S = |s| (|b| + |mean|) + |B| = 6 + 2 + 4 = 12
 		 * (plus 3 float32 smallest normals). */
 		nb[1] = 0.25;
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok, "a bias off by 0.25 is caught");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok, "a bias off by 0.25 is caught");
 		NEAR(v.max_abs_err, 0.25, 1e-14, "max_abs_err = 0.25");
 		NEAR(v.max_rel_err, 0.25 / 12, 1e-15, "max_rel_err = 0.25 / 12 from the zero probe");
 		OK(v.worst_channel == 1, "worst channel is 1");
@@ -132,24 +132,24 @@ int main(void)
 		/* A wrong scale: channel 0 scaled by 1 + 2^-10, a relative error
 		 * of the weight terms far above float32 rounding. */
 		scale[0] = 1 + ldexp(1, -10);
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.worst_channel == 0,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.worst_channel == 0,
 		   "a weight scale off by 2^-10 is caught on channel 0 (max_rel_err %.3g)", v.max_rel_err);
 		scale[0] = 1;
 
 		/* A tolerance given by the caller is used and reported as is. */
-		OK(bnf_verify_run(&vc, &p, 0.5, NULL, &v) == 0 && v.ok && v.tolerance == 0.5, "tolerance 0.5 is used as given");
+		OK(bnf_verify_run(&vc, &p, 0.5, NULL, &v, NULL) == 0 && v.ok && v.tolerance == 0.5, "tolerance 0.5 is used as given");
 		nb[1] = 0.25;
-		OK(bnf_verify_run(&vc, &p, 0.05, NULL, &v) == 0 && v.ok, "with tolerance 0.05 the 0.25/12 bias error passes");
-		OK(bnf_verify_run(&vc, &p, 0.02, NULL, &v) == 0 && !v.ok, "with tolerance 0.02 it does not");
+		OK(bnf_verify_run(&vc, &p, 0.05, NULL, &v, NULL) == 0 && v.ok, "with tolerance 0.05 the 0.25/12 bias error passes");
+		OK(bnf_verify_run(&vc, &p, 0.02, NULL, &v, NULL) == 0 && !v.ok, "with tolerance 0.02 it does not");
 		nb[1] = 0;
 
 		/* The same channels described with runs of one element (the
 		 * channel of element i is i / 2 either way): same verdict, and
 		 * the wrong bias is still caught. */
 		p.transform.layout = (bnf_layout){.inner = 1, .per_group = 1, .rows_per_group = 2, .channels = 2};
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok, "an equivalent layout of one-element runs passes");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok, "an equivalent layout of one-element runs passes");
 		nb[1] = 0.25;
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && fabs(v.max_rel_err - 0.25 / 12) < 1e-15,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && fabs(v.max_rel_err - 0.25 / 12) < 1e-15,
 		   "... and catches the wrong bias alike");
 		nb[1] = 0;
 		p.transform.layout = l;
@@ -162,10 +162,10 @@ int main(void)
 			OK(raw_copy(&w, raw, &t, &rv), "raw_data weight view");
 			vc.weight = &rv;
 			p.weight.view = rv;
-			OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok, "raw_data: the exact fold passes");
+			OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok, "raw_data: the exact fold passes");
 			NEAR(v.max_abs_err, 0, 1e-14, "raw_data: max_abs_err is double rounding only");
 			scale[0] = 1 + ldexp(1, -10);
-			OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.worst_channel == 0,
+			OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.worst_channel == 0,
 			   "raw_data: a weight scale off by 2^-10 is caught");
 			scale[0] = 1;
 			vc.weight = &w.v;
@@ -181,10 +181,10 @@ int main(void)
 			uv.tensor = NULL;
 			vc.weight = &uv;
 			p.weight.view = uv;
-			OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok, "uniform weight: the exact fold passes");
+			OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok, "uniform weight: the exact fold passes");
 			NEAR(v.max_abs_err, 0, 1e-14, "uniform weight: max_abs_err is double rounding only");
 			scale[1] = -1 - ldexp(1, -10);
-			OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.worst_channel == 1,
+			OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.worst_channel == 1,
 			   "uniform weight: a scale off by 2^-10 is caught on channel 1");
 			scale[1] = -1;
 			vc.weight = &w.v;
@@ -194,7 +194,7 @@ int main(void)
 		/* A plan whose layout reaches past its channels (element i to
 		 * channel i) cannot be read: a problem, never a pass. */
 		p.transform.layout = (bnf_layout){.inner = 1, .per_group = 1, .rows_per_group = 1, .channels = 2};
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.problem && isinf(v.max_rel_err),
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.problem && isinf(v.max_rel_err),
 		   "a layout past the channels is a problem (%s)", v.problem ? v.problem : "none");
 		p.transform.layout = l;
 
@@ -208,9 +208,9 @@ int main(void)
 			p.scale = k;
 			p.transform.scale = k;
 			p.new_bias = nbm;
-			OK(bnf_verify_run(&vm, &p, -1, NULL, &v) == 0 && v.ok, "conv_mul with b' = b k passes");
+			OK(bnf_verify_run(&vm, &p, -1, NULL, &v, NULL) == 0 && v.ok, "conv_mul with b' = b k passes");
 			nbm[1] = 6; /* the bias left as it was */
-			OK(bnf_verify_run(&vm, &p, -1, NULL, &v) == 0 && !v.ok && v.worst_channel == 1,
+			OK(bnf_verify_run(&vm, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.worst_channel == 1,
 			   "conv_mul that leaves the bias unscaled is caught");
 			NEAR(v.max_abs_err, 9, 1e-12, "... off by 6 - (-3) = 9");
 			p.scale = scale;
@@ -230,10 +230,10 @@ int main(void)
 			pa.scale = one;
 			pa.transform.scale = one;
 			pa.new_bias = nba;
-			OK(bnf_verify_run(&va, &pa, -1, NULL, &v) == 0 && v.ok, "conv_add with b' = b + k passes");
+			OK(bnf_verify_run(&va, &pa, -1, NULL, &v, NULL) == 0 && v.ok, "conv_add with b' = b + k passes");
 			NEAR(v.max_abs_err, 0, 1e-14, "... exactly, up to double rounding");
 			nba[0] = 0.25; /* the old bias dropped */
-			OK(bnf_verify_run(&va, &pa, -1, NULL, &v) == 0 && !v.ok, "conv_add that drops the old bias is caught");
+			OK(bnf_verify_run(&va, &pa, -1, NULL, &v, NULL) == 0 && !v.ok, "conv_add that drops the old bias is caught");
 			NEAR(v.max_abs_err, 5, 1e-12, "... off by 5");
 		}
 	}
@@ -265,11 +265,11 @@ int main(void)
 		weight_f32(&w, wv, 3, dims);
 		vc.weight = &w.v;
 		plan_of(&p, &w, &right, scale, nb, 6);
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok && v.terms == 4,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok && v.terms == 4,
 		   "convtranspose_bn group 2 with the right layout passes (n = C_in/group * k = 4)");
 		OK(v.max_rel_err <= u32, "... within one float32 rounding unit (max_rel_err %.3g <= 2^-24)", v.max_rel_err);
 		p.transform.layout = no_groups;
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok,
 		   "a layout that ignores the groups (rows 2-3 scaled as channels 0-2) is caught");
 		p.transform.layout = right;
 
@@ -285,9 +285,9 @@ int main(void)
 			p.scale = s_noeps;
 			p.transform.scale = s_noeps;
 			p.new_bias = nb_noeps;
-			OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.max_rel_err > 1e-6 && v.max_rel_err < 1e-5,
+			OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.max_rel_err > 1e-6 && v.max_rel_err < 1e-5,
 			   "a fold that forgets epsilon is caught (max_rel_err %.3g)", v.max_rel_err);
-			OK(bnf_verify_run(&vc, &p, 1e-5, NULL, &v) == 0 && v.ok, "... which a tolerance of 1e-5 would miss");
+			OK(bnf_verify_run(&vc, &p, 1e-5, NULL, &v, NULL) == 0 && v.ok, "... which a tolerance of 1e-5 would miss");
 		}
 	}
 
@@ -310,20 +310,20 @@ int main(void)
 		weight_f32(&w, wv, 2, dims);
 		vc.weight = &w.v;
 		plan_of(&p, &w, &l, scale, nb, 2);
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok && v.terms == 3, "gemm_bn (alpha 0.5, beta 2) passes");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok && v.terms == 3, "gemm_bn (alpha 0.5, beta 2) passes");
 		NEAR(v.max_abs_err, 0, 1e-14, "... exactly, up to double rounding");
 		/* the layout of B [N, K] (rows scale) applied to B [K, N]: elements
 		 * 0-2 scaled by s[0] and 3-5 by s[1], where columns should be */
 		p.transform.layout = (bnf_layout){.inner = 3, .per_group = 2, .rows_per_group = 1, .channels = 2};
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && !v.problem, "gemm_bn scaled by rows instead of columns is caught");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && !v.problem, "gemm_bn scaled by rows instead of columns is caught");
 		p.transform.layout = (bnf_layout){.inner = 1, .per_group = 2, .rows_per_group = 1, .channels = 2};
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.problem, "a Gemm layout past its channels is a problem");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.problem, "a Gemm layout past its channels is a problem");
 		p.transform.layout = l;
 		vc.folded_beta = 2; /* Gemm beta left at 2 */
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok, "a folded Gemm that keeps beta 2 is caught");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok, "a folded Gemm that keeps beta 2 is caught");
 		vc.folded_beta = 1;
 		vc.trans_b = true; /* the same numbers read as B [N, K]: a different layer */
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.problem,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.problem,
 		   "transB with [3, 2] has 3 channels, not 2: a problem");
 	}
 
@@ -346,7 +346,7 @@ int main(void)
 		weight_f32(&w, wv, 4, dims);
 		vc.weight = &w.v;
 		plan_of(&p, &w, &l, scale, nb, 1);
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok && v.outputs == 3 && v.terms == 4,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok && v.outputs == 3 && v.terms == 4,
 		   "bn_conv without padding passes (3 probes, n = 4)");
 		NEAR(v.max_abs_err, 0, 1e-13, "... exactly, up to double rounding");
 		/* The same fold is wrong when the Conv pads: at the border, the
@@ -354,11 +354,11 @@ int main(void)
 		 * the BN, so b' must not hold their W t:
 		 * the border output is off by W[0,0,0,0] t0 + W[0,1,0,0] t1 = -0.5 + 18 = 17.5. */
 		vc.pad_axis = 1;
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.outputs == 4,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.outputs == 4,
 		   "bn_conv into a Conv that pads is caught by the border probe");
 		NEAR(v.max_abs_err, 17.5, 1e-12, "... off by 1 (-0.5) + 3 (6) = 17.5");
 		vc.pad_at_end = true; /* padding at the end: the last tap, W[.,.,0,1] */
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok, "padding at the end is caught too");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok, "padding at the end is caught too");
 		NEAR(v.max_abs_err, 23, 1e-12, "... off by 2 (-0.5) + 4 (6) = 23");
 	}
 
@@ -399,10 +399,10 @@ int main(void)
 		w.v = tv;
 		vc.weight = &tv;
 		plan_of(&p, &w, &l, scale, nb, 2);
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok, "float16 conv_bn passes (max_rel_err %.3g)", v.max_rel_err);
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok, "float16 conv_bn passes (max_rel_err %.3g)", v.max_rel_err);
 		OK(v.max_rel_err <= u16 && v.max_rel_err > ldexp(1, -30),
 		   "... with a real rounding error, within 2^-11 (max_rel_err %.3g)", v.max_rel_err);
-		OK(bnf_verify_run(&vc, &p, ldexp(1, -30), NULL, &v) == 0 && !v.ok,
+		OK(bnf_verify_run(&vc, &p, ldexp(1, -30), NULL, &v, NULL) == 0 && !v.ok,
 		   "float16 rounding does not pass a float32-sized tolerance");
 	}
 	/* The float32 weight read from raw_data goes two elements at a time;
@@ -438,13 +438,13 @@ int main(void)
 		vc.weight = &rv;
 		plan_of(&p, &w, &l, scale, nb, C);
 		p.weight.view = rv;
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok && v.max_rel_err > 0 && v.max_rel_err <= u32,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok && v.max_rel_err > 0 && v.max_rel_err <= u32,
 		   "raw_data, odd runs: passes with a rounding error within 2^-24 (max_rel_err %.3g)", v.max_rel_err);
 		lane_abs = v.max_abs_err;
 		lane_rel = v.max_rel_err;
 		vc.weight = &w.v;
 		p.weight.view = w.v;
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok, "float_data, odd runs: passes");
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok, "float_data, odd runs: passes");
 		NEAR(v.max_abs_err, lane_abs, 1e-15, "... with the same max_abs_err as raw_data (%.3g, %.3g)", v.max_abs_err,
 		     lane_abs);
 		NEAR(v.max_rel_err, lane_rel, 1e-15, "... and the same max_rel_err");
@@ -455,7 +455,7 @@ int main(void)
 		for (int pass = 0; pass < 2; pass++) {
 			vc.weight = pass ? &w.v : &rv;
 			p.weight.view = pass ? w.v : rv;
-			OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.worst_channel == 2 && isinf(v.max_rel_err),
+			OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.worst_channel == 2 && isinf(v.max_rel_err),
 			   "%s: a folded element beyond float's range fails on channel 2 (max_rel_err %g)",
 			   pass ? "float_data" : "raw_data", v.max_rel_err);
 		}
@@ -493,21 +493,21 @@ int main(void)
 		vc.weight = &rv;
 		plan_of(&p, &w, &l, scale, nb, C);
 		p.weight.view = rv;
-		OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && v.ok && v.outputs == 3 * C,
+		OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && v.ok && v.outputs == 3 * C,
 		   "two units of work: the faithful fold passes over all 80 channels (max_rel_err %.3g)", v.max_rel_err);
 		/* One thread or two, lanes with AVX2 or without: the same bits. */
 		{
 			const bnf_verify_config cfg[3] = {{.threads = 1}, {.no_simd = true}, {.no_simd = true, .threads = 1}};
 			double abs0 = v.max_abs_err, rel0 = v.max_rel_err;
 			for (int k = 0; k < 3; k++)
-				OK(bnf_verify_run(&vc, &p, -1, &cfg[k], &v) == 0 && v.ok && v.max_abs_err == abs0 &&
+				OK(bnf_verify_run(&vc, &p, -1, &cfg[k], &v, NULL) == 0 && v.ok && v.max_abs_err == abs0 &&
 				   v.max_rel_err == rel0, "config no_simd %d, threads %d: the same max_abs_err and max_rel_err",
 				   cfg[k].no_simd, cfg[k].threads);
 		}
 		for (int c = 0; c < C; c += C - 1) {
 			double keep = scale[c];
 			scale[c] *= 1 + ldexp(1, -10);
-			OK(bnf_verify_run(&vc, &p, -1, NULL, &v) == 0 && !v.ok && v.worst_channel == (size_t)c,
+			OK(bnf_verify_run(&vc, &p, -1, NULL, &v, NULL) == 0 && !v.ok && v.worst_channel == (size_t)c,
 			   "two units of work: a scale off by 2^-10 in channel %d is caught there (worst channel %zu)", c,
 			   v.worst_channel);
 			scale[c] = keep;

@@ -48,7 +48,8 @@ BNFOLD_API unsigned bnfold_version_number(void);
 
 typedef enum bnfold_status {
 	BNFOLD_OK = 0,
-	BNFOLD_E_INVALID = 1,   /* an argument of the call is wrong (NULL, options of another size...) */
+	BNFOLD_E_INVALID = 1,   /* an argument of the call is wrong (NULL, options of another size...),
+				 * or asks for what cannot be done (external data to standard output...) */
 	BNFOLD_E_IO = 2,        /* a file cannot be opened, read, written or renamed */
 	BNFOLD_E_NOT_ONNX = 3,  /* the input is not a well-formed ONNX model (or breaks a limit) */
 	BNFOLD_E_NOMEM = 4,     /* memory or address space ran out */
