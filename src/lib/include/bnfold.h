@@ -98,7 +98,8 @@ typedef struct bnfold_options {
 	bnfold_sync sync;        /* default BNFOLD_SYNC_ALWAYS */
 	bool replace_input;      /* bnfold_fold_file may write over its input (in place);
 				  * otherwise that is refused (default false) */
-	int threads;             /* threads a call may use: 0 (default) = 2, 1 = only the
+	int threads;             /* threads a call may use: 0 (default) = two where the
+				  * machine has two CPUs or more, 1 = only the
 				  * calling thread; the result is the same for any number */
 	bool no_simd;            /* do not use AVX2 even where the CPU has it (the
 				  * result is the same; for testing) */
@@ -135,7 +136,7 @@ typedef struct bnfold_counts {
 	size_t verify_failed;        /* of them, failed (the call returned BNFOLD_E_VERIFY) */
 } bnfold_counts;
 
-/* The numeric check of one fusion (see docs/verification.md). */
+/* The numeric check of one fusion (README.md, "Verification"). */
 typedef struct bnfold_check {
 	bool done;               /* the fusion was checked (verify on) */
 	bool ok;                 /* max_rel_err <= tolerance, and problem is NULL */
@@ -149,7 +150,8 @@ typedef struct bnfold_check {
 typedef struct bnfold_fusion {
 	bool is_bn;
 	const char *pattern;     /* "conv_bn", "gemm_bn", "bn_conv", "conv_mul", ... */
-	const char *graph;       /* "main", or the path of a subgraph or function */
+	const char *graph;       /* the graph's name ("main" when it has none), a subgraph's
+				  * name or place ("main/loop/body"), or "function NAME" */
 	const char *layer, *layer_op;   /* the layer's name and op type */
 	const char *layer_op_after;     /* its op type after folding ("Gemm" for a MatMul that became one) */
 	const char *node, *node_op;     /* the node that went: name and op type */
@@ -170,7 +172,8 @@ typedef struct bnfold_skip {
 	const char *graph;
 	const char *bn, *bn_output;
 	const char *layer;       /* the layer it would have folded into, or NULL */
-	const char *reason;      /* a stable code: "no_linear_producer", ... (docs/reasons.md) */
+	const char *reason;      /* a stable code: "no_linear_producer", ... (README.md,
+				  * "Why a BN is skipped"; bnfold_reason_code lists them) */
 	const char *message;     /* what exactly, in words */
 	size_t model_order;      /* as in bnfold_fusion */
 } bnfold_skip;
