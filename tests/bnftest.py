@@ -84,6 +84,16 @@ def run(bnfold, argv, stdin=None, cwd=None, env=None, timeout=120, wrap=True, pr
     return Run(p.returncode, p.stdout, p.stderr.decode(errors="replace"))
 
 
+def run_checked(tap, bnfold, argv, stdin=None, cwd=None, env=None, timeout=120):
+    """run(), and a crash or a sanitizer/valgrind report is a failed check
+    of tap whatever the run printed."""
+    r = run(bnfold, argv, stdin=stdin, cwd=cwd, env=env, timeout=timeout)
+    if r.crashed():
+        tap.check(False, "bnfold %s runs without a crash or sanitizer report: %s" % (" ".join(argv)[:200], r.crashed()),
+                  r.diag())
+    return r
+
+
 def debris(folder):
     """Temp files bnfold left behind (.NAME.bnfold-XXXXXX)."""
     return sorted(f for f in os.listdir(folder) if ".bnfold-" in f)

@@ -13,72 +13,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api_util.h"
 #include "bnfold.h"
-#include "tap.h"
 
 static const char *testdata;
 static char tmp[512];
 
-/* ---------------------------------------------------------------- files */
-
-/* The whole file in a new buffer (free it), or NULL. */
-static unsigned char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	long n;
-
-	*len = 0;
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-		*len = (size_t)n;
-	} else {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
-}
-
-static int write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-	int ok = f && fwrite(data, 1, len, f) == len;
-	if (f && fclose(f) != 0)
-		ok = 0;
-	return ok ? 0 : -1;
-}
-
-/* True when path holds exactly len bytes at data. */
-static int same(const char *path, const void *data, size_t len)
-{
-	size_t n;
-	unsigned char *got = read_file(path, &n);
-	int ok = got && n == len && memcmp(got, data, len) == 0;
-	free(got);
-	return ok;
-}
-
-static int exists(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0;
-}
-
 /* Entries of tmp other than . and .. */
 static int entries(void)
 {
-	DIR *d = opendir(tmp);
-	struct dirent *e;
-	int n = 0;
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-	closedir(d);
-	return n;
+	return util_count_entries(tmp);
 }
 
 static void in_tmp(char *buf, size_t size, const char *name)
@@ -129,7 +73,7 @@ static void test_directory_input(void)
 	in_tmp(out, sizeof(out), "out.onnx");
 	mkdir(dir, 0700);
 	st = bnfold_fold_file(dir, out, NULL, NULL, &e);
-	OK(st == BNFOLD_E_IO && names(&e, dir) && strstr(e.message, "is a directory") && !exists(out),
+	OK(st == BNFOLD_E_IO && names(&e, dir) && strstr(e.message, "is a directory") && !util_exists(out),
 	   "fold_file of a directory: io_error naming it, nothing written (%s: %s)", bnfold_status_name(st),
 	   e.message);
 	rmdir(dir);
@@ -172,17 +116,17 @@ static void test_not_onnx(void)
 		junk[i] = (unsigned char)(z >> 16);
 	}
 	in_tmp(path, sizeof(path), "garbage.onnx");
-	write_file(path, junk, sizeof(junk));
+	util_write(path, junk, sizeof(junk));
 	expect_not_onnx(path, "4 KiB of random bytes");
-	write_file(path, "", 0);
+	util_write(path, "", 0);
 	expect_not_onnx(path, "an empty file");
 	in_testdata(demo, sizeof(demo), "demo.onnx");
-	model = read_file(demo, &len);
+	model = util_read(demo, &len);
 	OK(model && len > 100, "demo.onnx is read (%zu bytes)", len);
 	if (model) {
-		write_file(path, model, len / 2);
+		util_write(path, model, len / 2);
 		expect_not_onnx(path, "demo.onnx cut in half");
-		write_file(path, model, len - 1);
+		util_write(path, model, len - 1);
 		expect_not_onnx(path, "demo.onnx without its last byte");
 	}
 	free(model);
@@ -225,7 +169,7 @@ static void test_output_errors(void)
 	OK(st == BNFOLD_E_IO && e.code == BNFOLD_E_IO && names(&e, out) && !r,
 	   "fold_file into a folder that does not exist: io_error naming the output (%s: %s)", bnfold_status_name(st),
 	   e.message);
-	OK(!exists(dir) && entries() == before, "... nothing left");
+	OK(!util_exists(dir) && entries() == before, "... nothing left");
 	st = bnfold_write_file(out, "{}\n", 3, NULL, &e);
 	OK(st == BNFOLD_E_IO && names(&e, out) && entries() == before,
 	   "write_file into a folder that does not exist: io_error naming it, nothing left (%s)", bnfold_status_name(st));
@@ -301,13 +245,13 @@ static void test_external_data(void)
 	in_tmp(out, sizeof(out), "ext-out.onnx");
 	in_tmp(out_data, sizeof(out_data), "ext-out.onnx.data");
 	in_tmp(clash, sizeof(clash), "w");
-	write_file(model, bytes, external_model(bytes));
-	write_file(data, w, sizeof(w));
+	util_write(model, bytes, external_model(bytes));
+	util_write(data, w, sizeof(w));
 	before = entries();
 
 	/* The model itself is fine: its weights go to OUTPUT.data. */
 	st = bnfold_fold_file(model, out, NULL, NULL, &e);
-	OK(st == BNFOLD_OK && exists(out) && exists(out_data), "a model with external data folds to a file and its .data (%s)",
+	OK(st == BNFOLD_OK && util_exists(out) && util_exists(out_data), "a model with external data folds to a file and its .data (%s)",
 	   e.message);
 	unlink(out);
 	unlink(out_data);
@@ -331,12 +275,12 @@ static void test_external_data(void)
 	st = bnfold_fold_file(model, clash, NULL, NULL, &e);
 	OK(st == BNFOLD_E_INVALID && names(&e, clash) && strstr(e.message, "would replace"),
 	   "an output whose data file is the input's: invalid_argument (%s: %s)", bnfold_status_name(st), e.message);
-	OK(!exists(clash) && entries() == before && same(data, w, sizeof(w)), "... nothing written, the input's data left");
+	OK(!util_exists(clash) && entries() == before && util_same(data, w, sizeof(w)), "... nothing written, the input's data left");
 
 	/* The data file is gone: the input cannot be read. */
 	unlink(data);
 	st = bnfold_fold_file(model, out, NULL, NULL, &e);
-	OK(st == BNFOLD_E_IO && names(&e, model) && strstr(e.message, "w.data") && !exists(out),
+	OK(st == BNFOLD_E_IO && names(&e, model) && strstr(e.message, "w.data") && !util_exists(out),
 	   "a missing external data file: io_error naming the model (%s: %s)", bnfold_status_name(st), e.message);
 	unlink(model);
 }
@@ -362,7 +306,7 @@ static void test_verify_failure(const char *fixture)
 	OK(st == BNFOLD_E_VERIFY && e.code == BNFOLD_E_VERIFY && names(&e, in) && strstr(e.message, "fails verification") &&
 	   r && n.verify_failed > 0, "%s with tolerance 0: verify_failed naming it, with a result (%s: %s)", fixture,
 	   bnfold_status_name(st), e.message);
-	OK(!exists(out) && entries() == before, "... nothing written");
+	OK(!util_exists(out) && entries() == before, "... nothing written");
 	bnfold_result_free(r);
 	o.tolerance = -1;
 	st = bnfold_inspect_file(in, &o, NULL, &e);
