@@ -12,11 +12,12 @@ typedef struct stream_buffer {
 	ProtobufCBuffer base;
 	bnf_output *out;
 	const bnf_payloads *pl;
+	bnf_window *win; /* the write's (bnf_output_write_model) */
 } stream_buffer;
 
 /* Write a computed payload chunk by chunk, computed straight into the
- * output buffer. */
-static void write_lazy(bnf_output *out, const bnf_lazy *lz)
+ * output buffer, reading its source in place through win. */
+static void write_lazy(bnf_output *out, const bnf_lazy *lz, bnf_window *win)
 {
 	enum { CHUNK = 1 << 16 };
 	size_t es = bnf_dtype_size(lz->tf.dtype), numel = lz->src.numel;
@@ -34,7 +35,7 @@ static void write_lazy(bnf_output *out, const bnf_lazy *lz)
 		dst = bnf_output_reserve(out, n * es, &room);
 		if (n > room / es)
 			n = room / es;
-		if (!bnf_transform_apply(&lz->tf, &lz->src, done, n, scratch, dst)) {
+		if (!bnf_transform_apply(&lz->tf, &lz->src, done, n, win, scratch, dst)) {
 			out->nonfinite = true; /* the caller folds again, scanning first (bnf_fold_options) */
 			out->err = ERANGE;
 		}
@@ -47,14 +48,15 @@ static void write_lazy(bnf_output *out, const bnf_lazy *lz)
 	free(scratch);
 }
 
-/* Write one payload: computed, copied from a source file, or in memory. */
-static void write_payload(bnf_output *out, const bnf_payloads *pl, const uint8_t *data, size_t len)
+/* Write one payload: computed (reading through win), copied from a source
+ * file, or in memory. */
+static void write_payload(bnf_output *out, const bnf_payloads *pl, bnf_window *win, const uint8_t *data, size_t len)
 {
 	const bnf_lazy *lz;
 	bnf_source *src;
 
 	if (pl && (lz = bnf_payloads_lazy(pl, data)) != NULL) {
-		write_lazy(out, lz);
+		write_lazy(out, lz, win);
 		return;
 	}
 	if (pl && len > 0 && (src = bnf_payloads_source_of(pl, data)) != NULL) {
@@ -71,12 +73,13 @@ static void write_payload(bnf_output *out, const bnf_payloads *pl, const uint8_t
 static void stream_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 {
 	stream_buffer *sb = (stream_buffer *)b;
-	write_payload(sb->out, sb->pl, data, len);
+	write_payload(sb->out, sb->pl, sb->win, data, len);
 }
 
 typedef struct extern_ctx {
 	bnf_output *data;     /* the data file */
 	const bnf_payloads *pl;
+	bnf_window *win;      /* the write's (bnf_output_write_model) */
 	const char *location; /* its name, relative to the model */
 	uint64_t off;
 	int err;
@@ -108,7 +111,7 @@ static int externalize(Onnx__TensorProto *t, void *vctx)
 
 	if (!t->has_raw_data || !bnf_payloads_from_external(x->pl, t->raw_data.data))
 		return 0;
-	write_payload(x->data, x->pl, t->raw_data.data, t->raw_data.len);
+	write_payload(x->data, x->pl, x->win, t->raw_data.data, t->raw_data.len);
 	snprintf(off, sizeof(off), "%llu", (unsigned long long)x->off);
 	snprintf(len, sizeof(len), "%zu", t->raw_data.len);
 	if (!(e = calloc(3, sizeof(*e))) || !(e[0] = kv("location", x->location)) || !(e[1] = kv("offset", off)) ||
@@ -152,7 +155,7 @@ static bool has_external(const bnf_payloads *pl)
 /* Tensors stored outside the model stay outside: all of them, folded or
  * not, go to one new file beside the output (out->data), which is then
  * self-contained.  The input's data files are never written. */
-static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloads *pl)
+static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloads *pl, bnf_window *win)
 {
 	extern_ctx x = {0};
 	const char *base;
@@ -185,6 +188,7 @@ static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloa
 		return bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory", out->path);
 	x.data = out->data;
 	x.pl = pl;
+	x.win = win;
 	x.location = location;
 	r = bnf_model_tensors(m, externalize, &x);
 	free(location);
@@ -196,20 +200,27 @@ static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloa
 
 int bnf_output_write_model(bnf_output *out, Onnx__ModelProto *m, const bnf_payloads *pl, bool inline_all)
 {
-	stream_buffer sb = {{stream_append}, out, pl};
+	/* One window for every computed payload of the write: payloads read
+	 * in file order mostly follow one another, so the next one is often
+	 * in it already. */
+	bnf_window win = BNF_WINDOW_INIT;
+	stream_buffer sb = {{stream_append}, out, pl, &win};
+	int rc = 0;
 
 	if (has_external(pl) && !inline_all) {
-		if (write_external(out, m, pl) < 0)
-			return -1;
-		if (out->nonfinite) /* the caller folds again */
-			return 0;
+		if ((rc = write_external(out, m, pl, &win)) < 0 || out->nonfinite) /* nonfinite: the caller folds again */
+			goto out;
 	}
-	if (has_external(pl) && inline_all && protobuf_c_message_get_packed_size(&m->base) > INT32_MAX)
-		return bnf_fail(out->fail, BNFOLD_E_INVALID,
-				"%s: with its external data inlined the model would pass the 2 GB protobuf limit; "
-				"drop --inline", out->path);
+	if (has_external(pl) && inline_all && protobuf_c_message_get_packed_size(&m->base) > INT32_MAX) {
+		rc = bnf_fail(out->fail, BNFOLD_E_INVALID,
+			      "%s: with its external data inlined the model would pass the 2 GB protobuf limit; "
+			      "drop --inline", out->path);
+		goto out;
+	}
 	protobuf_c_message_pack_to_buffer(&m->base, &sb.base);
-	return 0;
+out:
+	bnf_window_drop(&win);
+	return rc;
 }
 
 int bnf_output_write_input(bnf_output *out, const bnf_input *in)

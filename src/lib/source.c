@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "transform.h"
 #include "fileio.h"
 
 bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external, bnf_err *fail)
@@ -44,7 +43,6 @@ void bnf_source_close(bnf_source *src)
 		return;
 	if (src->base && src->len)
 		munmap((void *)src->base, src->len);
-	bnf_source_unmap(src);
 	if (src->fd >= 0)
 		close(src->fd);
 	free(src->path);
@@ -98,22 +96,4 @@ void bnf_window_drop(bnf_window *w)
 	if (w->p)
 		munmap((void *)w->p, w->len);
 	memset(w, 0, sizeof(*w));
-}
-
-/* The one piece of mutable global state here: a window per thread for the
- * readers that do not hold their own yet, all through bnf_tview_raw_view
- * (bnf_transform_apply as model_io.c and edit.c call it, and verify.c's
- * threads, which drop it with bnf_source_unmap(NULL) before they end).
- * New readers should hold a bnf_window instead. */
-static _Thread_local bnf_window thread_window;
-
-const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len)
-{
-	return bnf_window_map(&thread_window, src, off, len);
-}
-
-void bnf_source_unmap(const bnf_source *src)
-{
-	if (!src || thread_window.src == src)
-		bnf_window_drop(&thread_window);
 }

@@ -29,8 +29,10 @@ typedef struct bnf_source {
  * reserves its address range.  The source owns fd from now on, also on
  * failure.  NULL after recording why in fail. */
 bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external, bnf_err *fail);
-/* Release the address range, drop the calling thread's window on src
- * (bnf_source_unmap), close fd and free src.  NULL is a no-op. */
+/* Release the address range, close fd and free src.  NULL is a no-op.
+ * Every window on src must be dropped first: one left on it keeps its
+ * mapping, and could be taken for a window on a later source allocated at
+ * the same address. */
 void bnf_source_close(bnf_source *src);
 
 /* Read len bytes at file offset off into dst.  0; or -1 when the file
@@ -40,8 +42,10 @@ int bnf_source_read(bnf_source *src, void *dst, size_t len, uint64_t off);
 
 /* A read-only mapping of part of a source's file, moved as reads go on:
  * reading the same bytes in order through it spares a copy.  Owned by
- * whoever reads (one per reader and thread); start it zeroed
- * (BNF_WINDOW_INIT) and drop it when done. */
+ * whoever reads, and used by one thread at a time: each reader holds its
+ * own (there is no shared or per-thread one), starts it zeroed
+ * (BNF_WINDOW_INIT) and drops it when done, before the source closes.  One
+ * window may serve several sources in turn (it moves to the one asked). */
 typedef struct bnf_window {
 	const bnf_source *src;
 	const uint8_t *p;  /* the mapping of [off, off + len) of src's file, or NULL */
@@ -55,14 +59,8 @@ typedef struct bnf_window {
  * w next moves (a map of other bytes) or is dropped; NULL when they cannot
  * be mapped (then read them with bnf_source_read). */
 const uint8_t *bnf_window_map(bnf_window *w, bnf_source *src, uint64_t off, size_t len);
-/* Unmap w; it may be used again. */
+/* Unmap w (a zeroed or dropped window: nothing to do); it may be used
+ * again. */
 void bnf_window_drop(bnf_window *w);
-
-/* bnf_window_map through the calling thread's own window, for readers that
- * do not hold one (see source.c). */
-const uint8_t *bnf_source_map(bnf_source *src, uint64_t off, size_t len);
-/* Drop the calling thread's window if it is on src (any source: NULL);
- * before closing src->fd, and before a thread that read ends. */
-void bnf_source_unmap(const bnf_source *src);
 
 #endif

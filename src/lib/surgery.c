@@ -298,15 +298,17 @@ static int write_weight(bnf_edit *c, const bnf_plan *p, Onnx__NodeProto *layer, 
 			return -1; /* recorded by the registry */
 	} else {
 		double *scratch = malloc(BNF_EDIT_CHUNK * sizeof(double));
+		bnf_window win = BNF_WINDOW_INIT; /* this computation's own */
 		if (!scratch || !(wdata = malloc(*wbytes ? *wbytes : 1))) {
 			free(scratch);
 			return -1;
 		}
 		for (size_t done = 0; done < w->numel; done += BNF_EDIT_CHUNK) {
 			size_t n = w->numel - done < BNF_EDIT_CHUNK ? w->numel - done : BNF_EDIT_CHUNK;
-			if (!bnf_transform_apply(&p->transform, w, done, n, scratch, wdata + done * es))
+			if (!bnf_transform_apply(&p->transform, w, done, n, &win, scratch, wdata + done * es))
 				c->res->unscanned_nonfinite = true;
 		}
+		bnf_window_drop(&win);
 		free(scratch);
 	}
 	/* write_tensor owns wdata, whatever the outcome */

@@ -195,11 +195,5 @@ const uint8_t *bnf_tview_map(const bnf_tview *v, size_t first, size_t n, bnf_win
 		return NULL;
 	if (!v->src)
 		return v->raw + first * es;
-	return w ? bnf_window_map(w, v->src, v->src_off + (uint64_t)first * es, n * es)
-		 : bnf_source_map(v->src, v->src_off + (uint64_t)first * es, n * es);
-}
-
-const uint8_t *bnf_tview_raw_view(const bnf_tview *v, size_t first, size_t n)
-{
-	return bnf_tview_map(v, first, n, NULL);
+	return w ? bnf_window_map(w, v->src, v->src_off + (uint64_t)first * es, n * es) : NULL;
 }

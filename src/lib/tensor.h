@@ -105,13 +105,11 @@ int bnf_tview_read_i64(const bnf_tview *v, int64_t *out);
 int bnf_tview_raw_range(const bnf_tview *v, size_t first, size_t n, void *dst);
 
 /* Where the stored little-endian bytes of elements [first, first + n) can
- * be read in place: in memory, or through the window w on the file they
- * are in (bnf_window_map: good until w moves; NULL w: the calling thread's
- * window, bnf_source_map); NULL when there are none (typed fields, uniform,
- * computed) or they cannot be mapped, and then bnf_tview_raw_range copies
- * them. */
+ * be read in place: in memory, or through the caller's window w on the
+ * file they are in (bnf_window_map: good until w moves or is dropped; with
+ * a NULL w, bytes left in a file are not mapped).  NULL when there are none
+ * (typed fields, uniform, computed) or they cannot be mapped, and then
+ * bnf_tview_raw_range copies them. */
 const uint8_t *bnf_tview_map(const bnf_tview *v, size_t first, size_t n, bnf_window *w);
-/* bnf_tview_map through the calling thread's window (bnf_source_map). */
-const uint8_t *bnf_tview_raw_view(const bnf_tview *v, size_t first, size_t n);
 
 #endif

@@ -158,7 +158,7 @@ static bool scale_values(const bnf_transform *tf, size_t first, size_t n, const 
 	return finite;
 }
 
-bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n,
+bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t first, size_t n, bnf_window *w,
 			 double *scratch, unsigned char *out)
 {
 	bool small = tf->dtype == BNF_DT_FLOAT16 || tf->dtype == BNF_DT_BFLOAT16;
@@ -168,7 +168,7 @@ bool bnf_transform_apply(const bnf_transform *tf, const bnf_tview *src, size_t f
 	    (small && src->dtype == tf->dtype && bnf_tview_in_place(src))) {
 		/* stored as such: from the bytes where they lie, else from a
 		 * copy in out, scaled and rounded element by element */
-		if (!(in = bnf_tview_raw_view(src, first, n))) {
+		if (!(in = bnf_tview_map(src, first, n, w))) {
 			bnf_tview_raw_range(src, first, n, out);
 			in = out;
 		}

@@ -12,13 +12,18 @@
 struct bnf_layout;
 struct bnf_transform;
 struct bnf_tview;
+struct bnf_window;
 
 /* Apply the transform to elements [first, first + n) of `src` and store them,
  * rounded once, into out (n * dtype size bytes); scratch holds n doubles.
- * Returns whether every stored value is finite (a NaN or Inf in src, or a
- * product beyond the dtype's range, is not). */
+ * Bytes of src left in a file are read in place through the caller's
+ * window w (source.h), which then stays on them for the next call: a
+ * reader going through a payload chunk by chunk, or payload after payload,
+ * keeps one window for all of it and drops it when done.  A NULL w reads
+ * them with a copy instead.  Returns whether every stored value is finite
+ * (a NaN or Inf in src, or a product beyond the dtype's range, is not). */
 bool bnf_transform_apply(const struct bnf_transform *tf, const struct bnf_tview *src, size_t first, size_t n,
-			 double *scratch, unsigned char *out);
+			 struct bnf_window *w, double *scratch, unsigned char *out);
 /* True for a float32, float16 or bfloat16 view whose stored bytes
  * bnf_transform_apply reads in place (raw_data in memory or in a file, on
  * a little-endian host). */

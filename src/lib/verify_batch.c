@@ -6,7 +6,6 @@
 #include <stdlib.h>
 
 #include "common.h"
-#include "tensor.h"
 #include "verify_lanes.h"
 
 /* One job, the tag of its result and the result once run. */
@@ -52,7 +51,6 @@ static void run_jobs(bnf_verify_batch *b, bool one_thread)
 static void *batch_thread(void *arg)
 {
 	run_jobs(arg, true);
-	bnf_source_unmap(NULL); /* this thread's mapping window */
 	return NULL;
 }
 

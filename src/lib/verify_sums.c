@@ -360,7 +360,7 @@ const char *bnf_verify_pass(const bnf_verify_ctx *x, bnf_verify_acc *a, size_t f
 		size_t n = last - done < BNF_VERIFY_CHUNK ? last - done : BNF_VERIFY_CHUNK;
 		const uint8_t *craw = raw ? raw + 4 * done : NULL;
 		const char *why;
-		if (from_file && !(craw = bnf_tview_raw_view(wv, done, n)) &&
+		if (from_file && !(craw = bnf_tview_map(wv, done, n, &a->win)) &&
 		    bnf_tview_raw_range(wv, done, n, a->bytes) == 0)
 			craw = a->bytes;
 		if (vc->layer == BNF_VL_GEMM && !vc->trans_b && !vc->bn_before)
@@ -392,4 +392,5 @@ void bnf_verify_acc_free(bnf_verify_acc *a)
 	free(a->w);
 	free(a->wf);
 	free(a->bytes);
+	bnf_window_drop(&a->win);
 }

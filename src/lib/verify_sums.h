@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "source.h"
 #include "verify.h"
 
 #define BNF_VERIFY_CHUNK (1 << 15) /* weight elements per step */
@@ -40,18 +41,22 @@ typedef struct bnf_verify_ctx {
 	bool avx2;             /* the float32 lanes take their AVX2 build (verify_lanes.h) */
 } bnf_verify_ctx;
 
-/* The sums of passes over the weight and their scratch.  At
+/* The sums of passes over the weight and their scratch, the state of the
+ * one thread that sums into them (each thread that sums has its own).  At
  * o * BNF_VERIFY_NPROBE + q for output channel o and probe q: R the
  * original, F the folded, M the magnitude of the original's terms. */
 typedef struct bnf_verify_acc {
 	double *R, *F, *M;
 	double *w, *wf;  /* BNF_VERIFY_CHUNK weight elements: as read, as stored after the fold */
 	uint8_t *bytes;  /* BNF_VERIFY_CHUNK float32 elements copied from the input file */
+	bnf_window win;  /* the weight's bytes in the input file, read in place */
 } bnf_verify_acc;
 
 /* Allocate a's arrays for out_channels, the sums zeroed; false when memory
- * runs out (bnf_verify_acc_free then frees what was allocated). */
+ * runs out (bnf_verify_acc_free then frees what was allocated).  a starts
+ * zeroed ({0}). */
 bool bnf_verify_acc_alloc(bnf_verify_acc *a, size_t out_channels);
+/* Free a's arrays and drop its window. */
 void bnf_verify_acc_free(bnf_verify_acc *a);
 
 /* Add to a the sums of weight elements [first, last) (first a multiple of

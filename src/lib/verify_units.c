@@ -32,7 +32,6 @@ static void run_units(unit_set *u)
 static void *unit_thread(void *arg)
 {
 	run_units(arg);
-	bnf_source_unmap(NULL); /* this thread's mapping window */
 	return NULL;
 }
 

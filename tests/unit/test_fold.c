@@ -83,7 +83,7 @@ int main(void)
 		t.n_float_data = 6;
 		t.float_data = w;
 		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_OK, "weight view");
-		bnf_transform_apply(&tf, &v, 0, 6, scratch, (unsigned char *)out);
+		bnf_transform_apply(&tf, &v, 0, 6, NULL, scratch, (unsigned char *)out);
 		OK(out[0] == 0.5f && out[2] == 1.5f && out[3] == -8.0f && out[5] == -12.0f,
 		   "W' = W * s per row: {0.5,1,1.5,-8,-10,-12}");
 	}

@@ -197,7 +197,7 @@ static void test_fold_rounded_once(void)
 	tf.dtype = BNF_DT_FLOAT16;
 	tf.layout = (bnf_layout){.inner = 1, .per_group = 1, .rows_per_group = 1, .channels = 1};
 	tf.scale = &s;
-	bnf_transform_apply(&tf, &v, 0, 1, scratch, out);
+	bnf_transform_apply(&tf, &v, 0, 1, NULL, scratch, out);
 	OK(out[0] == 0xdb && out[1] == 0x3f, "folded once: 0x3fdb (got 0x%02x%02x)", out[1], out[0]);
 	once = bnf_decode(BNF_DT_FLOAT16, out);
 	/* step-wise: every operation rounded to float16 (exact in double first) */
@@ -461,7 +461,7 @@ static void test_float32_scaling(void)
 		}
 		t.raw_data.data = raw + shift;
 		OK(bnf_tview_from_tensor(&t, &v, err, sizeof(err)) == BNF_TENSOR_OK, "float32 view %d", round);
-		got = bnf_transform_apply(&tf, &v, first, n, scratch, out + 1 - shift);
+		got = bnf_transform_apply(&tf, &v, first, n, NULL, scratch, out + 1 - shift);
 		bad += memcmp(out + 1 - shift, want, 4 * n) != 0;
 		flags += got != finite;
 	}
@@ -518,8 +518,22 @@ static void test_source(void)
 	OK(x[0] == bnf_decode(BNF_DT_FLOAT, bytes + sizeof(bytes) - 16) &&
 		   x[3] == bnf_decode(BNF_DT_FLOAT, bytes + sizeof(bytes) - 4) && src->err == 0,
 	   "a view reads its elements from the file");
-	OK(bnf_tview_raw_view(&v, 0, 4) && memcmp(bnf_tview_raw_view(&v, 0, 4), bytes + sizeof(bytes) - 16, 16) == 0,
-	   "and sees them in place through the thread's window");
+	p1 = bnf_tview_map(&v, 0, 4, &w1);
+	OK(p1 && memcmp(p1, bytes + sizeof(bytes) - 16, 16) == 0 && w1.src == src,
+	   "and sees them in place through the reader's window");
+	OK(bnf_tview_map(&v, 0, 4, NULL) == NULL, "without a window, bytes in a file are not mapped");
+	{
+		/* scaled from the bytes in place or from a copy: the same */
+		double one = 0.5, scratch[4];
+		uint8_t a[16], b[16];
+		bnf_transform tf = {.dtype = BNF_DT_FLOAT, .scale = &one,
+				    .layout = {.inner = 4, .per_group = 1, .rows_per_group = 1, .channels = 1}};
+		bool fa = bnf_transform_apply(&tf, &v, 0, 4, &w1, scratch, a);
+		bool fb = bnf_transform_apply(&tf, &v, 0, 4, NULL, scratch, b);
+		OK(fa == fb && memcmp(a, b, 16) == 0 && src->err == 0,
+		   "a transform reads a file through a window or a copy alike");
+	}
+	bnf_window_drop(&w1);
 	bnf_tview_read_range(&v, 2, 6, x);
 	OK(isnan(x[0]) && isnan(x[5]) && src->err == EIO, "a failed read gives NaN and keeps EIO");
 	bnf_source_close(src);
@@ -556,7 +570,7 @@ static void test_computed_view(void)
 	for (int i = 0; i < 6; i++)
 		bad += out[i] != bnf_round_to(BNF_DT_FLOAT16, (double)vals[i] * scale[i / 3]);
 	OK(bad == 0 && isinf(out[4]), "computed view = round_to(float16, x * scale) (%d differ; 140000 overflows)", bad);
-	OK(bnf_tview_raw_range(&v, 0, 6, out) == -1 && bnf_tview_raw_view(&v, 0, 6) == NULL,
+	OK(bnf_tview_raw_range(&v, 0, 6, out) == -1 && bnf_tview_map(&v, 0, 6, NULL) == NULL,
 	   "a computed view has no stored bytes");
 }
 
