@@ -151,7 +151,7 @@ static int read_and_fold(const char *input, const bnfold_options *o, bool defer,
  * 0 written; 1 when a deferred scan or check failed (nothing written: fold
  * again without deferring); -1 after recording an error in e. */
 static int write_output(const char *input, const char *output, const bnfold_options *o, bnf_input *in,
-			bnf_result *res, bool defer, bnf_err *e)
+			bnf_result *res, const bnf_strlist *order, bool defer, bnfold_result **result, bnf_err *e)
 {
 	bnf_output out;
 	int r;
@@ -173,6 +173,11 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 		bnf_output_abort(&out);
 		return bnf_api_verify_error(res, input, e);
 	}
+	/* The result first: once the output is in place, nothing may fail. */
+	if (result && !(*result = bnf_api_result_new(res, order, input, output))) {
+		bnf_output_abort(&out);
+		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+	}
 	return bnf_output_commit(&out);
 }
 
@@ -189,7 +194,9 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 	 * without the scan for NaN, Inf and overflow; if scaling meets one, or
 	 * a fusion fails verification, everything is done again with the scan,
 	 * which decides. */
-	bool defer = output && strcmp(input ? input : "-", "-") != 0;
+	/* Only into a temp file: what went to stdout, a FIFO or a device cannot
+	 * be taken back when a deferred scan finds something. */
+	bool defer = output && strcmp(input ? input : "-", "-") != 0 && regular_output(output);
 	int r = -1;
 
 	if (result)
@@ -206,14 +213,14 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 	}
 	for (;;) {
 		in.fd = -1;
-		if ((r = read_and_fold(input, &o, defer, defer && regular_output(output), &in, &res, &order, &e)) < 0)
+		if ((r = read_and_fold(input, &o, defer, defer, &in, &res, &order, &e)) < 0)
 			goto out;
 		if (defer && (res.unscanned_nonfinite || bnf_result_verify_failed(&res) > 0))
 			r = 1;
 		else if (bnf_result_verify_start(&res), bnf_result_verify_failed(&res) > 0)
 			r = bnf_api_verify_error(&res, input, &e);
 		else
-			r = output ? write_output(input, output, &o, &in, &res, defer, &e) : 0;
+			r = output ? write_output(input, output, &o, &in, &res, &order, defer, result, &e) : 0;
 		if (r != 1)
 			break;
 		bnf_result_free(&res);
@@ -221,7 +228,7 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 		bnf_strlist_free(&order);
 		defer = false;
 	}
-	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result &&
+	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result && !*result &&
 	    !(*result = bnf_api_result_new(&res, &order, input, output)))
 		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", input);
 out:

@@ -150,12 +150,12 @@ size_t bnfold_reason_count(void)
 
 const char *bnfold_reason_code(size_t i)
 {
-	return i + 1 < BNF_REASON_COUNT ? bnf_reason_code((bnf_reason)(i + 1)) : NULL;
+	return i < BNF_REASON_COUNT - 1 ? bnf_reason_code((bnf_reason)(i + 1)) : NULL;
 }
 
 const char *bnfold_reason_text(size_t i)
 {
-	return i + 1 < BNF_REASON_COUNT ? bnf_reason_text((bnf_reason)(i + 1)) : NULL;
+	return i < BNF_REASON_COUNT - 1 ? bnf_reason_text((bnf_reason)(i + 1)) : NULL;
 }
 
 int bnf_api_verify_error(const bnf_result *res, const char *input, bnf_err *e)

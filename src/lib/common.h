@@ -2,6 +2,7 @@
 #ifndef BNF_COMMON_H
 #define BNF_COMMON_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +31,12 @@ int bnf_vfail(bnf_err *e, int code, const char *fmt, va_list ap);
  * out (the array is left as it was).  Use BNF_GROW(arr, n, cap). */
 int bnf_grow(void *arrp, size_t elem, size_t n, size_t *cap);
 #define BNF_GROW(arr, n, cap) bnf_grow(&(arr), sizeof(*(arr)), (n), &(cap))
+
+/* pthread_create(t, NULL, fn, arg) with the asynchronous signals (SIGINT,
+ * SIGTERM, ...) blocked in the new thread: they go to the caller's threads,
+ * whose handlers know what the library told them (bnfold_options.tempfile).
+ * Faults (SIGBUS, SIGSEGV, ...) stay with the thread that causes them. */
+int bnf_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* A list of owned strings, searchable once sorted. */
 typedef struct bnf_strlist {

@@ -99,6 +99,14 @@ static int record_skips(bnf_edit *c, const bool *handled)
 			bnf_plan_free(&p);
 			return -1;
 		}
+		/* The last pass planned every node left and folded nothing, so
+		 * planning again gives the same reason; "fold" now can only come
+		 * from a step that failed then for want of memory. */
+		if (p.reason == BNF_FOLD) {
+			bnf_plan_free(&p);
+			return bnf_fail(c->run->fail, BNFOLD_E_NOMEM, "%s: out of memory planning '%s'", c->path,
+					g->node[n]->n_output ? g->node[n]->output[0] : "?");
+		}
 		r = bnf_result_add_skip(c->res, c->gname, &p, g->node[n], p.layer_node >= 0 ? g->node[p.layer_node] : NULL);
 		bnf_plan_free(&p);
 		if (r < 0)

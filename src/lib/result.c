@@ -71,27 +71,67 @@ int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, c
 		       : -1;
 }
 
-/* The first name of names not yet used that equals name, marked used. */
-static size_t take_order(const bnf_strlist *names, bool *used, const char *name)
+/* A BN's output name and its place in file order. */
+typedef struct named_pos {
+	const char *name;
+	size_t pos;
+} named_pos;
+
+static int cmp_named_pos(const void *a, const void *b)
 {
-	for (size_t k = 0; k < names->n; k++)
-		if (!used[k] && strcmp(names->v[k], name) == 0) {
-			used[k] = true;
-			return k;
-		}
-	return SIZE_MAX;
+	const named_pos *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* The first entry of e (n, sorted by name then place) named name, or n. */
+static size_t first_named(const named_pos *e, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(e[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && strcmp(e[lo].name, name) == 0 ? lo : n;
+}
+
+/* The first place of name not given yet (taken[g] counts what the group
+ * of equal names starting at g has given), or SIZE_MAX. */
+static size_t take_order(const named_pos *e, size_t n, size_t *taken, const char *name)
+{
+	size_t g = first_named(e, n, name), k;
+	if (g == n)
+		return SIZE_MAX;
+	k = g + taken[g];
+	if (k >= n || strcmp(e[k].name, name) != 0)
+		return SIZE_MAX;
+	taken[g]++;
+	return e[k].pos;
 }
 
 int bnf_result_set_order(bnf_result *r, const bnf_strlist *names)
 {
-	bool *used = calloc(names->n + 1, sizeof(*used));
-	if (!used)
+	size_t n = names->n;
+	named_pos *e = malloc((n + 1) * sizeof(*e));
+	size_t *taken = calloc(n + 1, sizeof(*taken));
+
+	if (!e || !taken) {
+		free(e);
+		free(taken);
 		return -1;
+	}
+	for (size_t k = 0; k < n; k++)
+		e[k] = (named_pos){names->v[k], k};
+	qsort(e, n, sizeof(*e), cmp_named_pos);
 	for (size_t i = 0; i < r->n_fusions; i++)
-		r->fusions[i].model_order = take_order(names, used, r->fusions[i].bn_output);
+		r->fusions[i].model_order = take_order(e, n, taken, r->fusions[i].bn_output);
 	for (size_t i = 0; i < r->n_skips; i++)
-		r->skips[i].model_order = take_order(names, used, r->skips[i].bn_output);
-	free(used);
+		r->skips[i].model_order = take_order(e, n, taken, r->skips[i].bn_output);
+	free(e);
+	free(taken);
 	return 0;
 }
 

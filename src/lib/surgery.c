@@ -173,11 +173,10 @@ static int add_initializer(bnf_edit *c, char *name, int dtype, size_t rank, cons
 	t->has_raw_data = 1;
 	t->raw_data.data = data;
 	t->raw_data.len = len;
-	g->initializer[g->n_initializer] = t;
+	g->initializer[g->n_initializer++] = t; /* owned by the graph from here on */
 	if (!(v = bnf_graph_value_add(&c->gi, name)))
-		return -1; /* t is owned by the graph now */
-	v->init = (int)g->n_initializer;
-	g->n_initializer++;
+		return -1;
+	v->init = (int)g->n_initializer - 1;
 	if (c->gi.ir_version < 4) {
 		Onnx__ValueInfoProto *vi = tensor_value_info(name, dtype, rank, dims);
 		if (!vi)
@@ -212,13 +211,18 @@ static int rewire_input(bnf_edit *c, Onnx__NodeProto *node, size_t slot, const c
 		}
 		node->input = in;
 		while (node->n_input < slot)
-			if (!(node->input[node->n_input++] = bnf_strdup("")))
+			if (!(node->input[node->n_input++] = bnf_strdup(""))) {
+				node->n_input--;
+				free(copy);
 				return -1;
+			}
 		node->input[node->n_input++] = copy;
 	} else {
 		const char *old = node->input[slot];
-		if (old[0] && release(c, old) < 0)
+		if (old[0] && release(c, old) < 0) {
+			free(copy);
 			return -1;
+		}
 		free(node->input[slot]);
 		node->input[slot] = copy;
 	}

@@ -59,7 +59,7 @@ void bnf_verify_batch_start(bnf_verify_batch *b)
 	if (!b || b->running || b->n == 0)
 		return;
 	bnf_verify_lanes_probe(); /* before the thread starts: the probe writes its static here */
-	b->running = pthread_create(&b->thread, NULL, batch_thread, b) == 0;
+	b->running = bnf_thread_start(&b->thread, batch_thread, b) == 0;
 }
 
 static void batch_wait(bnf_verify_batch *b)

@@ -4,12 +4,14 @@
 #include "verify_lanes.h"
 
 #include <float.h>
+#include <pthread.h>
 #include <string.h>
 
-/* Whether the CPU has AVX2: -1 until bnf_verify_lanes_probe(), which runs
- * before any thread that sums starts.  The one CPU probe of the library;
+/* Whether the CPU has AVX2, set once (pthread_once: two calls may probe at
+ * the same time from two threads).  The one CPU probe of the library;
  * whether to use it is the caller's (bnf_verify_config.no_simd). */
-static int cpu_avx2 = -1;
+static int cpu_avx2;
+static pthread_once_t cpu_probed = PTHREAD_ONCE_INIT;
 
 #if BNF_VERIFY_LANES && defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target)
@@ -17,18 +19,23 @@ static int cpu_avx2 = -1;
 #endif
 #endif
 
+static void probe(void)
+{
+#ifdef LANES_AVX2
+	cpu_avx2 = __builtin_cpu_supports("avx2");
+#else
+	cpu_avx2 = 0;
+#endif
+}
+
 void bnf_verify_lanes_probe(void)
 {
-	if (cpu_avx2 < 0)
-#ifdef LANES_AVX2
-		cpu_avx2 = __builtin_cpu_supports("avx2");
-#else
-		cpu_avx2 = 0;
-#endif
+	pthread_once(&cpu_probed, probe);
 }
 
 bool bnf_verify_lanes_avx2(bool no_simd)
 {
+	bnf_verify_lanes_probe();
 	return !no_simd && cpu_avx2 > 0;
 }
 

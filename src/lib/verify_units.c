@@ -61,7 +61,7 @@ int bnf_verify_sum_units(const bnf_verify_ctx *x, int threads, bnf_verify_acc *e
 	}
 	if (!bnf_verify_acc_alloc(&odd_acc, x->g->out_channels))
 		goto out;
-	threaded = second_thread(threads) && pthread_create(&t, NULL, unit_thread, &o) == 0;
+	threaded = second_thread(threads) && bnf_thread_start(&t, unit_thread, &o) == 0;
 	run_units(&e);
 	if (threaded)
 		pthread_join(t, NULL);

@@ -211,4 +211,38 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
+# A weight folded without the scan first (deferred) that overflows late in
+# the model: into a file the fold is taken back and done again with the
+# scan; into stdout nothing can be taken back, so the scan comes first and
+# stdout gets the same bytes as the file, once.
+import numpy as np  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+work = tempfile.mkdtemp(prefix="bnfold-late-overflow-")
+try:
+    c, k = 600, 1000  # 2.4 MB of weight: several output buffers before the last channel
+    w = np.full((c, k, 1, 1), 0.5, np.float32)
+    w[-1] = 3.0e38
+    scale = np.ones(c, np.float32)
+    scale[-1] = 10.0
+    inits = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(scale, "s"),
+             numpy_helper.from_array(np.zeros(c, np.float32), "b"), numpy_helper.from_array(np.zeros(c, np.float32), "m"),
+             numpy_helper.from_array(np.ones(c, np.float32), "v")]
+    g = helper.make_graph([helper.make_node("Conv", ["x", "W"], ["y"], name="conv"),
+                           helper.make_node("BatchNormalization", ["y", "s", "b", "m", "v"], ["z"], name="bn")],
+                          "late", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k, 2, 2])],
+                          [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, c, 2, 2])], inits)
+    late = os.path.join(work, "late.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), late)
+    as_file = os.path.join(work, "late.out.onnx")
+    rc_f, _, err_f = run(["-q", "--no-verify", "--report", os.path.join(work, "r.json"), late, "-o", as_file])
+    rc_s, out_s, err_s = run(["-q", "--no-verify", late, "-o", "-"])
+    rep = json.load(open(os.path.join(work, "r.json"))) if rc_f == 0 else {}
+    check(rc_f == 0 and [s["reason"] for s in rep.get("skipped", [])] == ["overflow"],
+          "a weight that overflows late: skipped as overflow when written to a file", err_f)
+    check(rc_s == 0 and os.path.exists(as_file) and out_s == open(as_file, "rb").read(),
+          "... and stdout gets the same bytes as the file, once (%d bytes)" % len(out_s), err_s)
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+
 sys.exit(tap.emit())

@@ -69,6 +69,8 @@ static void test_names(void)
 	}
 	OK(n >= 10 && all && distinct, "%zu reason codes, distinct, each with a text, \"fold\" not among them", n);
 	OK(bnfold_reason_code(n) == NULL && bnfold_reason_text(n) == NULL, "reason code and text past the end: NULL");
+	OK(bnfold_reason_code((size_t)-1) == NULL && bnfold_reason_text((size_t)-1) == NULL,
+	   "reason code and text of SIZE_MAX: NULL");
 }
 
 /* ---------------------------------------------------------------- fixtures */
