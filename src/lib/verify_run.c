@@ -19,32 +19,9 @@
 
 _Static_assert(BNF_VERIFY_RANDOM == 2, "one 64-bit hash gives the two random probe values");
 
-static double unit_roundoff(int dtype)
-{
-	switch (dtype) {
-	case BNF_DT_FLOAT: return ldexp(1.0, -24);
-	case BNF_DT_DOUBLE: return ldexp(1.0, -53);
-	case BNF_DT_FLOAT16: return ldexp(1.0, -11);
-	case BNF_DT_BFLOAT16: return ldexp(1.0, -8);
-	default: return NAN;
-	}
-}
-
-/* Below the smallest normal number rounding error is absolute, not relative. */
-static double min_normal(int dtype)
-{
-	switch (dtype) {
-	case BNF_DT_FLOAT: return ldexp(1.0, -126);
-	case BNF_DT_DOUBLE: return DBL_MIN;
-	case BNF_DT_FLOAT16: return ldexp(1.0, -14);
-	case BNF_DT_BFLOAT16: return ldexp(1.0, -126);
-	default: return NAN;
-	}
-}
-
 double bnf_verify_default_tolerance(int dtype, size_t n)
 {
-	return 2.0 * unit_roundoff(dtype) + ((double)n + 8.0) * ldexp(1.0, -52);
+	return 2.0 * bnf_dtype_unit_roundoff(dtype) + ((double)n + 8.0) * ldexp(1.0, -52);
 }
 
 /* splitmix64: each probe input is a function of its position in the
@@ -178,7 +155,8 @@ static void compare(bnf_verify *v, double folded, double original, double mag, s
 static void judge(const bnf_verify_case *vc, const bnf_plan *p, const bnf_verify_geom *g, const bnf_verify_acc *acc,
 		  const double *sd, const double *s, bnf_verify *v)
 {
-	double floor_term = min_normal(p->dtype) * ((double)g->terms + 1.0);
+	/* below the smallest normal number rounding error is absolute, not relative */
+	double floor_term = bnf_dtype_smallest_normal(p->dtype) * ((double)g->terms + 1.0);
 	size_t n_probe = vc->bn_before && vc->pad_axis >= 0 ? NPROBE : NPROBE - 1;
 
 	for (size_t o = 0; o < g->out_channels; o++) {
