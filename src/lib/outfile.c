@@ -95,13 +95,15 @@ int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const ch
 	struct stat st;
 
 	memset(out, 0, sizeof(*out));
-	out->path = path;
 	out->fd = -1;
 	out->tempfile = tempfile;
 	out->tempfile_ctx = tempfile_ctx;
 	out->fail = fail;
-	if (!(out->buf = malloc(BNF_OUT_BUF)))
-		return bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
+	/* a copy: the caller's string may be gone by the time commit names it */
+	if (!(out->path = bnf_strdup(path)) || !(out->buf = malloc(BNF_OUT_BUF))) {
+		bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
+		goto fail;
+	}
 	if (strcmp(path, "-") == 0) {
 		out->fd = 1;
 		return 0;
@@ -305,6 +307,8 @@ void bnf_output_abort(bnf_output *out)
 	out->final_path = NULL;
 	free(out->buf);
 	out->buf = NULL;
+	free(out->path);
+	out->path = NULL;
 }
 
 int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),

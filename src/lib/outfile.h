@@ -17,7 +17,7 @@
 
 /* Where output goes and how it gets there. */
 typedef struct bnf_output {
-	const char *path;   /* as given; "-" is stdout */
+	char *path;         /* a copy of the path given; "-" is stdout */
 	int fd;
 	char *tmp_path;     /* temp file to rename over final_path, or NULL when written directly */
 	char *final_path;   /* the regular file replaced at commit (symlinks resolved) */

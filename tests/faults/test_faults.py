@@ -241,6 +241,36 @@ try:
         tap.check(sorted(os.listdir(d)) == ["big.onnx", "out.onnx"] and open(out, "rb").read() == OLD,
                   "... the temp file is removed and the earlier output intact", f"folder: {os.listdir(d)}")
 
+    # --- a model with external data: its data file goes to OUT.data through
+    # its own temp file.  A failure there names OUT.data and leaves both
+    # earlier files as they were.
+    ext = os.path.join(tmp, "ext")
+    os.mkdir(ext)
+    ext_model = os.path.join(ext, "ext.onnx")
+    m = onnx.load(DEMO)
+    onnx.save(m, ext_model, save_as_external_data=True, all_tensors_to_one_file=True, location="ext.onnx.bin",
+              size_threshold=0)
+    for desc, faults, named, msg in (
+            ("ENOSPC on the data file", dict(match="onnx.data.bnfold-", write_after=100), "out.onnx.data",
+             "cannot write: No space left on device"),
+            ("EIO on fsync of the data file", dict(match="onnx.data.bnfold-", fsync="EIO"), "out.onnx.data",
+             "cannot write: Input/output error")):
+        n += 1
+        d = fresh(tmp, f"ext{n}")
+        out = os.path.join(d, "out.onnx")
+        for f_ in (out, out + ".data"):
+            with open(f_, "wb") as f:
+                f.write(OLD)
+        r = bnftest.run(BNFOLD, [ext_model, "-o", out], env=faulted(**faults))
+        lines = r.err.strip().splitlines()
+        tap.check(not r.crashed() and r.rc == 1 and len(lines) == 1
+                  and lines[0] == f"bnfold: error: {os.path.join(d, named)}: {msg}",
+                  f"external data, {desc}: one error line naming {named}", r.diag())
+        tap.check(open(out, "rb").read() == OLD and open(out + ".data", "rb").read() == OLD
+                  and sorted(os.listdir(d)) == ["out.onnx", "out.onnx.data"],
+                  f"external data, {desc}: the earlier model and data file are intact, nothing else is left",
+                  f"folder: {os.listdir(d)}")
+
     # --- a FIFO output is written into, and a signal leaves it a FIFO
     d = fresh(tmp, "fifo")
     fifo = os.path.join(d, "out.fifo")
