@@ -105,6 +105,8 @@ int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const ch
 		goto fail;
 	}
 	if (strcmp(path, "-") == 0) {
+		/* what the program has printed but not flushed goes first */
+		fflush(stdout);
 		out->fd = 1;
 		return 0;
 	}
