@@ -23,6 +23,53 @@ bool bnf_same_file(const char *a, const char *b)
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* The process's umask, read where reading it changes nothing: umask(2)
+ * sets it process-wide, and setting it to read it races with every other
+ * thread creating a file.  -1 where /proc does not show it (no /proc,
+ * Linux before 4.7). */
+static int read_umask(void)
+{
+	char buf[4096], *p;
+	long long n;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = bnf_read_in_full(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (strncmp(buf, "Umask:", 6) == 0)
+		p = buf + 6;
+	else if ((p = strstr(buf, "\nUmask:")))
+		p += 7;
+	else
+		return -1;
+	return (int)(strtoul(p, NULL, 8) & 0777);
+}
+
+/* mkstemp with mode 0666 less the umask, applied by the kernel: for where
+ * the umask cannot be read.  Fills the template's XXXXXX. */
+static int create_unique(char *tmpl)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char *x = tmpl + strlen(tmpl) - 6;
+	unsigned char r[6];
+
+	for (int tries = 0; tries < 1000; tries++) {
+		int fd;
+		if (getentropy(r, sizeof(r)) < 0)
+			return -1;
+		for (int i = 0; i < 6; i++)
+			x[i] = chars[r[i] % (sizeof(chars) - 1)];
+		if ((fd = open(tmpl, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
 /* Create out->tmp_path (a mkstemp template) and tell out->tempfile, with
  * the signals a program cleans up on blocked in between: a temp file never
  * exists unknown to its handler. */
@@ -38,7 +85,8 @@ static int create_temp(bnf_output *out, const char *path, const char *dir)
 		sigaddset(&set, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &set, &saved);
 	}
-	out->fd = mkstemp(out->tmp_path);
+	/* mode -1: a new file whose umask is unknown gets the temp file's mode */
+	out->fd = out->mode >= 0 ? mkstemp(out->tmp_path) : create_unique(out->tmp_path);
 	e = errno;
 	if (out->fd >= 0 && out->tempfile)
 		out->tempfile(out->tmp_path, out->tempfile_ctx);
@@ -50,6 +98,10 @@ static int create_temp(bnf_output *out, const char *path, const char *dir)
 		out->tmp_path = NULL;
 		return -1;
 	}
+	if (out->mode < 0) {
+		struct stat st;
+		out->mode = fstat(out->fd, &st) == 0 ? (int)(st.st_mode & 07777) : 0644;
+	}
 	return 0;
 }
 
@@ -60,17 +112,15 @@ static int open_temp(bnf_output *out, const char *path)
 	struct stat st;
 	char *dir = NULL;
 	const char *slash, *base;
-	mode_t um;
-	int rc = -1;
+	int um, rc = -1;
 
 	out->final_path = realpath(path, NULL);
 	if (!out->final_path) {
 		if (errno != ENOENT || !(out->final_path = bnf_strdup(path)))
 			return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot resolve: %s", path, strerror(errno));
 	}
-	um = umask(0);
-	umask(um);
-	out->mode = (int)(0666 & ~um);
+	um = read_umask();
+	out->mode = um >= 0 ? (int)(0666 & ~um) : -1;
 	if (stat(out->final_path, &st) == 0)
 		out->mode = (int)(st.st_mode & 07777);
 	slash = strrchr(out->final_path, '/');

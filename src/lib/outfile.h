@@ -21,7 +21,7 @@ typedef struct bnf_output {
 	int fd;
 	char *tmp_path;     /* temp file to rename over final_path, or NULL when written directly */
 	char *final_path;   /* the regular file replaced at commit (symlinks resolved) */
-	int mode;           /* permissions for a new file */
+	int mode;           /* permissions the file gets: an existing one's, else 0666 less the umask */
 	int err;            /* first write errno, or read errno when read_from is set */
 	const char *read_from; /* the input file a read failed on, or NULL */
 	uint8_t *buf;       /* BNF_OUT_BUF bytes, used of them filled */

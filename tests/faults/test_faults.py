@@ -241,6 +241,32 @@ try:
         tap.check(sorted(os.listdir(d)) == ["big.onnx", "out.onnx"] and open(out, "rb").read() == OLD,
                   "... the temp file is removed and the earlier output intact", f"folder: {os.listdir(d)}")
 
+    # --- file modes without umask(): the library reads the umask from
+    # /proc/self/status (umask() would set it for every thread); where that
+    # is hidden, the kernel applies it to the temp file.  A new file gets
+    # 0666 less the umask, an existing one keeps its mode.
+    for hidden in (False, True):
+        how = "/proc/self/status hidden" if hidden else "umask read from /proc"
+        faults = dict(no_umask=1, match="/proc/self/status", open="ENOENT") if hidden else dict(no_umask=1)
+        d = fresh(tmp, "umask%d" % hidden)
+        out = os.path.join(d, "new.onnx")
+        old_mask = os.umask(0o027)
+        try:
+            r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(**faults))
+        finally:
+            os.umask(old_mask)
+        tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha
+                  and stat.S_IMODE(os.stat(out).st_mode) == 0o640 and os.listdir(d) == ["new.onnx"],
+                  f"{how}: a new file gets 0666 minus umask 027, umask() never called",
+                  r.diag() + (f"; mode {oct(stat.S_IMODE(os.stat(out).st_mode))}" if os.path.exists(out) else ""))
+        out = os.path.join(d, "old.onnx")
+        with open(out, "wb") as f:
+            f.write(OLD)
+        os.chmod(out, 0o604)
+        r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(**faults))
+        tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and stat.S_IMODE(os.stat(out).st_mode) == 0o604,
+                  f"{how}: an existing file keeps its mode 0604", r.diag() + f"; mode {oct(stat.S_IMODE(os.stat(out).st_mode))}")
+
     # --- a model with external data: its data file goes to OUT.data through
     # its own temp file.  A failure there names OUT.data and leaves both
     # earlier files as they were.
