@@ -281,16 +281,34 @@ void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, si
 	}
 }
 
-/* Replace final_path with the finished temp file. */
-static int rename_temp(bnf_output *out)
+/* Everything a commit does but the rename: write out the buffer, report
+ * the first error, and close the file, a temp file with its mode set and
+ * fsync'd (unless no_sync). */
+static int finish(bnf_output *out)
 {
-	if (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0))
+	flush(out);
+	if (out->err && out->read_from)
+		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot read: %s", out->read_from, strerror(out->err));
+	if (out->err) /* ENOMEM: a computed payload found no memory to be computed in */
+		return bnf_fail(out->fail, out->err == ENOMEM ? BNFOLD_E_NOMEM : BNFOLD_E_IO, "%s: cannot write: %s",
+				strcmp(out->path, "-") == 0 ? "(stdout)" : out->path, strerror(out->err));
+	if (out->tmp_path && (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0)))
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
-	if (close(out->fd) < 0) {
+	if (out->fd > 2 && close(out->fd) < 0) {
 		out->fd = -1;
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
 	}
+	if (out->fd == 1 && fflush(stdout) != 0)
+		return bnf_fail(out->fail, BNFOLD_E_IO, "(stdout): cannot write: %s", strerror(errno));
 	out->fd = -1;
+	return 0;
+}
+
+/* Replace final_path with the finished temp file, if there is one. */
+static int place(bnf_output *out)
+{
+	if (!out->tmp_path)
+		return 0;
 	if (rename(out->tmp_path, out->final_path) < 0)
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot replace: %s", out->path, strerror(errno));
 	free(out->tmp_path);
@@ -303,38 +321,16 @@ static int rename_temp(bnf_output *out)
 int bnf_output_commit(bnf_output *out)
 {
 	int rc = -1;
-	if (out->data) { /* the data file first: the model must not point at a missing one */
-		int r = bnf_output_commit(out->data);
-		free(out->data);
-		out->data = NULL;
-		if (r < 0)
-			goto done;
-	}
-	flush(out);
-	if (out->err && out->read_from) {
-		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot read: %s", out->read_from, strerror(out->err));
+	/* Both files complete before either replaces anything, so a failure
+	 * until then leaves both earlier files as they were; then the data
+	 * file first: the model must not point at a missing one. */
+	if ((out->data && finish(out->data) < 0) || finish(out) < 0)
 		goto done;
-	}
-	if (out->err) { /* ENOMEM: a computed payload found no memory to be computed in */
-		bnf_fail(out->fail, out->err == ENOMEM ? BNFOLD_E_NOMEM : BNFOLD_E_IO, "%s: cannot write: %s",
-			 strcmp(out->path, "-") == 0 ? "(stdout)" : out->path, strerror(out->err));
+	if ((out->data && place(out->data) < 0) || place(out) < 0)
 		goto done;
-	}
-	if (out->tmp_path) {
-		if (rename_temp(out) < 0)
-			goto done;
-	} else if (out->fd > 2 && close(out->fd) < 0) {
-		out->fd = -1;
-		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
-		goto done;
-	} else if (out->fd == 1 && fflush(stdout) != 0) {
-		bnf_fail(out->fail, BNFOLD_E_IO, "(stdout): cannot write: %s", strerror(errno));
-		goto done;
-	}
-	out->fd = -1;
 	rc = 0;
 done:
-	bnf_output_abort(out);
+	bnf_output_abort(out); /* removes what is left: temp files, the data output */
 	return rc;
 }
 

@@ -31,7 +31,7 @@ typedef struct bnf_output {
 	uint64_t written;   /* bytes written to fd so far */
 	uint64_t flushing;  /* bytes of them whose writeback has been started */
 	struct bnf_output *data; /* a file that goes with this one (the external data written beside
-				  * it), committed just before it and aborted with it; or NULL */
+				  * it), committed with it (see bnf_output_commit) and aborted with it; or NULL */
 	/* Told the temp file's path right after it is created, and NULL once
 	 * it is renamed or removed (NULL: nobody is told). */
 	void (*tempfile)(const char *path, void *ctx);
@@ -66,10 +66,14 @@ void bnf_output_advance(bnf_output *out, size_t n);
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len);
 
 /* Flush, fsync (unless no_sync) and rename into place; -1 (and the temp
- * file removed) on any error so far, recorded in out->fail: BNFOLD_E_IO
- * (BNFOLD_E_NOMEM when a computed payload ran out of memory).  While a temp file is written, the
- * kernel is asked every few MiB to start writing it back, so the final
- * fsync waits for the tail only. */
+ * files removed) on any error so far, recorded in out->fail: BNFOLD_E_IO
+ * (BNFOLD_E_NOMEM when a computed payload ran out of memory).  With a
+ * data file (out->data), both temp files are flushed, fsync'd and closed
+ * before either is renamed, the data file first: a failure until then
+ * leaves both earlier files as they were (only a failing rename of the
+ * model, after the data file's, leaves the new data file in place).
+ * While a temp file is written, the kernel is asked every few MiB to start
+ * writing it back, so the final fsync waits for the tail only. */
 int bnf_output_commit(bnf_output *out);
 /* Give up: remove the temp file, close. Safe after commit. */
 void bnf_output_abort(bnf_output *out);

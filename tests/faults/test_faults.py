@@ -268,8 +268,9 @@ try:
                   f"{how}: an existing file keeps its mode 0604", r.diag() + f"; mode {oct(stat.S_IMODE(os.stat(out).st_mode))}")
 
     # --- a model with external data: its data file goes to OUT.data through
-    # its own temp file.  A failure there names OUT.data and leaves both
-    # earlier files as they were.
+    # its own temp file.  A failure there names OUT.data; a failure on either
+    # temp file leaves both earlier files as they were (both are complete,
+    # fsync'd and closed before either is renamed).
     ext = os.path.join(tmp, "ext")
     os.mkdir(ext)
     ext_model = os.path.join(ext, "ext.onnx")
@@ -280,6 +281,12 @@ try:
             ("ENOSPC on the data file", dict(match="onnx.data.bnfold-", write_after=100), "out.onnx.data",
              "cannot write: No space left on device"),
             ("EIO on fsync of the data file", dict(match="onnx.data.bnfold-", fsync="EIO"), "out.onnx.data",
+             "cannot write: Input/output error"),
+            ("ENOSPC on the model", dict(match="out.onnx.bnfold-", write_after=10), "out.onnx",
+             "cannot write: No space left on device"),
+            ("EIO on fsync of the model", dict(match="out.onnx.bnfold-", fsync="EIO"), "out.onnx",
+             "cannot write: Input/output error"),
+            ("close of the model fails", dict(match="out.onnx.bnfold-", close="EIO"), "out.onnx",
              "cannot write: Input/output error")):
         n += 1
         d = fresh(tmp, f"ext{n}")
