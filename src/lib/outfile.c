@@ -89,7 +89,7 @@ static int create_temp(bnf_output *out, const char *path, const char *dir)
 	out->fd = out->mode >= 0 ? mkstemp(out->tmp_path) : create_unique(out->tmp_path);
 	e = errno;
 	if (out->fd >= 0 && out->tempfile)
-		out->tempfile(out->tmp_path, out->tempfile_ctx);
+		out->tempfile(out->tmp_path, true, out->tempfile_ctx);
 	if (out->tempfile)
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (out->fd < 0) {
@@ -139,8 +139,8 @@ static int open_temp(bnf_output *out, const char *path)
 	return rc;
 }
 
-int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
-		    void *tempfile_ctx, bnf_err *fail)
+int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile, void *tempfile_ctx,
+		    bnf_err *fail)
 {
 	struct stat st;
 
@@ -311,10 +311,10 @@ static int place(bnf_output *out)
 		return 0;
 	if (rename(out->tmp_path, out->final_path) < 0)
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot replace: %s", out->path, strerror(errno));
+	if (out->tempfile)
+		out->tempfile(out->tmp_path, false, out->tempfile_ctx);
 	free(out->tmp_path);
 	out->tmp_path = NULL;
-	if (out->tempfile)
-		out->tempfile(NULL, out->tempfile_ctx);
 	return 0;
 }
 
@@ -346,10 +346,10 @@ void bnf_output_abort(bnf_output *out)
 	out->fd = -1;
 	if (out->tmp_path) {
 		unlink(out->tmp_path);
+		if (out->tempfile)
+			out->tempfile(out->tmp_path, false, out->tempfile_ctx);
 		free(out->tmp_path);
 		out->tmp_path = NULL;
-		if (out->tempfile)
-			out->tempfile(NULL, out->tempfile_ctx);
 	}
 	free(out->final_path);
 	out->final_path = NULL;
@@ -359,7 +359,7 @@ void bnf_output_abort(bnf_output *out)
 	out->path = NULL;
 }
 
-int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+int bnf_write_file(const char *path, const void *data, size_t len, bnf_tempfile_fn tempfile,
 		   void *tempfile_ctx, bnf_err *fail)
 {
 	bnf_output out;

@@ -15,6 +15,10 @@
 /* Bytes buffered before they are written. */
 #define BNF_OUT_BUF ((size_t)1 << 20)
 
+/* Told of a temp file: exists true right after it is created, false
+ * (the same path) once it is renamed or removed. */
+typedef void (*bnf_tempfile_fn)(const char *path, bool exists, void *ctx);
+
 /* Where output goes and how it gets there. */
 typedef struct bnf_output {
 	char *path;         /* a copy of the path given; "-" is stdout */
@@ -32,9 +36,8 @@ typedef struct bnf_output {
 	uint64_t flushing;  /* bytes of them whose writeback has been started */
 	struct bnf_output *data; /* a file that goes with this one (the external data written beside
 				  * it), committed with it (see bnf_output_commit) and aborted with it; or NULL */
-	/* Told the temp file's path right after it is created, and NULL once
-	 * it is renamed or removed (NULL: nobody is told). */
-	void (*tempfile)(const char *path, void *ctx);
+	/* Told of the temp file (bnf_tempfile_fn; NULL: nobody is told). */
+	bnf_tempfile_fn tempfile;
 	void *tempfile_ctx;
 	bnf_err *fail;      /* where opening, writing and committing record their failure (may be NULL) */
 } bnf_output;
@@ -47,8 +50,8 @@ typedef struct bnf_output {
  * -1 after recording one line naming the path in fail: BNFOLD_E_IO (a
  * directory, a file that cannot be opened, created or resolved), or
  * BNFOLD_E_NOMEM. */
-int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
-		    void *tempfile_ctx, bnf_err *fail);
+int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile, void *tempfile_ctx,
+		    bnf_err *fail);
 
 /* Append bytes (buffered); errors are remembered until commit. */
 void bnf_output_write(bnf_output *out, const void *data, size_t len);
@@ -81,7 +84,7 @@ void bnf_output_abort(bnf_output *out);
 /* Write a whole buffer to path with the rules above (tempfile as for
  * bnf_output_open).  0, or -1 after recording in fail (may be NULL) an
  * error naming path, as bnf_output_open and bnf_output_commit do. */
-int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+int bnf_write_file(const char *path, const void *data, size_t len, bnf_tempfile_fn tempfile,
 		   void *tempfile_ctx, bnf_err *fail);
 
 /* True when a and b name the same existing file ("-" names none). */

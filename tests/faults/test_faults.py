@@ -304,6 +304,28 @@ try:
                   f"external data, {desc}: the earlier model and data file are intact, nothing else is left",
                   f"folder: {os.listdir(d)}")
 
+    # A signal while the data file is written (the model's temp file exists
+    # too): both temp files are removed.
+    d = fresh(tmp, "extsig")
+    out = os.path.join(d, "out.onnx")
+    ready = os.path.join(tmp, "extsig.ready")
+    env = dict(os.environ, **faulted(match="onnx.data.bnfold-", delay_ms=30000, ready=ready))
+    p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, ext_model, "-o", out], stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    temp_seen = bnftest.debris(d)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    err = p.stderr.read().decode(errors="replace")
+    tap.check(len(temp_seen) == 2 and p.returncode == -signal.SIGTERM and os.listdir(d) == [],
+              "external data, SIGTERM while the data file is written: both temp files removed",
+              f"temp files seen: {temp_seen}, exit {p.returncode}, folder: {os.listdir(d)}, stderr: {err}")
+
     # --- a FIFO output is written into, and a signal leaves it a FIFO
     d = fresh(tmp, "fifo")
     fifo = os.path.join(d, "out.fifo")

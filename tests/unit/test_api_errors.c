@@ -122,12 +122,13 @@ struct temps {
 };
 
 /* The tempfile callback: the temp file exists when announced, in the
- * output's folder (tmp). */
-static void on_tempfile(const char *path, void *ctx)
+ * output's folder (tmp); it is gone when released, under the same path as
+ * the last one announced (one output at a time here). */
+static void on_tempfile(const char *path, bool exists, void *ctx)
 {
 	struct temps *t = ctx;
-	if (!path) {
-		t->released++;
+	if (!exists) {
+		t->released += strcmp(path, t->last) == 0 && !util_exists(path);
 		return;
 	}
 	t->created++;
