@@ -6,18 +6,30 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A signal handler reaches what it needs only through statics. */
-static char pending_tmp[PATH_MAX]; /* the temp file to remove, or "" */
+/* A signal handler reaches what it needs only through statics.  The temp
+ * files being written (a model and its data file: two at once; room for
+ * twice that): a slot's path is complete before its flag is set, and the
+ * flag is cleared before the path changes, so the handler never reads a
+ * half-written path. */
+#define N_PENDING 4
+static char pending_tmp[N_PENDING][PATH_MAX];
+static volatile sig_atomic_t pending_used[N_PENDING];
 static char bus_msg[PATH_MAX + 96];
 static size_t bus_len;
 
 static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
-/* Remove the temp file, then die of the signal as without the handler. */
+static void remove_pending(void)
+{
+	for (int i = 0; i < N_PENDING; i++)
+		if (pending_used[i])
+			unlink(pending_tmp[i]);
+}
+
+/* Remove the temp files, then die of the signal as without the handler. */
 static void on_signal(int sig)
 {
-	if (pending_tmp[0])
-		unlink(pending_tmp);
+	remove_pending();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -27,8 +39,7 @@ static void on_bus(int sig)
 	(void)sig;
 	if (bus_len)
 		(void)!write(2, bus_msg, bus_len);
-	if (pending_tmp[0])
-		unlink(pending_tmp);
+	remove_pending();
 	_exit(1);
 }
 
@@ -46,17 +57,21 @@ static void catch_signals(void)
 	}
 }
 
-void bnf_signals_tempfile(const char *path, void *ctx)
+void bnf_signals_tempfile(const char *path, bool exists, void *ctx)
 {
-	size_t n;
+	size_t n = strlen(path);
 	(void)ctx;
-	if (!path) {
-		pending_tmp[0] = '\0';
-		return;
-	}
-	if ((n = strlen(path)) < sizeof(pending_tmp)) {
-		memcpy(pending_tmp, path, n + 1);
-		catch_signals();
+	for (int i = 0; i < N_PENDING; i++) {
+		if (!exists && pending_used[i] && strcmp(pending_tmp[i], path) == 0) {
+			pending_used[i] = 0;
+			return;
+		}
+		if (exists && !pending_used[i] && n < sizeof(pending_tmp[i])) {
+			memcpy(pending_tmp[i], path, n + 1);
+			pending_used[i] = 1;
+			catch_signals();
+			return;
+		}
 	}
 }
 

@@ -23,6 +23,53 @@ bool bnf_same_file(const char *a, const char *b)
 	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* The process's umask, read where reading it changes nothing: umask(2)
+ * sets it process-wide, and setting it to read it races with every other
+ * thread creating a file.  -1 where /proc does not show it (no /proc,
+ * Linux before 4.7). */
+static int read_umask(void)
+{
+	char buf[4096], *p;
+	long long n;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = bnf_read_in_full(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (strncmp(buf, "Umask:", 6) == 0)
+		p = buf + 6;
+	else if ((p = strstr(buf, "\nUmask:")))
+		p += 7;
+	else
+		return -1;
+	return (int)(strtoul(p, NULL, 8) & 0777);
+}
+
+/* mkstemp with mode 0666 less the umask, applied by the kernel: for where
+ * the umask cannot be read.  Fills the template's XXXXXX. */
+static int create_unique(char *tmpl)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char *x = tmpl + strlen(tmpl) - 6;
+	unsigned char r[6];
+
+	for (int tries = 0; tries < 1000; tries++) {
+		int fd;
+		if (getentropy(r, sizeof(r)) < 0)
+			return -1;
+		for (int i = 0; i < 6; i++)
+			x[i] = chars[r[i] % (sizeof(chars) - 1)];
+		if ((fd = open(tmpl, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
 /* Create out->tmp_path (a mkstemp template) and tell out->tempfile, with
  * the signals a program cleans up on blocked in between: a temp file never
  * exists unknown to its handler. */
@@ -38,10 +85,11 @@ static int create_temp(bnf_output *out, const char *path, const char *dir)
 		sigaddset(&set, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &set, &saved);
 	}
-	out->fd = mkstemp(out->tmp_path);
+	/* mode -1: a new file whose umask is unknown gets the temp file's mode */
+	out->fd = out->mode >= 0 ? mkstemp(out->tmp_path) : create_unique(out->tmp_path);
 	e = errno;
 	if (out->fd >= 0 && out->tempfile)
-		out->tempfile(out->tmp_path, out->tempfile_ctx);
+		out->tempfile(out->tmp_path, true, out->tempfile_ctx);
 	if (out->tempfile)
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (out->fd < 0) {
@@ -49,6 +97,10 @@ static int create_temp(bnf_output *out, const char *path, const char *dir)
 		free(out->tmp_path);
 		out->tmp_path = NULL;
 		return -1;
+	}
+	if (out->mode < 0) {
+		struct stat st;
+		out->mode = fstat(out->fd, &st) == 0 ? (int)(st.st_mode & 07777) : 0644;
 	}
 	return 0;
 }
@@ -60,17 +112,15 @@ static int open_temp(bnf_output *out, const char *path)
 	struct stat st;
 	char *dir = NULL;
 	const char *slash, *base;
-	mode_t um;
-	int rc = -1;
+	int um, rc = -1;
 
 	out->final_path = realpath(path, NULL);
 	if (!out->final_path) {
 		if (errno != ENOENT || !(out->final_path = bnf_strdup(path)))
 			return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot resolve: %s", path, strerror(errno));
 	}
-	um = umask(0);
-	umask(um);
-	out->mode = (int)(0666 & ~um);
+	um = read_umask();
+	out->mode = um >= 0 ? (int)(0666 & ~um) : -1;
 	if (stat(out->final_path, &st) == 0)
 		out->mode = (int)(st.st_mode & 07777);
 	slash = strrchr(out->final_path, '/');
@@ -89,20 +139,24 @@ static int open_temp(bnf_output *out, const char *path)
 	return rc;
 }
 
-int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
-		    void *tempfile_ctx, bnf_err *fail)
+int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile, void *tempfile_ctx,
+		    bnf_err *fail)
 {
 	struct stat st;
 
 	memset(out, 0, sizeof(*out));
-	out->path = path;
 	out->fd = -1;
 	out->tempfile = tempfile;
 	out->tempfile_ctx = tempfile_ctx;
 	out->fail = fail;
-	if (!(out->buf = malloc(BNF_OUT_BUF)))
-		return bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
+	/* a copy: the caller's string may be gone by the time commit names it */
+	if (!(out->path = bnf_strdup(path)) || !(out->buf = malloc(BNF_OUT_BUF))) {
+		bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
+		goto fail;
+	}
 	if (strcmp(path, "-") == 0) {
+		/* what the program has printed but not flushed goes first */
+		fflush(stdout);
 		out->fd = 1;
 		return 0;
 	}
@@ -227,60 +281,56 @@ void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, si
 	}
 }
 
-/* Replace final_path with the finished temp file. */
-static int rename_temp(bnf_output *out)
+/* Everything a commit does but the rename: write out the buffer, report
+ * the first error, and close the file, a temp file with its mode set and
+ * fsync'd (unless no_sync). */
+static int finish(bnf_output *out)
 {
-	if (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0))
+	flush(out);
+	if (out->err && out->read_from)
+		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot read: %s", out->read_from, strerror(out->err));
+	if (out->err) /* ENOMEM: a computed payload found no memory to be computed in */
+		return bnf_fail(out->fail, out->err == ENOMEM ? BNFOLD_E_NOMEM : BNFOLD_E_IO, "%s: cannot write: %s",
+				strcmp(out->path, "-") == 0 ? "(stdout)" : out->path, strerror(out->err));
+	if (out->tmp_path && (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0)))
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
-	if (close(out->fd) < 0) {
+	if (out->fd > 2 && close(out->fd) < 0) {
 		out->fd = -1;
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
 	}
+	if (out->fd == 1 && fflush(stdout) != 0)
+		return bnf_fail(out->fail, BNFOLD_E_IO, "(stdout): cannot write: %s", strerror(errno));
 	out->fd = -1;
+	return 0;
+}
+
+/* Replace final_path with the finished temp file, if there is one. */
+static int place(bnf_output *out)
+{
+	if (!out->tmp_path)
+		return 0;
 	if (rename(out->tmp_path, out->final_path) < 0)
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot replace: %s", out->path, strerror(errno));
+	if (out->tempfile)
+		out->tempfile(out->tmp_path, false, out->tempfile_ctx);
 	free(out->tmp_path);
 	out->tmp_path = NULL;
-	if (out->tempfile)
-		out->tempfile(NULL, out->tempfile_ctx);
 	return 0;
 }
 
 int bnf_output_commit(bnf_output *out)
 {
 	int rc = -1;
-	if (out->data) { /* the data file first: the model must not point at a missing one */
-		int r = bnf_output_commit(out->data);
-		free(out->data);
-		out->data = NULL;
-		if (r < 0)
-			goto done;
-	}
-	flush(out);
-	if (out->err && out->read_from) {
-		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot read: %s", out->read_from, strerror(out->err));
+	/* Both files complete before either replaces anything, so a failure
+	 * until then leaves both earlier files as they were; then the data
+	 * file first: the model must not point at a missing one. */
+	if ((out->data && finish(out->data) < 0) || finish(out) < 0)
 		goto done;
-	}
-	if (out->err) { /* ENOMEM: a computed payload found no memory to be computed in */
-		bnf_fail(out->fail, out->err == ENOMEM ? BNFOLD_E_NOMEM : BNFOLD_E_IO, "%s: cannot write: %s",
-			 strcmp(out->path, "-") == 0 ? "(stdout)" : out->path, strerror(out->err));
+	if ((out->data && place(out->data) < 0) || place(out) < 0)
 		goto done;
-	}
-	if (out->tmp_path) {
-		if (rename_temp(out) < 0)
-			goto done;
-	} else if (out->fd > 2 && close(out->fd) < 0) {
-		out->fd = -1;
-		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
-		goto done;
-	} else if (out->fd == 1 && fflush(stdout) != 0) {
-		bnf_fail(out->fail, BNFOLD_E_IO, "(stdout): cannot write: %s", strerror(errno));
-		goto done;
-	}
-	out->fd = -1;
 	rc = 0;
 done:
-	bnf_output_abort(out);
+	bnf_output_abort(out); /* removes what is left: temp files, the data output */
 	return rc;
 }
 
@@ -296,18 +346,20 @@ void bnf_output_abort(bnf_output *out)
 	out->fd = -1;
 	if (out->tmp_path) {
 		unlink(out->tmp_path);
+		if (out->tempfile)
+			out->tempfile(out->tmp_path, false, out->tempfile_ctx);
 		free(out->tmp_path);
 		out->tmp_path = NULL;
-		if (out->tempfile)
-			out->tempfile(NULL, out->tempfile_ctx);
 	}
 	free(out->final_path);
 	out->final_path = NULL;
 	free(out->buf);
 	out->buf = NULL;
+	free(out->path);
+	out->path = NULL;
 }
 
-int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+int bnf_write_file(const char *path, const void *data, size_t len, bnf_tempfile_fn tempfile,
 		   void *tempfile_ctx, bnf_err *fail)
 {
 	bnf_output out;

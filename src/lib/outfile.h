@@ -15,13 +15,17 @@
 /* Bytes buffered before they are written. */
 #define BNF_OUT_BUF ((size_t)1 << 20)
 
+/* Told of a temp file: exists true right after it is created, false
+ * (the same path) once it is renamed or removed. */
+typedef void (*bnf_tempfile_fn)(const char *path, bool exists, void *ctx);
+
 /* Where output goes and how it gets there. */
 typedef struct bnf_output {
-	const char *path;   /* as given; "-" is stdout */
+	char *path;         /* a copy of the path given; "-" is stdout */
 	int fd;
 	char *tmp_path;     /* temp file to rename over final_path, or NULL when written directly */
 	char *final_path;   /* the regular file replaced at commit (symlinks resolved) */
-	int mode;           /* permissions for a new file */
+	int mode;           /* permissions the file gets: an existing one's, else 0666 less the umask */
 	int err;            /* first write errno, or read errno when read_from is set */
 	const char *read_from; /* the input file a read failed on, or NULL */
 	uint8_t *buf;       /* BNF_OUT_BUF bytes, used of them filled */
@@ -31,10 +35,9 @@ typedef struct bnf_output {
 	uint64_t written;   /* bytes written to fd so far */
 	uint64_t flushing;  /* bytes of them whose writeback has been started */
 	struct bnf_output *data; /* a file that goes with this one (the external data written beside
-				  * it), committed just before it and aborted with it; or NULL */
-	/* Told the temp file's path right after it is created, and NULL once
-	 * it is renamed or removed (NULL: nobody is told). */
-	void (*tempfile)(const char *path, void *ctx);
+				  * it), committed with it (see bnf_output_commit) and aborted with it; or NULL */
+	/* Told of the temp file (bnf_tempfile_fn; NULL: nobody is told). */
+	bnf_tempfile_fn tempfile;
 	void *tempfile_ctx;
 	bnf_err *fail;      /* where opening, writing and committing record their failure (may be NULL) */
 } bnf_output;
@@ -47,8 +50,8 @@ typedef struct bnf_output {
  * -1 after recording one line naming the path in fail: BNFOLD_E_IO (a
  * directory, a file that cannot be opened, created or resolved), or
  * BNFOLD_E_NOMEM. */
-int bnf_output_open(const char *path, bnf_output *out, void (*tempfile)(const char *path, void *ctx),
-		    void *tempfile_ctx, bnf_err *fail);
+int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile, void *tempfile_ctx,
+		    bnf_err *fail);
 
 /* Append bytes (buffered); errors are remembered until commit. */
 void bnf_output_write(bnf_output *out, const void *data, size_t len);
@@ -66,10 +69,14 @@ void bnf_output_advance(bnf_output *out, size_t n);
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len);
 
 /* Flush, fsync (unless no_sync) and rename into place; -1 (and the temp
- * file removed) on any error so far, recorded in out->fail: BNFOLD_E_IO
- * (BNFOLD_E_NOMEM when a computed payload ran out of memory).  While a temp file is written, the
- * kernel is asked every few MiB to start writing it back, so the final
- * fsync waits for the tail only. */
+ * files removed) on any error so far, recorded in out->fail: BNFOLD_E_IO
+ * (BNFOLD_E_NOMEM when a computed payload ran out of memory).  With a
+ * data file (out->data), both temp files are flushed, fsync'd and closed
+ * before either is renamed, the data file first: a failure until then
+ * leaves both earlier files as they were (only a failing rename of the
+ * model, after the data file's, leaves the new data file in place).
+ * While a temp file is written, the kernel is asked every few MiB to start
+ * writing it back, so the final fsync waits for the tail only. */
 int bnf_output_commit(bnf_output *out);
 /* Give up: remove the temp file, close. Safe after commit. */
 void bnf_output_abort(bnf_output *out);
@@ -77,7 +84,7 @@ void bnf_output_abort(bnf_output *out);
 /* Write a whole buffer to path with the rules above (tempfile as for
  * bnf_output_open).  0, or -1 after recording in fail (may be NULL) an
  * error naming path, as bnf_output_open and bnf_output_commit do. */
-int bnf_write_file(const char *path, const void *data, size_t len, void (*tempfile)(const char *path, void *ctx),
+int bnf_write_file(const char *path, const void *data, size_t len, bnf_tempfile_fn tempfile,
 		   void *tempfile_ctx, bnf_err *fail);
 
 /* True when a and b name the same existing file ("-" names none). */

@@ -7,7 +7,8 @@
  *   code=<n> name=<status name> message=<message>
  *   counts bn_found=<n> folded=<n> affine=<n> skipped=<n> verify_failed=<n>   (when there is a result)
  *   skip reason=<code> message=<message>                                      (each skip)
- *   tempfiles created=<n> released=<n>   (calls of the tempfile callback with a path, with NULL)
+ *   tempfiles created=<n> released=<n>   (tempfile callback calls with exists true; with exists
+ *                                         false for a path announced and not yet released)
  * It prints nothing on stderr itself, so anything there is the library's
  * (or a sanitizer's).  The exit status is the status code. */
 #include <stdio.h>
@@ -27,15 +28,24 @@ static void show(const char *s)
 
 struct temps {
 	int created, released;
+	char open[4][4096]; /* announced, not yet released ("" free) */
 };
 
-static void on_tempfile(const char *path, void *ctx)
+static void on_tempfile(const char *path, bool exists, void *ctx)
 {
 	struct temps *t = ctx;
-	if (path)
-		t->created++;
-	else
-		t->released++;
+	for (int i = 0; i < 4; i++) {
+		if (exists && !t->open[i][0] && strlen(path) < sizeof(t->open[i])) {
+			strcpy(t->open[i], path);
+			t->created++;
+			return;
+		}
+		if (!exists && t->open[i][0] && strcmp(t->open[i], path) == 0) {
+			t->open[i][0] = '\0';
+			t->released++;
+			return;
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -44,7 +54,7 @@ int main(int argc, char **argv)
 	bnfold_result *res = NULL;
 	bnfold_error err;
 	bnfold_status st;
-	struct temps temps = {0, 0};
+	static struct temps temps;
 	int i = 1;
 
 	bnfold_options_init(&o);

@@ -17,6 +17,10 @@
  *   BNFOLD_FAULT_CLOSE=NAME     close() closes, then reports that errno
  *   BNFOLD_FAULT_RENAME=NAME    rename() onto or from a match fails
  *   BNFOLD_FAULT_CREATE=NAME    mkstemp() / open(O_CREAT) of a match fails
+ *   BNFOLD_FAULT_OPEN=NAME      any open() of a match fails (e.g. a match of
+ *                               /proc/self/status, to hide it)
+ *   BNFOLD_FAULT_NO_UMASK=1     umask() aborts: it sets the mask process-wide,
+ *                               which a library must not do
  */
 #define _GNU_SOURCE
 /* Define the plain and the 64-bit names both, whichever bnfold was built to call. */
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,11 +167,22 @@ int mkstemp64(char *tmpl)
 	return REAL(mkstemp64)(tmpl);
 }
 
+mode_t umask(mode_t mask)
+{
+	const char *v = getenv("BNFOLD_FAULT_NO_UMASK");
+	if (v && *v) {
+		static const char msg[] = "faultshim: umask() called\n";
+		(void)!REAL(write)(2, msg, sizeof(msg) - 1);
+		abort();
+	}
+	return REAL(umask)(mask);
+}
+
 static int open_checked(const char *path, int flags, mode_t mode, int (*real)(const char *, int, ...))
 {
-	int e = fault("BNFOLD_FAULT_CREATE");
-	if ((flags & (O_CREAT | O_TMPFILE)) && e && path_matches(path)) {
-		errno = e;
+	int e = fault("BNFOLD_FAULT_CREATE"), any = fault("BNFOLD_FAULT_OPEN");
+	if (((flags & (O_CREAT | O_TMPFILE)) && e && path_matches(path)) || (any && path_matches(path))) {
+		errno = any && path_matches(path) ? any : e;
 		return -1;
 	}
 	return real(path, flags, mode);

@@ -241,6 +241,91 @@ try:
         tap.check(sorted(os.listdir(d)) == ["big.onnx", "out.onnx"] and open(out, "rb").read() == OLD,
                   "... the temp file is removed and the earlier output intact", f"folder: {os.listdir(d)}")
 
+    # --- file modes without umask(): the library reads the umask from
+    # /proc/self/status (umask() would set it for every thread); where that
+    # is hidden, the kernel applies it to the temp file.  A new file gets
+    # 0666 less the umask, an existing one keeps its mode.
+    for hidden in (False, True):
+        how = "/proc/self/status hidden" if hidden else "umask read from /proc"
+        faults = dict(no_umask=1, match="/proc/self/status", open="ENOENT") if hidden else dict(no_umask=1)
+        d = fresh(tmp, "umask%d" % hidden)
+        out = os.path.join(d, "new.onnx")
+        old_mask = os.umask(0o027)
+        try:
+            r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(**faults))
+        finally:
+            os.umask(old_mask)
+        tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha
+                  and stat.S_IMODE(os.stat(out).st_mode) == 0o640 and os.listdir(d) == ["new.onnx"],
+                  f"{how}: a new file gets 0666 minus umask 027, umask() never called",
+                  r.diag() + (f"; mode {oct(stat.S_IMODE(os.stat(out).st_mode))}" if os.path.exists(out) else ""))
+        out = os.path.join(d, "old.onnx")
+        with open(out, "wb") as f:
+            f.write(OLD)
+        os.chmod(out, 0o604)
+        r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(**faults))
+        tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and stat.S_IMODE(os.stat(out).st_mode) == 0o604,
+                  f"{how}: an existing file keeps its mode 0604", r.diag() + f"; mode {oct(stat.S_IMODE(os.stat(out).st_mode))}")
+
+    # --- a model with external data: its data file goes to OUT.data through
+    # its own temp file.  A failure there names OUT.data; a failure on either
+    # temp file leaves both earlier files as they were (both are complete,
+    # fsync'd and closed before either is renamed).
+    ext = os.path.join(tmp, "ext")
+    os.mkdir(ext)
+    ext_model = os.path.join(ext, "ext.onnx")
+    m = onnx.load(DEMO)
+    onnx.save(m, ext_model, save_as_external_data=True, all_tensors_to_one_file=True, location="ext.onnx.bin",
+              size_threshold=0)
+    for desc, faults, named, msg in (
+            ("ENOSPC on the data file", dict(match="onnx.data.bnfold-", write_after=100), "out.onnx.data",
+             "cannot write: No space left on device"),
+            ("EIO on fsync of the data file", dict(match="onnx.data.bnfold-", fsync="EIO"), "out.onnx.data",
+             "cannot write: Input/output error"),
+            ("ENOSPC on the model", dict(match="out.onnx.bnfold-", write_after=10), "out.onnx",
+             "cannot write: No space left on device"),
+            ("EIO on fsync of the model", dict(match="out.onnx.bnfold-", fsync="EIO"), "out.onnx",
+             "cannot write: Input/output error"),
+            ("close of the model fails", dict(match="out.onnx.bnfold-", close="EIO"), "out.onnx",
+             "cannot write: Input/output error")):
+        n += 1
+        d = fresh(tmp, f"ext{n}")
+        out = os.path.join(d, "out.onnx")
+        for f_ in (out, out + ".data"):
+            with open(f_, "wb") as f:
+                f.write(OLD)
+        r = bnftest.run(BNFOLD, [ext_model, "-o", out], env=faulted(**faults))
+        lines = r.err.strip().splitlines()
+        tap.check(not r.crashed() and r.rc == 1 and len(lines) == 1
+                  and lines[0] == f"bnfold: error: {os.path.join(d, named)}: {msg}",
+                  f"external data, {desc}: one error line naming {named}", r.diag())
+        tap.check(open(out, "rb").read() == OLD and open(out + ".data", "rb").read() == OLD
+                  and sorted(os.listdir(d)) == ["out.onnx", "out.onnx.data"],
+                  f"external data, {desc}: the earlier model and data file are intact, nothing else is left",
+                  f"folder: {os.listdir(d)}")
+
+    # A signal while the data file is written (the model's temp file exists
+    # too): both temp files are removed.
+    d = fresh(tmp, "extsig")
+    out = os.path.join(d, "out.onnx")
+    ready = os.path.join(tmp, "extsig.ready")
+    env = dict(os.environ, **faulted(match="onnx.data.bnfold-", delay_ms=30000, ready=ready))
+    p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, ext_model, "-o", out], stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    temp_seen = bnftest.debris(d)
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    err = p.stderr.read().decode(errors="replace")
+    tap.check(len(temp_seen) == 2 and p.returncode == -signal.SIGTERM and os.listdir(d) == [],
+              "external data, SIGTERM while the data file is written: both temp files removed",
+              f"temp files seen: {temp_seen}, exit {p.returncode}, folder: {os.listdir(d)}, stderr: {err}")
+
     # --- a FIFO output is written into, and a signal leaves it a FIFO
     d = fresh(tmp, "fifo")
     fifo = os.path.join(d, "out.fifo")

@@ -4,6 +4,7 @@
  * temp file); options structs of an older, smaller size; folding in
  * place; the tempfile callback; a program's signal handlers left alone.
  *   test_api_errors TESTDATA */
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stddef.h>
@@ -121,12 +122,13 @@ struct temps {
 };
 
 /* The tempfile callback: the temp file exists when announced, in the
- * output's folder (tmp). */
-static void on_tempfile(const char *path, void *ctx)
+ * output's folder (tmp); it is gone when released, under the same path as
+ * the last one announced (one output at a time here). */
+static void on_tempfile(const char *path, bool exists, void *ctx)
 {
 	struct temps *t = ctx;
-	if (!path) {
-		t->released++;
+	if (!exists) {
+		t->released += strcmp(path, t->last) == 0 && !util_exists(path);
 		return;
 	}
 	t->created++;
@@ -316,6 +318,34 @@ static void host_handler(int sig)
 }
 
 /* A program's signal handlers and mask are its own: a call changes neither. */
+/* Output to "-" goes after what the program has printed but not flushed. */
+static void test_stdout_order(void)
+{
+	char path[1024];
+	bnfold_error e;
+	bnfold_status st;
+	int saved, fd;
+
+	path_in(path, sizeof(path), tmp, "stdout.bin");
+	fflush(stdout);
+	saved = dup(1);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (saved < 0 || fd < 0 || dup2(fd, 1) < 0) {
+		perror("redirecting stdout");
+		exit(1);
+	}
+	close(fd);
+	setvbuf(stdout, NULL, _IOFBF, BUFSIZ); /* as a program's stdout to a file or pipe is */
+	fputs("pending ", stdout);
+	st = bnfold_write_file("-", "model", 5, NULL, &e);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	OK(st == BNFOLD_OK && util_same(path, "pending model", 13),
+	   "write_file to \"-\": the program's unflushed stdout comes first (%s)", bnfold_status_name(st));
+	unlink(path);
+}
+
 static void test_signals_untouched(void)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGBUS};
@@ -363,6 +393,7 @@ int main(int argc, char **argv)
 	test_verify_failure();
 	test_old_caller();
 	test_in_place_and_tempfile();
+	test_stdout_order();
 	test_signals_untouched();
 	OK(util_count_entries(tmp) == 0, "nothing left in the test's folder");
 	util_rmdir(tmp);

@@ -106,13 +106,14 @@ typedef struct bnfold_options {
 	size_t max_new_bytes;    /* bytes that new weight tensors (copies of shared
 				  * weights...) may take in all; 0 (default): the input's
 				  * size or 256 MiB, whichever is larger */
-	/* Called with the path of the temp file an output is written to, right
-	 * after it is created, and with NULL once it is renamed or removed; the
-	 * signal mask of the calling thread blocks SIGINT, SIGTERM and SIGHUP
-	 * in between the creation and the first call.  A program that removes a
-	 * half-written output when a signal arrives keeps the path (NULL:
-	 * nobody is told). */
-	void (*tempfile)(const char *path, void *ctx);
+	/* Called for each temp file an output is written to (a call may have
+	 * two at once: the model and its external data file): with exists
+	 * true right after it is created, and with exists false and the same
+	 * path once it is renamed or removed.  The signal mask of the calling
+	 * thread blocks SIGINT, SIGTERM and SIGHUP in between the creation and
+	 * the first call.  A program that removes half-written output when a
+	 * signal arrives keeps the paths (NULL: nobody is told). */
+	void (*tempfile)(const char *path, bool exists, void *ctx);
 	void *tempfile_ctx;
 } bnfold_options;
 
