@@ -51,6 +51,27 @@ def faulted(**faults):
     return env
 
 
+def start_held(argv, env, ready, poll=0.02):
+    """Start bnfold under the fault shim and wait until it is held at the
+    faulted call (the shim creates `ready` there): the process, and whether
+    it got there."""
+    p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD] + argv, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(poll)
+    return p, os.path.exists(ready)
+
+
+def finish(p, timeout=60):
+    """Wait for p (killed after timeout); what it wrote on stderr."""
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    return p.stderr.read().decode(errors="replace")
+
+
 def fresh(tmp, name):
     d = os.path.join(tmp, name)
     os.mkdir(d)
@@ -166,19 +187,10 @@ try:
         with open(out, "wb") as f:
             f.write(OLD)
         env = dict(os.environ, **faulted(match=".bnfold-", delay_ms=30000, ready=ready))
-        p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, DEMO, "-o", out], stderr=subprocess.PIPE, env=env)
-        deadline = time.monotonic() + 60
-        while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.02)
-        in_write = os.path.exists(ready)
+        p, in_write = start_held([DEMO, "-o", out], env, ready)
         temp_seen = bnftest.debris(d)
         p.send_signal(sig)
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        err = p.stderr.read().decode(errors="replace")
+        err = finish(p)
         tap.check(in_write and temp_seen and p.returncode == -sig,
                   f"{name} during the write of the temp file ends bnfold by that signal",
                   f"write reached: {in_write}, temp file seen: {temp_seen}, exit {p.returncode}, stderr: {err}")
@@ -221,19 +233,9 @@ try:
             f.write(OLD)
         ready = os.path.join(tmp, "shrink%d.ready" % ahead)
         env = dict(os.environ, **faulted(match=".bnfold-", delay_ms=300, ready=ready))
-        p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, model, "-o", out] + (["--no-verify"] if ahead else []),
-                             stderr=subprocess.PIPE, env=env)
-        deadline = time.monotonic() + 60
-        while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.01)
-        in_write = os.path.exists(ready)
+        p, in_write = start_held([model, "-o", out] + (["--no-verify"] if ahead else []), env, ready, poll=0.01)
         os.truncate(model, 0)
-        try:
-            p.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        err = p.stderr.read().decode(errors="replace")
+        err = finish(p, timeout=120)
         lines = err.strip().splitlines()
         tap.check(in_write and p.returncode == 1 and len(lines) == 1 and lines[0] == f"bnfold: error: {model}: {msg}",
                   f"the input cut to zero while {case}: one error line naming it, exit 1",
@@ -310,18 +312,10 @@ try:
     out = os.path.join(d, "out.onnx")
     ready = os.path.join(tmp, "extsig.ready")
     env = dict(os.environ, **faulted(match="onnx.data.bnfold-", delay_ms=30000, ready=ready))
-    p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, ext_model, "-o", out], stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.02)
+    p, _ = start_held([ext_model, "-o", out], env, ready)
     temp_seen = bnftest.debris(d)
     p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-    err = p.stderr.read().decode(errors="replace")
+    err = finish(p)
     tap.check(len(temp_seen) == 2 and p.returncode == -signal.SIGTERM and os.listdir(d) == [],
               "external data, SIGTERM while the data file is written: both temp files removed",
               f"temp files seen: {temp_seen}, exit {p.returncode}, folder: {os.listdir(d)}, stderr: {err}")
@@ -333,12 +327,9 @@ try:
     ready = os.path.join(tmp, "fifo.ready")
     reader = subprocess.Popen(["cat", fifo], stdout=subprocess.DEVNULL)
     env = dict(os.environ, **faulted(match="out.fifo", delay_ms=30000, ready=ready))
-    p = subprocess.Popen(bnftest.WRAPPER + [BNFOLD, DEMO, "-o", fifo], stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 60
-    while not os.path.exists(ready) and time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.02)
+    p, _ = start_held([DEMO, "-o", fifo], env, ready)
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=60)
+    finish(p)
     reader.wait(timeout=60)
     tap.check(p.returncode == -signal.SIGTERM and os.listdir(d) == ["out.fifo"]
               and os.path.exists(fifo) and stat.S_ISFIFO(os.stat(fifo).st_mode),
