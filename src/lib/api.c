@@ -190,12 +190,11 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 	bnf_input in = {0};
 	bnf_strlist order = {0};
 	bnf_result res = {0};
-	/* Writing a model read from a file, the weights are first folded
-	 * without the scan for NaN, Inf and overflow; if scaling meets one, or
-	 * a fusion fails verification, everything is done again with the scan,
-	 * which decides. */
-	/* Only into a temp file: what went to stdout, a FIFO or a device cannot
-	 * be taken back when a deferred scan finds something. */
+	/* Writing a model read from a file into a temp file, the weights are
+	 * first folded without the scan for NaN, Inf and overflow; if scaling
+	 * meets one, or a fusion fails verification, everything is done again
+	 * with the scan, which decides.  Not into stdout, a FIFO or a device:
+	 * what went there cannot be taken back. */
 	bool defer = output && strcmp(input ? input : "-", "-") != 0 && regular_output(output);
 	int r = -1;
 

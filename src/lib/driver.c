@@ -91,11 +91,12 @@ static int record_skips(bnf_edit *c, const bool *handled)
 	for (size_t n = 0; n < g->n_node; n++) {
 		bnf_op_kind op;
 		bool reported;
+		bnf_planner plan;
 		bnf_plan p;
 		int r;
-		if (c->node_removed[n] || handled[n] || !bnf_planner_for(g->node[n], &op, &reported) || !reported)
+		if (c->node_removed[n] || handled[n] || !(plan = bnf_planner_for(g->node[n], &op, &reported)) || !reported)
 			continue;
-		if (bnf_planner_for(g->node[n], &op, &reported)(&c->gi, &c->pol, (int)n, &p) < 0) {
+		if (plan(&c->gi, &c->pol, (int)n, &p) < 0) {
 			bnf_plan_free(&p);
 			return -1;
 		}
