@@ -68,6 +68,7 @@ bnf_value *bnf_graph_value_add(bnf_graph *gi, const char *name)
 		v->producer = -1;
 		v->producer_slot = -1;
 		v->init = -1;
+		v->shape = -1;
 		gi->used++;
 	}
 	return v;
@@ -434,6 +435,56 @@ void bnf_graph_free(bnf_graph *gi)
 	free(gi->order);
 	gi->order = NULL;
 	gi->cap = gi->used = 0;
+	free(gi->shapes);
+	gi->shapes = NULL;
+	gi->n_shapes = gi->shapes_cap = 0;
+}
+
+/* The shape an initializer's dims give, or unknown. */
+static bnf_shape initializer_shape(const Onnx__TensorProto *t)
+{
+	bnf_shape s = bnf_shape_unknown();
+	if (t->n_dims > BNF_SHAPE_MAX_RANK)
+		return s;
+	for (size_t d = 0; d < t->n_dims; d++) {
+		if (t->dims[d] < 0)
+			return s;
+		s.dims[d].value = t->dims[d];
+		s.dims[d].param = NULL;
+	}
+	s.rank = (int)t->n_dims;
+	s.elem_type = t->has_data_type ? t->data_type : 0;
+	return s;
+}
+
+bool bnf_graph_shape(const bnf_graph *gi, const char *name, bnf_shape *out)
+{
+	*out = bnf_shape_unknown();
+	for (const bnf_graph *cur = gi; cur && name && name[0]; cur = cur->parent) {
+		const bnf_value *v = bnf_graph_value(cur, name);
+		if (!v || (v->init < 0 && v->producer < 0 && !v->is_input && v->shape < 0))
+			continue; /* an outer-scope name: defined further out */
+		if (v->shape >= 0)
+			*out = cur->shapes[v->shape];
+		else if (v->init >= 0)
+			*out = initializer_shape(cur->g->initializer[v->init]);
+		return out->rank >= 0;
+	}
+	return false;
+}
+
+int bnf_graph_set_shape(bnf_graph *gi, const char *name, const bnf_shape *s)
+{
+	bnf_value *v = bnf_graph_value(gi, name);
+	if (!v && !(v = bnf_graph_value_add(gi, name)))
+		return -1;
+	if (v->shape < 0) {
+		if (BNF_GROW(gi->shapes, gi->n_shapes + 1, gi->shapes_cap) < 0)
+			return -1;
+		v->shape = (int)gi->n_shapes++;
+	}
+	gi->shapes[v->shape] = *s;
+	return 0;
 }
 
 bool bnf_graph_inputs_are_defaults(const bnf_graph *gi)

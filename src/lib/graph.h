@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "onnx.pb-c.h"
+#include "shape.h"
 
 typedef struct bnf_value {
 	const char *name;  /* owned by the index; NULL marks an empty slot */
@@ -23,6 +24,7 @@ typedef struct bnf_value {
 	bool is_output;
 	bool trained;      /* assigned by a training_info binding: not a constant */
 	unsigned copies;   /* surgery.c: the last number given to a new name made from this one */
+	int shape;         /* index in the graph's table of shapes, -1 when none is recorded */
 } bnf_value;
 
 typedef struct bnf_graph {
@@ -41,6 +43,9 @@ typedef struct bnf_graph {
 	/* Node indices, every producer before its readers: the listed order
 	 * when the graph is sorted (as ONNX asks), else a topological one. */
 	size_t *order;
+	/* Shapes recorded for names of this graph (shapes.c fills them). */
+	bnf_shape *shapes;
+	size_t n_shapes, shapes_cap;
 } bnf_graph;
 
 /* Build the index of g; fail (may be NULL) is kept in gi->fail.  Errors
@@ -56,6 +61,15 @@ bnf_value *bnf_graph_value(const bnf_graph *gi, const char *name);
 /* Find or insert the entry for name (copied);
  * NULL on allocation failure.  Invalidates earlier bnf_value pointers. */
 bnf_value *bnf_graph_value_add(bnf_graph *gi, const char *name);
+
+/* What is known of the shape of name, read by a node of gi's graph: the
+ * shape recorded for it in gi or in the enclosing graph that defines it
+ * (bnf_graph_set_shape), else an initializer's dims, else unknown.  Fills
+ * *out and returns true when the rank is known. */
+bool bnf_graph_shape(const bnf_graph *gi, const char *name, bnf_shape *out);
+/* Record s as the shape of name, defined in gi's graph (replacing any
+ * shape recorded before).  -1 when memory runs out. */
+int bnf_graph_set_shape(bnf_graph *gi, const char *name, const bnf_shape *s);
 
 /* Make the main graph's index aware of the model's training_info: reads of
  * its names by the training graphs (initialization, algorithm) count as
