@@ -120,7 +120,7 @@ static bnf_const_status reshape(const bnf_graph *gi, const Onnx__NodeProto *node
 	return BNF_CONST_OK;
 bad:
 	snprintf(c->msg, sizeof(c->msg), "Reshape of %zu elements to the given shape is invalid", c->view.numel);
-	return BNF_CONST_MALFORMED;
+	return BNF_CONST_INVALID;
 }
 
 static bnf_const_status from_tensor_status(bnf_tensor_status ts)

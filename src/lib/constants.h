@@ -19,6 +19,14 @@ typedef enum {
 	BNF_CONST_MALFORMED,     /* inconsistent tensor: bad input */
 	BNF_CONST_UNSUPPORTED,   /* a constant bnfold cannot read (external data, sparse, ...) */
 	BNF_CONST_BAD_DTYPE,     /* a tensor of a data type bnfold does not read */
+	/* A value computed from constants that the model itself gets wrong (a
+	 * Reshape to a wrong element count, an index out of range, shapes that
+	 * do not broadcast): the model fails there at run time.  Not
+	 * MALFORMED, which is stored bytes that contradict their dims. */
+	BNF_CONST_INVALID,
+	/* A value computed from constants would take more than the cap
+	 * (bnf_graph.eval_max_bytes, as doubles). */
+	BNF_CONST_TOO_LARGE,
 } bnf_const_status;
 
 typedef struct bnf_const {

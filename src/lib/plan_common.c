@@ -101,6 +101,12 @@ int bnf_plan_resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const c
 	case BNF_CONST_BAD_DTYPE:
 		bnf_plan_skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s': %s", what, name, c->msg);
 		return 0;
+	case BNF_CONST_INVALID:
+		bnf_plan_skip(p, BNF_CONSTANT_INVALID, "%s '%s': %s", what, name, c->msg);
+		return 0;
+	case BNF_CONST_TOO_LARGE:
+		bnf_plan_skip(p, BNF_CONSTANT_TOO_LARGE, "%s '%s': %s", what, name, c->msg);
+		return 0;
 	}
 	if (!bnf_dtype_is_float(c->view.dtype)) {
 		bnf_plan_skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s' has type %s", what, name, bnf_dtype_name(c->view.dtype));
