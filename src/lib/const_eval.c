@@ -180,25 +180,26 @@ bnf_const_status bnf_eval_input(bnf_eval *e, const bnf_graph *gi, const Onnx__No
 bnf_const_status bnf_eval_ints(bnf_eval *e, const bnf_graph *gi, const Onnx__NodeProto *n, size_t i, int depth,
 			       int64_t *out, size_t max, size_t *len, bnf_const *c)
 {
-	bnf_arr a;
-	bnf_const_status st = bnf_eval_input(e, gi, n, i, depth, &a, c);
+	bnf_const in;
+	bnf_const_status st = BNF_CONST_OK;
 
-	if (st != BNF_CONST_OK)
+	if (i >= n->n_input || !n->input[i][0])
+		return bnf_eval_fail(c, BNF_CONST_NOT_CONSTANT, n, "input %zu is missing", i);
+	if ((st = bnf_eval_value(e, gi, n->input[i], depth, &in)) != BNF_CONST_OK) {
+		memcpy(c->msg, in.msg, sizeof(c->msg));
 		return st;
-	if (!is_int(a.dtype) || a.rank > 1) {
-		bnf_arr_free(&a);
-		return bnf_eval_fail(c, BNF_CONST_INVALID, n, "input %zu is not a 1-D integer tensor", i);
 	}
-	if (a.numel > max) {
-		bnf_arr_free(&a);
-		return bnf_eval_fail(c, BNF_CONST_UNSUPPORTED, n, "input %zu holds %zu values, more than the %zu read here", i,
-				     a.numel, max);
-	}
-	for (size_t k = 0; k < a.numel; k++)
-		out[k] = (int64_t)a.x[k];
-	*len = a.numel;
-	bnf_arr_free(&a);
-	return BNF_CONST_OK;
+	/* Read exactly, not as doubles: Slice's INT64_MAX means "to the end". */
+	if (!is_int(in.view.dtype) || in.view.rank > 1)
+		st = bnf_eval_fail(c, BNF_CONST_INVALID, n, "input %zu is not a 1-D integer tensor", i);
+	else if (in.view.numel > max)
+		st = bnf_eval_fail(c, BNF_CONST_UNSUPPORTED, n, "input %zu holds %zu values, more than the %zu read here", i,
+				   in.view.numel, max);
+	else if (bnf_tview_read_i64(&in.view, out) < 0)
+		st = bnf_eval_fail(c, BNF_CONST_UNSUPPORTED, n, "input %zu is an integer tensor stored where it is not read", i);
+	*len = in.view.numel;
+	bnf_const_release(&in);
+	return st;
 }
 
 bnf_const_status bnf_eval_list(bnf_eval *e, const bnf_graph *gi, const Onnx__NodeProto *n, int depth,

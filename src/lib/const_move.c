@@ -184,7 +184,9 @@ bnf_const_status bnf_eval_concat(bnf_eval *e, const bnf_graph *gi, const Onnx__N
 	for (size_t j = 0; j < count && st == BNF_CONST_OK; j++) {
 		/* all inputs are in memory at once: their sum is bounded too */
 		if ((st = bnf_eval_input(e, gi, n, j, depth, &in[j], c)) == BNF_CONST_OK && (total += in[j].numel) > e->max_elems)
-			st = bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n, "its inputs have more than %zu elements", e->max_elems);
+			st = bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n,
+					   "its inputs have %zu elements or more, above the cap of %zu bytes as doubles", total,
+					   e->max_bytes);
 	}
 	if (st == BNF_CONST_OK && !bnf_eval_axis(axis_attr, in[0].rank, &axis))
 		st = bnf_eval_fail(c, BNF_CONST_INVALID, n, "axis %lld is out of range for rank %zu", (long long)axis_attr,
