@@ -50,7 +50,14 @@
 	X(BNF_SHAPE_UNKNOWN, "shape_unknown",                                                 \
 	  "the rank of an input is not recorded in the model, so the channel axis is unknown") \
 	X(BNF_UNSUPPORTED_OPSET, "unsupported_opset",                                         \
-	  "the rewrite needs broadcasting that this opset (< 7) does not have")
+	  "the rewrite needs broadcasting that this opset (< 7) does not have")                \
+	X(BNF_CONSTANT_INVALID, "constant_invalid",                                           \
+	  "a constant the model computes from others is invalid (a Reshape to a wrong "       \
+	  "element count, an index out of range, shapes that do not broadcast), so the model " \
+	  "fails there at run time")                                                          \
+	X(BNF_CONSTANT_TOO_LARGE, "constant_too_large",                                       \
+	  "a constant computed from others (Expand, Concat, Tile, ...) would exceed the cap "  \
+	  "on new tensors")
 
 typedef enum {
 #define BNF_REASON_ENUM(id, code, text) id,
