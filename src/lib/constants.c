@@ -67,6 +67,36 @@ static bnf_const_status const_of_shape(const bnf_graph *gi, const Onnx__NodeProt
 	return BNF_CONST_OK;
 }
 
+int bnf_reshape_dims(const int64_t *in_dims, size_t in_rank, size_t numel, int64_t *dims, size_t rank,
+		     bool allowzero)
+{
+	size_t known = 1;
+	int infer = -1;
+
+	for (size_t i = 0; i < rank; i++) {
+		if (dims[i] == 0 && !allowzero) {
+			if (i >= in_rank)
+				return -1;
+			dims[i] = in_dims[i];
+		}
+		if (dims[i] == -1) {
+			if (infer >= 0)
+				return -1;
+			infer = (int)i;
+			continue;
+		}
+		if (dims[i] < 0 || (uint64_t)dims[i] > SIZE_MAX || !bnf_mul_size(known, (size_t)dims[i], &known))
+			return -1;
+	}
+	if (infer >= 0) {
+		if (known == 0 || numel % known != 0)
+			return -1;
+		dims[infer] = (int64_t)(numel / known);
+		known = numel;
+	}
+	return known == numel ? 0 : -1;
+}
+
 /* Resolve Reshape(constant, constant shape): the data as it is, with new
  * dims (0 copies the input dim unless allowzero, -1 is inferred). Never
  * edited in place: the fold writes a new tensor. */
@@ -75,8 +105,6 @@ static bnf_const_status reshape(const bnf_graph *gi, const Onnx__NodeProto *node
 	bnf_const shape;
 	int64_t dims[BNF_MAX_RANK];
 	bool allowzero = bnf_node_attr_int(node, "allowzero", 0) != 0;
-	size_t known = 1;
-	int infer = -1;
 	bnf_const_status st;
 
 	st = bnf_graph_const(gi, node->input[1], &shape);
@@ -91,36 +119,14 @@ static bnf_const_status reshape(const bnf_graph *gi, const Onnx__NodeProto *node
 	st = bnf_graph_const(gi, node->input[0], c);
 	if (st != BNF_CONST_OK)
 		return st;
-	for (size_t i = 0; i < shape.view.numel; i++) {
-		if (dims[i] == 0 && !allowzero) {
-			if (i >= c->view.rank)
-				goto bad;
-			dims[i] = c->view.dims[i];
-		}
-		if (dims[i] == -1) {
-			if (infer >= 0)
-				goto bad;
-			infer = (int)i;
-			continue;
-		}
-		if (dims[i] < 0 || !bnf_mul_size(known, (size_t)dims[i], &known))
-			goto bad;
+	if (bnf_reshape_dims(c->view.dims, c->view.rank, c->view.numel, dims, shape.view.numel, allowzero) < 0) {
+		snprintf(c->msg, sizeof(c->msg), "Reshape of %zu elements to the given shape is invalid", c->view.numel);
+		return BNF_CONST_INVALID;
 	}
-	if (infer >= 0) {
-		if (known == 0 || c->view.numel % known != 0)
-			goto bad;
-		dims[infer] = (int64_t)(c->view.numel / known);
-		known = c->view.numel;
-	}
-	if (known != c->view.numel)
-		goto bad;
 	c->view.rank = shape.view.numel;
 	memcpy(c->view.dims, dims, c->view.rank * sizeof(dims[0]));
 	c->exclusive = false;
 	return BNF_CONST_OK;
-bad:
-	snprintf(c->msg, sizeof(c->msg), "Reshape of %zu elements to the given shape is invalid", c->view.numel);
-	return BNF_CONST_MALFORMED;
 }
 
 static bnf_const_status from_tensor_status(bnf_tensor_status ts)
@@ -350,138 +356,4 @@ void bnf_const_release(bnf_const *c)
 	free(c->owned);
 	c->owned = NULL;
 	c->view.doubles = NULL;
-}
-
-#define EVAL_MAX_ELEMS (1u << 20) /* parameters, not weights */
-
-static bnf_const_status eval(const bnf_graph *gi, const char *name, bnf_const *c, int depth);
-
-/* The node of this graph or an enclosing one producing name, or NULL. */
-static const Onnx__NodeProto *producer_of(const bnf_graph *gi, const char *name)
-{
-	for (const bnf_graph *cur = gi; cur; cur = cur->parent) {
-		const bnf_value *v = bnf_graph_value(cur, name);
-		if (v && (v->producer >= 0 || v->init >= 0 || v->is_input))
-			return v->producer >= 0 ? cur->g->node[v->producer] : NULL;
-	}
-	return NULL;
-}
-
-static bool evaluable(const Onnx__NodeProto *n)
-{
-	static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Sqrt", "Neg", "Abs", "Reciprocal"};
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (bnf_node_is_onnx(n, ops[i]))
-			return true;
-	return false;
-}
-
-/* One result of op (the index in eval_node's tables) on u (and v). */
-static double apply_op(int op, double u, double v)
-{
-	switch (op) {
-	case 0: return u + v;
-	case 1: return u - v;
-	case 2: return u * v;
-	case 3: return u / v;
-	case 4: return sqrt(u);
-	case 5: return -u;
-	case 6: return fabs(u);
-	default: return 1.0 / u;
-	}
-}
-
-/* c = op over the arity values in (equal shapes, or one of them a single
- * value), each result rounded to the type.  out names the result for
- * messages; c->msg already says why it would not be constant. */
-static bnf_const_status compute(const bnf_const *in, int arity, int op, const char *out, bnf_const *c)
-{
-	const bnf_tview *a = &in[0].view, *b = arity == 2 ? &in[1].view : a;
-	const bnf_tview *shape = a->numel >= b->numel ? a : b;
-	double *x[2] = {0};
-	bnf_const_status st = BNF_CONST_UNSUPPORTED;
-
-	if (arity == 2 && a->numel != b->numel && a->numel != 1 && b->numel != 1) {
-		snprintf(c->msg, sizeof(c->msg), "'%s' broadcasts in a way bnfold does not evaluate", out);
-		return BNF_CONST_UNSUPPORTED;
-	}
-	if (arity == 2 && a->numel == b->numel && a->rank != b->rank)
-		return BNF_CONST_UNSUPPORTED;
-	for (int i = 0; i < arity; i++)
-		if (!(x[i] = malloc((in[i].view.numel ? in[i].view.numel : 1) * sizeof(double))))
-			goto out;
-	for (int i = 0; i < arity; i++)
-		bnf_tview_read(&in[i].view, x[i]);
-	memset(&c->view, 0, sizeof(c->view));
-	c->view = *shape;
-	c->view.tensor = NULL;
-	c->view.raw = NULL;
-	c->view.src = NULL;
-	c->view.lazy = NULL;
-	c->view.uniform = false;
-	c->view.floats = NULL;
-	if (!(c->owned = malloc((shape->numel ? shape->numel : 1) * sizeof(double))))
-		goto out;
-	for (size_t k = 0; k < shape->numel; k++) {
-		double u = x[0][a->numel == 1 ? 0 : k], v = arity == 2 ? x[1][b->numel == 1 ? 0 : k] : 0;
-		c->owned[k] = bnf_round_to(shape->dtype, apply_op(op, u, v));
-	}
-	c->view.doubles = c->owned;
-	c->tensor = NULL;
-	c->exclusive = false;
-	st = BNF_CONST_OK;
-out:
-	free(x[0]);
-	free(x[1]);
-	return st;
-}
-
-static bnf_const_status eval_node(const bnf_graph *gi, const Onnx__NodeProto *n, bnf_const *c, int depth)
-{
-	static const char *const binary[] = {"Add", "Sub", "Mul", "Div"};
-	static const char *const unary[] = {"Sqrt", "Neg", "Abs", "Reciprocal"};
-	bnf_const in[2];
-	int op = -1, arity = 0;
-	bnf_const_status st = BNF_CONST_NOT_CONSTANT;
-
-	for (int i = 0; i < 4; i++) {
-		if (bnf_node_is_onnx(n, binary[i]))
-			op = i, arity = 2;
-		if (bnf_node_is_onnx(n, unary[i]))
-			op = 4 + i, arity = 1;
-	}
-	memset(in, 0, sizeof(in));
-	snprintf(c->msg, sizeof(c->msg), "'%s' is computed by a %s node at run time", n->n_output ? n->output[0] : "?",
-		 n->op_type ? n->op_type : "?");
-	if (op < 0 || (int)n->n_input != arity || gi->opset < 7)
-		return BNF_CONST_NOT_CONSTANT;
-	for (int i = 0; i < arity; i++) {
-		st = eval(gi, n->input[i], &in[i], depth + 1);
-		if (st != BNF_CONST_OK || !bnf_dtype_is_float(in[i].view.dtype) || in[i].view.numel > EVAL_MAX_ELEMS ||
-		    in[i].view.dtype != in[0].view.dtype) {
-			if (st == BNF_CONST_OK)
-				st = BNF_CONST_NOT_CONSTANT;
-			goto out;
-		}
-	}
-	st = compute(in, arity, op, n->output[0], c);
-out:
-	bnf_const_release(&in[0]);
-	bnf_const_release(&in[1]);
-	return st;
-}
-
-static bnf_const_status eval(const bnf_graph *gi, const char *name, bnf_const *c, int depth)
-{
-	bnf_const_status st = bnf_graph_const(gi, name, c);
-	const Onnx__NodeProto *n;
-
-	if (st != BNF_CONST_NOT_CONSTANT || depth > 16 || !(n = producer_of(gi, name)) || !evaluable(n))
-		return st;
-	return eval_node(gi, n, c, depth);
-}
-
-bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c)
-{
-	return eval(gi, name, c, 0);
 }

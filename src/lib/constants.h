@@ -1,8 +1,8 @@
 /* What the names of an indexed graph hold, as far as can be known without
  * running it: constants, found through initializers, Constant, Identity,
  * ConstantOfShape and Reshape nodes and enclosing graphs, or computed from
- * small float expressions over them; and ranks.  Reads the index
- * (graph.h), never changes it. */
+ * them (const_eval.c); and ranks.  Reads the index (graph.h), never
+ * changes it. */
 #ifndef BNF_CONSTANTS_H
 #define BNF_CONSTANTS_H
 
@@ -19,6 +19,14 @@ typedef enum {
 	BNF_CONST_MALFORMED,     /* inconsistent tensor: bad input */
 	BNF_CONST_UNSUPPORTED,   /* a constant bnfold cannot read (external data, sparse, ...) */
 	BNF_CONST_BAD_DTYPE,     /* a tensor of a data type bnfold does not read */
+	/* A value computed from constants that the model itself gets wrong (a
+	 * Reshape to a wrong element count, an index out of range, shapes that
+	 * do not broadcast): the model fails there at run time.  Not
+	 * MALFORMED, which is stored bytes that contradict their dims. */
+	BNF_CONST_INVALID,
+	/* A value computed from constants would take more than the cap
+	 * (bnf_graph.eval_max_bytes, as doubles). */
+	BNF_CONST_TOO_LARGE,
 } bnf_const_status;
 
 typedef struct bnf_const {
@@ -41,13 +49,30 @@ typedef struct bnf_const {
  * reason in c->msg.  Reports nothing. */
 bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c);
 
-/* As bnf_graph_const, and also evaluate small float expressions over
- * constants (Add, Sub, Mul, Div of equal shapes or a single value; Sqrt,
- * Neg, Abs, Reciprocal), rounding each result to its type as a runtime
- * would.  Such a value has no tensor to edit; release it with
- * bnf_const_release after reading. */
+/* As bnf_graph_const, and also evaluate what the model computes from
+ * constants (const_eval.c): Identity, Reshape, Unsqueeze, Squeeze,
+ * Flatten, Expand, Concat, Transpose, Cast, Slice, Gather, Shape (of any
+ * value whose shape is static, bnf_graph_shape), Size, and Add, Sub, Mul,
+ * Div with multidirectional broadcasting, Sqrt, Neg, Abs, Reciprocal; on
+ * float32/64/16 and bfloat16, and on int32/int64 for all but Div and the
+ * unary arithmetic.  Each result is rounded once to its type, as a
+ * runtime would; an integer of magnitude 2^53 or more is not evaluated.
+ * Ops that only change dims (Reshape, Unsqueeze, Squeeze, Flatten) keep
+ * their input's data where it is; any other value is computed into memory,
+ * at most gi->eval_max_bytes as doubles (BNF_CONST_TOO_LARGE beyond).  One
+ * query evaluates a bounded number of nodes, a bounded depth deep
+ * (BNF_CONST_NOT_CONSTANT beyond).  A computation the model gets wrong
+ * (wrong element count, index or axis out of range, shapes that do not
+ * broadcast) is BNF_CONST_INVALID.  A computed value has no tensor to
+ * edit; release it with bnf_const_release after reading. */
 bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c);
 void bnf_const_release(bnf_const *c);
+
+/* The dims of Reshape(x, dims[rank]) where x has in_dims[in_rank] and
+ * numel elements: 0 copies the input dim (unless allowzero), one -1 is
+ * inferred; dims is completed in place.  -1 when the shape is invalid. */
+int bnf_reshape_dims(const int64_t *in_dims, size_t in_rank, size_t numel, int64_t *dims, size_t rank,
+		     bool allowzero);
 
 /* The rank recorded for name (graph input, value_info, graph output or
  * initializer, here or in an enclosing graph), else that of the input of a

@@ -14,6 +14,13 @@
 #include "onnx.pb-c.h"
 #include "shape.h"
 
+/* Default cap on the bytes of new tensors one model may get: new weight
+ * tensors folding writes (copies of shared weights, weights made by
+ * ConstantOfShape), and each value computed from constants, as doubles
+ * (constants.h).  A few bytes of shape, or one weight shared by thousands
+ * of Convs, could otherwise ask for terabytes. */
+#define BNF_MAX_NEW_BYTES ((size_t)256 << 20)
+
 typedef struct bnf_value {
 	const char *name;  /* owned by the index; NULL marks an empty slot */
 	int producer;      /* node index, -1 if none */
@@ -37,6 +44,9 @@ typedef struct bnf_graph {
 	bool fold_overridable;          /* treat initializers listed as graph inputs as constants */
 	bool is_function;               /* a function body: its inputs are the function's */
 	const struct bnf_payloads *payloads; /* payloads not in memory (may be NULL) */
+	/* Bytes one value computed from constants may take as doubles
+	 * (bnf_graph_const_eval); 0 means BNF_MAX_NEW_BYTES. */
+	size_t eval_max_bytes;
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;

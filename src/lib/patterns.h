@@ -51,6 +51,13 @@
 	  "the rank of an input is not recorded in the model, so the channel axis is unknown") \
 	X(BNF_UNSUPPORTED_OPSET, "unsupported_opset",                                         \
 	  "the rewrite needs broadcasting that this opset (< 7) does not have")                \
+	X(BNF_CONSTANT_INVALID, "constant_invalid",                                           \
+	  "a constant the model computes from others is invalid (a Reshape to a wrong "       \
+	  "element count, an index out of range, shapes that do not broadcast), so the model " \
+	  "fails there at run time")                                                          \
+	X(BNF_CONSTANT_TOO_LARGE, "constant_too_large",                                       \
+	  "a constant computed from others (Expand, Concat, Tile, ...) would exceed the cap "  \
+	  "on new tensors")                                                   \
 	X(BNF_CHANNEL_AXIS_MISMATCH, "channel_axis_mismatch",                                 \
 	  "the layer's output channels do not lie on the node's channel axis: a MatMul "       \
 	  "output of rank other than 2, or Reshape/Transpose/Squeeze/Unsqueeze nodes between " \

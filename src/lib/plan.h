@@ -32,11 +32,7 @@ typedef enum {
 	BNF_ABSORB_INPUT,  /* a BN before the layer goes; the layer reads the BN's input */
 } bnf_absorb;
 
-/* Default cap on the bytes of new weight tensors folding may create in one
- * model (copies of shared weights, weights made by ConstantOfShape): a few
- * bytes of shape, or one weight shared by thousands of Convs, could
- * otherwise ask for terabytes. */
-#define BNF_MAX_NEW_BYTES ((size_t)256 << 20)
+/* BNF_MAX_NEW_BYTES (graph.h): the default cap on new weight tensors. */
 
 /* What the caller allows a plan, apart from what the graph says. */
 typedef struct bnf_policy {

@@ -80,8 +80,11 @@ int bnf_plan_oom(const bnf_graph *gi, const Onnx__NodeProto *node)
 int bnf_plan_resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const char *what,
 		   bool is_param, bnf_const *c)
 {
-	/* Parameters may be computed from constants; they are read at once. */
-	bnf_const_status st = is_param ? bnf_graph_const_eval(gi, name, c) : bnf_graph_const(gi, name, c);
+	/* Parameters, weights and biases may be computed from constants.  A
+	 * constant the model holds resolves as bnf_graph_const has it (an
+	 * exclusive tensor may be edited in place); a computed one has no
+	 * tensor, so a fold writes it as a new one. */
+	bnf_const_status st = bnf_graph_const_eval(gi, name, c);
 	switch (st) {
 	case BNF_CONST_OK:
 		break;
@@ -100,9 +103,16 @@ int bnf_plan_resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const c
 	case BNF_CONST_BAD_DTYPE:
 		bnf_plan_skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s': %s", what, name, c->msg);
 		return 0;
+	case BNF_CONST_INVALID:
+		bnf_plan_skip(p, BNF_CONSTANT_INVALID, "%s '%s': %s", what, name, c->msg);
+		return 0;
+	case BNF_CONST_TOO_LARGE:
+		bnf_plan_skip(p, BNF_CONSTANT_TOO_LARGE, "%s '%s': %s", what, name, c->msg);
+		return 0;
 	}
 	if (!bnf_dtype_is_float(c->view.dtype)) {
 		bnf_plan_skip(p, BNF_UNSUPPORTED_DTYPE, "%s '%s' has type %s", what, name, bnf_dtype_name(c->view.dtype));
+		bnf_const_release(c); /* a computed integer value */
 		return 0;
 	}
 	return 1;
@@ -392,7 +402,10 @@ int bnf_plan_check_weight(const bnf_policy *pol, bnf_plan *p, const char *wname)
 		return bnf_plan_skip(p, BNF_WEIGHT_TOO_LARGE,
 			    "weight '%s' (%zu elements) is %s, so folding writes a new copy, and new tensors may take "
 			    "only %zu MiB more",
-			    wname, w->numel, p->weight.tensor ? "not this layer's alone" : "made by ConstantOfShape",
+			    wname, w->numel,
+			    p->weight.tensor ? "not this layer's alone"
+			    : w->uniform     ? "made by ConstantOfShape"
+					     : "computed from constants",
 			    pol->new_bytes_left >> 20);
 	}
 	if (pol->defer_scan && p->scale_weight && bnf_tview_in_place(w) && w->dtype == p->dtype) {
@@ -468,6 +481,8 @@ void bnf_plan_free4(double *v[4])
 
 void bnf_plan_free(bnf_plan *p)
 {
+	bnf_const_release(&p->weight);
+	bnf_const_release(&p->bias);
 	free(p->scale);
 	free(p->new_bias);
 	p->scale = p->new_bias = NULL;

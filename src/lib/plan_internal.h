@@ -13,8 +13,11 @@
 int bnf_plan_skip(bnf_plan *p, bnf_reason r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Record in gi->fail that memory ran out planning node; returns -1. */
 int bnf_plan_oom(const bnf_graph *gi, const Onnx__NodeProto *node);
-/* Resolve input `name` (what = "weight", "scale", ...) into c; parameters
- * (is_param) may be computed from constants. */
+/* Resolve input `name` (what = "weight", "scale", ...) into c, which may
+ * be computed from constants (bnf_graph_const_eval): release it with
+ * bnf_const_release (bnf_plan_free does for p->weight and p->bias).  It
+ * owns nothing unless 1 is returned.  is_param picks the reason when it
+ * is not constant (param_not_constant, else weight_not_constant). */
 int bnf_plan_resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const char *what, bool is_param,
 		     bnf_const *c);
 /* The first attribute of n that refers to an attribute of the enclosing

@@ -456,12 +456,15 @@ oom: /* unless a step recorded its own failure first */
 	return -1;
 }
 
-/* The ops that compute constants for a fold (graph.c follows and
- * evaluates them): once nothing reads their outputs they are dead code. */
+/* The ops that compute constants for a fold (constants.c follows them,
+ * const_eval.c evaluates them): once nothing reads their outputs they are
+ * dead code. */
 static bool removable_when_unused(const Onnx__NodeProto *node)
 {
 	static const char *const ops[] = {"Constant", "Identity", "ConstantOfShape", "Reshape", "Add", "Sub",
-					  "Mul", "Div", "Sqrt", "Neg", "Abs", "Reciprocal"};
+					  "Mul", "Div", "Sqrt", "Neg", "Abs", "Reciprocal", "Unsqueeze",
+					  "Squeeze", "Flatten", "Expand", "Concat", "Transpose", "Cast",
+					  "Slice", "Gather", "Shape", "Size"};
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (bnf_node_is_onnx(node, ops[i]))
 			return true;

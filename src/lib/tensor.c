@@ -161,7 +161,14 @@ int bnf_tview_read_i64(const bnf_tview *v, int64_t *out)
 {
 	const Onnx__TensorProto *t = v->tensor;
 
-	if ((v->dtype != BNF_DT_INT64 && v->dtype != BNF_DT_INT32) || !t || v->src || v->lazy || v->doubles)
+	if (v->dtype != BNF_DT_INT64 && v->dtype != BNF_DT_INT32)
+		return -1;
+	if (v->doubles) { /* computed (const_eval.c): whole numbers below 2^53, exact as doubles */
+		for (size_t i = 0; i < v->numel; i++)
+			out[i] = (int64_t)v->doubles[i];
+		return 0;
+	}
+	if (!t || v->src || v->lazy || v->uniform || v->floats)
 		return -1; /* shapes are small: never left in the file */
 	for (size_t i = 0; i < v->numel; i++) {
 		if (v->raw)

@@ -95,8 +95,8 @@ bnf_tensor_status bnf_tview_from_tensor(const Onnx__TensorProto *t, bnf_tview *v
 void bnf_tview_read(const bnf_tview *v, double *out);
 /* Read elements [first, first + n) of a float view (bounds are the caller's). */
 void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *out);
-/* Read an int64 (or int32) view into out (v->numel elements); -1 if the
- * view is not an integer tensor. */
+/* Read an int64 (or int32) view into out (v->numel elements): a tensor
+ * in memory, or values computed from constants (doubles); -1 otherwise. */
 int bnf_tview_read_i64(const bnf_tview *v, int64_t *out);
 
 /* Copy the stored little-endian bytes of elements [first, first + n) to

@@ -183,7 +183,9 @@ static int layer_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodePr
 		return 0;
 	}
 	vc->layer = model_of[kind];
-	if (layer->n_input < 2 || layer->n_output < 1 || bnf_graph_const(gi, layer->input[1], wc) != BNF_CONST_OK ||
+	/* A weight the model computes from constants is evaluated again here,
+	 * as the plan did; wc then owns it (the caller releases it). */
+	if (layer->n_input < 2 || layer->n_output < 1 || bnf_graph_const_eval(gi, layer->input[1], wc) != BNF_CONST_OK ||
 	    !bnf_dtype_is_float(wc->view.dtype)) {
 		*problem = "the layer's weight is not a float constant";
 		return 0;
@@ -324,6 +326,7 @@ int bnf_verify_plan_later(const bnf_graph *gi, const bnf_plan *p, double toleran
 		*job = NULL;
 	memset(v, 0, sizeof(*v));
 	memset(&vc, 0, sizeof(vc));
+	memset(&wc, 0, sizeof(wc));
 	if (p->node < 0 || p->layer_node < 0 || (size_t)p->node >= gi->g->n_node ||
 	    (size_t)p->layer_node >= gi->g->n_node || p->pattern >= BNF_PAT_COUNT) {
 		problem = "the plan names no layer";
@@ -367,5 +370,6 @@ done:
 	rc = 0;
 out:
 	arrays_free(&a);
+	bnf_const_release(&wc); /* a job copies only views read from the file, never owned values */
 	return rc;
 }
