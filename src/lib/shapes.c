@@ -75,6 +75,14 @@ static const shape_op SHAPE_OPS[] = {
 	{"MaxPool", bnf_rule_pool, ELEM_IN0}, {"AveragePool", bnf_rule_pool, ELEM_IN0},
 	{"LpPool", bnf_rule_pool, ELEM_IN0}, {"GlobalAveragePool", bnf_rule_global_pool, ELEM_IN0},
 	{"GlobalMaxPool", bnf_rule_global_pool, ELEM_IN0}, {"GlobalLpPool", bnf_rule_global_pool, ELEM_IN0},
+	/* reductions */
+	{"ReduceMean", bnf_rule_reduce, ELEM_IN0}, {"ReduceSum", bnf_rule_reduce, ELEM_IN0},
+	{"ReduceMax", bnf_rule_reduce, ELEM_IN0}, {"ReduceMin", bnf_rule_reduce, ELEM_IN0},
+	{"ReduceProd", bnf_rule_reduce, ELEM_IN0}, {"ReduceL1", bnf_rule_reduce, ELEM_IN0},
+	{"ReduceL2", bnf_rule_reduce, ELEM_IN0}, {"ReduceLogSum", bnf_rule_reduce, ELEM_IN0},
+	{"ReduceLogSumExp", bnf_rule_reduce, ELEM_IN0}, {"ReduceSumSquare", bnf_rule_reduce, ELEM_IN0},
+	{"ArgMax", bnf_rule_reduce, BNF_ELEM_INT64}, {"ArgMin", bnf_rule_reduce, BNF_ELEM_INT64},
+	{"CumSum", bnf_rule_same, ELEM_IN0},
 	/* moving, selecting and making data */
 	{"Reshape", bnf_rule_reshape, ELEM_IN0}, {"Transpose", bnf_rule_transpose, ELEM_IN0},
 	{"Squeeze", bnf_rule_squeeze, ELEM_IN0}, {"Unsqueeze", bnf_rule_unsqueeze, ELEM_IN0},
@@ -84,7 +92,8 @@ static const shape_op SHAPE_OPS[] = {
 	{"Size", bnf_rule_size, BNF_ELEM_INT64}, {"Pad", bnf_rule_pad, ELEM_IN0},
 	{"Resize", bnf_rule_resize, ELEM_IN0}, {"Upsample", bnf_rule_resize, ELEM_IN0},
 	{"Tile", bnf_rule_tile, ELEM_IN0}, {"ConstantOfShape", bnf_rule_constant_of_shape, ELEM_RULE},
-	{"Constant", bnf_rule_constant, ELEM_RULE},
+	{"Constant", bnf_rule_constant, ELEM_RULE}, {"DepthToSpace", bnf_rule_depth_space, ELEM_IN0},
+	{"SpaceToDepth", bnf_rule_depth_space, ELEM_IN0},
 };
 
 static const shape_op *shape_op_for(const Onnx__NodeProto *node)

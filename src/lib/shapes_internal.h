@@ -90,6 +90,7 @@ void bnf_rule_pool(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_conv_transpose(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_global_pool(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_cast(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
+void bnf_rule_reduce(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 
 /* --- rules (shapes_layout.c) --- */
 void bnf_rule_reshape(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
@@ -105,6 +106,7 @@ void bnf_rule_size(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_tile(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_constant_of_shape(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_constant(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
+void bnf_rule_depth_space(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 
 /* --- rules (shapes_slice.c) --- */
 void bnf_rule_slice(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);

@@ -371,3 +371,33 @@ void bnf_rule_constant(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 		return;
 	}
 }
+
+/* DepthToSpace moves blocks of channels into space, SpaceToDepth back:
+ * [N, C, H, W] and [N, C / b², H * b, W * b]; sizes must divide. */
+void bnf_rule_depth_space(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
+{
+	int64_t b = bnf_node_attr_int(sn->node, "blocksize", 0), bb, v;
+	bool to_space = bnf_node_is_onnx(sn->node, "DepthToSpace");
+	bnf_shape x;
+
+	(void)n_out;
+	if (!bnf_shape_input(sn, 0, &x) || x.rank != 4 || b < 1 || !bnf_dim_mul(b, b, &bb))
+		return;
+	out[0] = x;
+	out[0].elem_type = 0;
+	for (int i = 1; i < 4; i++) {
+		int64_t d = x.dims[i].value, f = i == 1 ? bb : b;
+		out[0].dims[i] = bnf_dim_of(-1);
+		if (d < 0)
+			continue;
+		if ((i == 1) == to_space) { /* divided */
+			if (d % f) {
+				out[0] = bnf_shape_unknown();
+				return;
+			}
+			out[0].dims[i] = bnf_dim_of(d / f);
+		} else if (bnf_dim_mul(d, f, &v)) {
+			out[0].dims[i] = bnf_dim_of(v);
+		}
+	}
+}

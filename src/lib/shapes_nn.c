@@ -360,3 +360,58 @@ void bnf_rule_conv_transpose(const bnf_shape_node *sn, bnf_shape *out, size_t n_
 	if (group == 1 && channels < 0)
 		out[0].dims[1] = wt.dims[1];
 }
+
+/* The axes a reduction reads: ArgMax / ArgMin's `axis`; the `axes`
+ * attribute, or the input from ReduceSum-13 and every Reduce op from 18.
+ * Their number, -1 when none is given, -2 when the input is unreadable. */
+static int reduce_axes(const bnf_shape_node *sn, int64_t *axes)
+{
+	int n;
+
+	if (bnf_node_is_onnx(sn->node, "ArgMax") || bnf_node_is_onnx(sn->node, "ArgMin")) {
+		axes[0] = bnf_node_attr_int(sn->node, "axis", 0);
+		return 1;
+	}
+	if (sn->opset < 18 && !(sn->opset >= 13 && bnf_node_is_onnx(sn->node, "ReduceSum")))
+		return bnf_shape_attr_ints(sn->node, "axes", axes, BNF_SHAPE_MAX_RANK);
+	if (!bnf_shape_has_input(sn, 1))
+		return -1;
+	n = bnf_shape_const_ints(sn, 1, axes, BNF_SHAPE_MAX_RANK);
+	return n < 0 ? -2 : n;
+}
+
+/* Reductions and ArgMax / ArgMin: the reduced axes become 1 (keepdims)
+ * or go; no axes reduce all of them, or none with noop_with_empty_axes. */
+void bnf_rule_reduce(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
+{
+	int64_t axes[BNF_SHAPE_MAX_RANK];
+	bool mark[BNF_SHAPE_MAX_RANK] = {false}, keep = bnf_node_attr_int(sn->node, "keepdims", 1) != 0;
+	bnf_shape x, r = {.rank = 0};
+	int n = reduce_axes(sn, axes);
+
+	(void)n_out;
+	if (!bnf_shape_input(sn, 0, &x) || n > BNF_SHAPE_MAX_RANK)
+		return;
+	if (n == -2) {
+		if (keep)
+			bnf_shape_rank_only(&out[0], x.rank);
+		return;
+	}
+	if (n <= 0 && bnf_node_attr_int(sn->node, "noop_with_empty_axes", 0) != 0) {
+		out[0] = x;
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		int a;
+		if (!bnf_shape_axis(axes[i], x.rank, &a) || mark[a])
+			return;
+		mark[a] = true;
+	}
+	for (int i = 0; i < x.rank; i++) {
+		if (n > 0 && !mark[i])
+			r.dims[r.rank++] = x.dims[i];
+		else if (keep)
+			r.dims[r.rank++] = bnf_dim_of(1);
+	}
+	out[0] = r;
+}

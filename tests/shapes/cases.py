@@ -254,6 +254,16 @@ def layout():
     return model(nodes, inputs, [nd.output[0] for nd in nodes], inits)
 
 
+def reduce():
+    nodes = [n("ReduceMean", ["x"], "rm", axes=[1]), n("ReduceSum", ["x", "ax"], "rs", keepdims=0),
+             n("ReduceMax", ["x"], "rmax", keepdims=0), n("ReduceL2", ["x"], "rl2"),
+             n("ArgMax", ["x"], "am", axis=-1, keepdims=0), n("ArgMin", ["x"], "amin", axis=0),
+             n("DepthToSpace", ["d"], "d2s", blocksize=2), n("SpaceToDepth", ["d2s"], "s2d", blocksize=2),
+             n("CumSum", ["x", "k"], "cs")]
+    inputs = [vi("x", [2, 3, 4]), vi("d", [1, 8, 2, 3])]
+    return model(nodes, inputs, [nd.output[0] for nd in nodes], [ints("ax", [-1]), ints("k", 0)])
+
+
 def conflict():
     nodes = [n("Relu", ["x"], "r"), n("Sigmoid", ["r"], "after")]
     return model(nodes, [vi("x", [1, 2, 4])], ["after"], value_info=[vi("r", [1, 2, 3])])
@@ -304,6 +314,8 @@ CASES = [
     Case("layout", layout, {"t_rev": [4, 3, 2], "t_perm": [3, 2, 4], "f2": [6, 4], "f_neg": [6, 4], "f0": [1, 24],
                             "cat": [2, 8, 4], "cat_neg": [2, 3, 12], "exp": [2, 3, 4], "tile": [4, 3], "cos": [2, 3],
                             "k_t": [2, 2], "k_ints": [3], "k_f": [], "ident": [2, 3, 4]}),
+    Case("reduce", reduce, {"rm": [2, 1, 4], "rs": [2, 3], "rmax": [], "rl2": [1, 1, 1], "am": [2, 3],
+                            "amin": [1, 3, 4], "d2s": [1, 2, 4, 6], "s2d": [1, 8, 2, 3], "cs": [2, 3, 4]}),
     Case("conflict", conflict, {"r": "conflict", "after": "unknown"}),
     Case("bad_dims", bad_dims, {"rx": [None, 3, 4], "fy": [None, 1], "z": "unknown", "rz": "unknown",
                                 "rw": "unknown"}, excused=["fy", "rz", "rw"]),
