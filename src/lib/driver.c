@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "shapes.h"
 #include "surgery.h"
 #include "visit.h"
 
@@ -141,6 +142,9 @@ static int edit_start(bnf_edit *c, bnf_fold_run *run, Onnx__GraphProto *g, const
 	c->gi.payloads = opt->payloads;
 	c->gi.is_function = in_function;
 	c->gi.eval_max_bytes = max_new; /* a value computed from constants is a new tensor too */
+	/* With the payloads known, constants resolve for the shapes' lists. */
+	if (bnf_shapes_infer(&c->gi) < 0)
+		return -1;
 	c->pol.defer_scan = opt->defer_scan;
 	c->pol.new_bytes_left = max_new > run->res->new_bytes ? max_new - run->res->new_bytes : 0;
 	c->init_cap = g->n_initializer + 1;
