@@ -169,6 +169,8 @@ int bnf_shape_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *
 
 	if (!a)
 		return -1;
+	if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
+		return -2;
 	for (size_t i = 0; i < a->n_ints && i < cap; i++)
 		v[i] = a->ints[i];
 	return a->n_ints > (size_t)INT32_MAX ? INT32_MAX : (int)a->n_ints;

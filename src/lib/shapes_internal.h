@@ -58,7 +58,8 @@ int bnf_shape_const_ints(const bnf_shape_node *sn, size_t i, int64_t *v, size_t 
 /* The same for a 1-D float constant (Resize scales) read as doubles. */
 int bnf_shape_const_floats(const bnf_shape_node *sn, size_t i, double *v, size_t cap);
 /* The integers of attribute name (at most cap copied to v): how many it
- * holds (possibly more than cap), or -1 when it is absent. */
+ * holds (possibly more than cap), -1 when it is absent, -2 when it is not
+ * a list of integers. */
 int bnf_shape_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *v, size_t cap);
 /* The string attribute name equals s (absent: def is compared instead). */
 bool bnf_shape_attr_is(const Onnx__NodeProto *node, const char *name, const char *def, const char *s);

@@ -86,7 +86,7 @@ void bnf_rule_transpose(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 	if (!bnf_shape_input(sn, 0, &x))
 		return;
 	n = bnf_shape_attr_ints(sn->node, "perm", perm, BNF_SHAPE_MAX_RANK);
-	if (n < 0) {
+	if (n == -1) {
 		n = x.rank;
 		for (int i = 0; i < n; i++)
 			perm[i] = n - 1 - i;
@@ -103,7 +103,8 @@ void bnf_rule_transpose(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 }
 
 /* The axes of Squeeze / Unsqueeze: the attribute before opset 13, the
- * input from 13.  -1 when absent, -2 when present but unreadable. */
+ * input from 13.  -1 when absent, -2 when present but unreadable or not
+ * a list of integers. */
 static int squeeze_axes(const bnf_shape_node *sn, int64_t *axes)
 {
 	int n;

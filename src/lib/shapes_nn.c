@@ -138,7 +138,7 @@ static bool positive_ints(const Onnx__NodeProto *node, const char *name, int n, 
 {
 	int got = bnf_shape_attr_ints(node, name, v, BNF_SHAPE_MAX_RANK);
 
-	if (got < 0) {
+	if (got == -1) {
 		for (int i = 0; i < n; i++)
 			v[i] = 1;
 		return true;
@@ -192,7 +192,7 @@ static bool conv_window(const bnf_shape_node *sn, const bnf_shape *x, const bnf_
 	for (int i = 0; !dilated && i < n; i++)
 		dil[i] = 1;
 	got = bnf_shape_attr_ints(node, "kernel_shape", w->kernel, BNF_SHAPE_MAX_RANK);
-	if (got < 0 && kernel_w) {
+	if (got == -1 && kernel_w) {
 		if (kernel_w->rank != n + 2)
 			return false;
 		for (int i = 0; i < n; i++)
@@ -205,7 +205,7 @@ static bool conv_window(const bnf_shape_node *sn, const bnf_shape *x, const bnf_
 		    !bnf_dim_add(w->kernel[i], 1, &w->kernel[i]))
 			return false;
 	got = bnf_shape_attr_ints(node, "pads", w->pads, 2 * BNF_SHAPE_MAX_RANK);
-	if (got >= 0) {
+	if (got != -1) {
 		for (int i = 0; i < 2 * n; i++)
 			if (got != 2 * n || w->pads[i] < 0)
 				return false;
@@ -308,7 +308,7 @@ static bool transpose_output(const bnf_shape_node *sn, const bnf_shape *x, const
 	int64_t shape[BNF_SHAPE_MAX_RANK], opad[BNF_SHAPE_MAX_RANK];
 	int n = w->n, got = bnf_shape_attr_ints(sn->node, "output_shape", shape, BNF_SHAPE_MAX_RANK);
 
-	if (got >= 0) {
+	if (got != -1) {
 		if (got != n)
 			return false;
 		for (int i = 0; i < n; i++) {
@@ -319,7 +319,7 @@ static bool transpose_output(const bnf_shape_node *sn, const bnf_shape *x, const
 		return true;
 	}
 	got = bnf_shape_attr_ints(sn->node, "output_padding", opad, BNF_SHAPE_MAX_RANK);
-	if (got >= 0 && got != n)
+	if (got != -1 && got != n)
 		return false;
 	for (int i = 0; i < n; i++) {
 		int64_t in = x->dims[2 + i].value, size, p = got >= 0 ? opad[i] : 0;
@@ -363,7 +363,8 @@ void bnf_rule_conv_transpose(const bnf_shape_node *sn, bnf_shape *out, size_t n_
 
 /* The axes a reduction reads: ArgMax / ArgMin's `axis`; the `axes`
  * attribute, or the input from ReduceSum-13 and every Reduce op from 18.
- * Their number, -1 when none is given, -2 when the input is unreadable. */
+ * Their number, -1 when none is given, -2 when the input is unreadable,
+ * -3 when the attribute is not a list of integers. */
 static int reduce_axes(const bnf_shape_node *sn, int64_t *axes)
 {
 	int n;
@@ -373,7 +374,7 @@ static int reduce_axes(const bnf_shape_node *sn, int64_t *axes)
 		return 1;
 	}
 	if (sn->opset < 18 && !(sn->opset >= 13 && bnf_node_is_onnx(sn->node, "ReduceSum")))
-		return bnf_shape_attr_ints(sn->node, "axes", axes, BNF_SHAPE_MAX_RANK);
+		return (n = bnf_shape_attr_ints(sn->node, "axes", axes, BNF_SHAPE_MAX_RANK)) == -2 ? -3 : n;
 	if (!bnf_shape_has_input(sn, 1))
 		return -1;
 	n = bnf_shape_const_ints(sn, 1, axes, BNF_SHAPE_MAX_RANK);
@@ -390,7 +391,7 @@ void bnf_rule_reduce(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 	int n = reduce_axes(sn, axes);
 
 	(void)n_out;
-	if (!bnf_shape_input(sn, 0, &x) || n > BNF_SHAPE_MAX_RANK)
+	if (!bnf_shape_input(sn, 0, &x) || n > BNF_SHAPE_MAX_RANK || n < -2)
 		return;
 	if (n == -2) {
 		if (keep)

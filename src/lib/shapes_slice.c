@@ -43,10 +43,10 @@ static int slice_read(const bnf_shape_node *sn, slice_lists *l)
 		r = bnf_shape_attr_ints(node, "axes", l->axes, BNF_SHAPE_MAX_RANK);
 		for (int k = 0; k < l->n; k++) {
 			l->steps[k] = 1;
-			if (r < 0)
+			if (r == -1)
 				l->axes[k] = k;
 		}
-		return r >= 0 && r != l->n ? LISTS_INVALID : LISTS_OK;
+		return r != -1 && r != l->n ? LISTS_INVALID : LISTS_OK;
 	}
 	l->n = bnf_shape_const_ints(sn, 1, l->starts, BNF_SHAPE_MAX_RANK);
 	ne = bnf_shape_const_ints(sn, 2, l->ends, BNF_SHAPE_MAX_RANK);
