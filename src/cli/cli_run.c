@@ -58,7 +58,7 @@ static void reason_counts(const bnfold_result *r, char *buf, size_t size)
 		const char *code = bnfold_reason_code(k);
 		size_t n = 0;
 		for (size_t i = 0; i < bnfold_result_n_skips(r); i++)
-			n += strcmp(bnfold_result_skip(r, i)->reason, code) == 0;
+			n += bnfold_result_skip(r, i)->is_bn && strcmp(bnfold_result_skip(r, i)->reason, code) == 0;
 		if (n && used < size) {
 			int w = snprintf(buf + used, size - used, "%s%s %zu", used ? ", " : " (", code, n);
 			used += w > 0 ? (size_t)w : 0;
@@ -92,7 +92,7 @@ static void fold_summary(const bnfold_result *r, const char *input, const char *
 	}
 	for (size_t i = 0; i < bnfold_result_n_skips(r); i++) {
 		const bnfold_skip *s = bnfold_result_skip(r, i);
-		cli_info(2, "  skipped  BatchNormalization '%s' (output '%s', %s): %s: %s", s->bn, s->bn_output,
+		cli_info(2, "  skipped  %s '%s' (output '%s', %s): %s: %s", s->node_op, s->bn, s->bn_output,
 			 s->graph, s->reason, s->message);
 	}
 }
@@ -165,7 +165,7 @@ static void check_lines(const bnfold_result *r, const char *input, bool each)
 	}
 	for (size_t i = 0; each && i < bnfold_result_n_skips(r); i++) {
 		const bnfold_skip *s = bnfold_result_skip(r, i);
-		cli_info(2, "%s: skipped BatchNormalization '%s' (output '%s', %s): %s: %s", input, s->bn, s->bn_output,
+		cli_info(2, "%s: skipped %s '%s' (output '%s', %s): %s: %s", input, s->node_op, s->bn, s->bn_output,
 			 s->graph, s->reason, s->message);
 	}
 	reason_counts(r, reasons, sizeof(reasons));
@@ -213,14 +213,14 @@ static char *shown(const char *name, const char *unnamed_what, const char *unnam
 
 static char *fusion_details(const bnfold_fusion *f)
 {
-	return cli_asprintf("graph '%s', output '%s', %s, epsilon %g, weight '%s'%s, bias '%s'%s", f->graph,
+	return cli_asprintf("graph '%s', output '%s', %s, epsilon %g, weight '%s'%s, bias '%s'%s; shapes: %s", f->graph,
 			    f->node_output, f->layer_op, f->epsilon, f->weight, f->weight_copied ? " (copied)" : "",
-			    f->bias, f->bias_created ? " (added)" : "");
+			    f->bias, f->bias_created ? " (added)" : "", f->shapes);
 }
 
 static char *skip_details(const bnfold_skip *s)
 {
-	return cli_asprintf("graph '%s', output '%s': %s", s->graph, s->bn_output, s->message);
+	return cli_asprintf("graph '%s', output '%s': %s; shapes: %s", s->graph, s->bn_output, s->message, s->shapes);
 }
 
 /* The rows of the table, in model order (a row whose BN is not found in
@@ -260,7 +260,7 @@ static char **table_cells(const row *rows, size_t nrows)
 		const bnfold_fusion *f = rows[i].f;
 		const bnfold_skip *s = rows[i].s;
 		cl[COL_LAYER] = shown(f ? f->layer : s->layer, f ? f->layer_op : "layer", NULL);
-		cl[COL_BN] = shown(f ? f->node : s->bn, f ? f->node_op : "BatchNormalization", f ? f->node_output : s->bn_output);
+		cl[COL_BN] = shown(f ? f->node : s->bn, f ? f->node_op : s->node_op, f ? f->node_output : s->bn_output);
 		cl[COL_PATTERN] = cli_strdup(f ? f->pattern : "-");
 		cl[COL_CHANNELS] = f ? cli_asprintf("%zu", f->channels) : cli_strdup("-");
 		cl[COL_DTYPE] = cli_strdup(f ? f->dtype : "-");

@@ -38,6 +38,7 @@ static void fusion_view(const bnf_fusion *f, bnfold_fusion *v)
 	v->bias_created = f->bias_created;
 	v->weight_copied = f->weight_copied;
 	v->model_order = f->model_order;
+	v->shapes = f->shapes;
 	v->check.done = f->verified;
 	if (f->verified) {
 		v->check.ok = f->verify.ok;
@@ -61,6 +62,9 @@ static void skip_view(const bnf_skip *s, bnfold_skip *v)
 	v->reason = bnf_reason_code(s->reason);
 	v->message = s->message;
 	v->model_order = s->model_order;
+	v->is_bn = s->op == BNF_OP_BN;
+	v->node_op = bnf_op_type(s->op);
+	v->shapes = s->shapes;
 }
 
 bnfold_result *bnf_api_result_new(bnf_result *res, const bnf_strlist *order, const char *input, const char *output)
@@ -108,7 +112,7 @@ void bnfold_result_counts(const bnfold_result *r, bnfold_counts *c)
 	c->bn_found = r->r.bn_found;
 	c->bn_folded = bnf_result_bn_folded(&r->r);
 	c->affine_folded = r->r.n_fusions - c->bn_folded;
-	c->skipped = r->r.n_skips;
+	c->skipped = bnf_result_bn_skipped(&r->r);
 	c->nodes_before = r->r.nodes_before;
 	c->nodes_after = r->r.nodes_after;
 	c->graph_inputs_removed = r->r.inputs_removed;

@@ -294,63 +294,6 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
 	return resolve_const(gi, name, c, false);
 }
 
-static int type_rank(const Onnx__ValueInfoProto *vi)
-{
-	const Onnx__TypeProto *tp = vi->type;
-	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
-	    !tp->tensor_type->shape)
-		return -1;
-	return (int)tp->tensor_type->shape->n_dim;
-}
-
-/* Ops whose output 0 has the rank of their input 0 (unary elementwise). */
-static bool keeps_rank(const Onnx__NodeProto *n)
-{
-	static const char *const ops[] = {
-		"Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "Tanh", "Elu", "Selu", "Celu", "Softplus",
-		"Softsign", "HardSwish", "Mish", "Gelu", "Erf", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal",
-		"Floor", "Ceil", "Round", "Sign", "Clip", "Cast", "Identity", "Dropout", "Sin", "Cos",
-	};
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (bnf_node_is_onnx(n, ops[i]))
-			return true;
-	return false;
-}
-
-static int rank_of(const bnf_graph *gi, const char *name, int depth)
-{
-	for (const bnf_graph *cur = gi; cur; cur = cur->parent) {
-		const Onnx__GraphProto *g = cur->g;
-		const bnf_value *v = bnf_graph_value(cur, name);
-		if (v && v->init >= 0)
-			return (int)g->initializer[v->init]->n_dims;
-		for (size_t i = 0; i < g->n_input; i++)
-			if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0)
-				return type_rank(g->input[i]);
-		for (size_t i = 0; i < g->n_value_info; i++)
-			if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
-				return type_rank(g->value_info[i]);
-		for (size_t i = 0; i < g->n_output; i++)
-			if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
-				return type_rank(g->output[i]);
-		if (v && v->producer >= 0) {
-			/* Not recorded: follow a rank-preserving producer back. */
-			const Onnx__NodeProto *n = g->node[v->producer];
-			if (v->producer_slot == 0 && depth < 64 && n->n_input >= 1 && n->input[0][0] && keeps_rank(n))
-				return rank_of(cur, n->input[0], depth + 1);
-			return -1;
-		}
-		if (v && v->is_input)
-			return -1;
-	}
-	return -1;
-}
-
-int bnf_graph_rank(const bnf_graph *gi, const char *name)
-{
-	return rank_of(gi, name, 0);
-}
-
 void bnf_const_release(bnf_const *c)
 {
 	free(c->owned);

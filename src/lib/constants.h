@@ -1,8 +1,8 @@
 /* What the names of an indexed graph hold, as far as can be known without
  * running it: constants, found through initializers, Constant, Identity,
  * ConstantOfShape and Reshape nodes and enclosing graphs, or computed from
- * them (const_eval.c); and ranks.  Reads the index (graph.h), never
- * changes it. */
+ * them (const_eval.c).  Shapes are shapes.h's.  Reads the index (graph.h),
+ * never changes it. */
 #ifndef BNF_CONSTANTS_H
 #define BNF_CONSTANTS_H
 
@@ -74,10 +74,5 @@ void bnf_const_release(bnf_const *c);
 int bnf_reshape_dims(const int64_t *in_dims, size_t in_rank, size_t numel, int64_t *dims, size_t rank,
 		     bool allowzero);
 
-/* The rank recorded for name (graph input, value_info, graph output or
- * initializer, here or in an enclosing graph), else that of the input of a
- * rank-preserving elementwise op producing it (Relu, Cast, ...); -1 when
- * unknown. */
-int bnf_graph_rank(const bnf_graph *gi, const char *name);
 
 #endif

@@ -48,8 +48,7 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 	const bnf_fold_options *opt = c->run->opt;
 	bnf_result *res = c->res;
 	bnf_op_kind op;
-	bool reported;
-	bnf_planner plan = bnf_planner_for(c->g->node[n], &op, &reported);
+	bnf_planner plan = bnf_planner_for(c->g->node[n], &op);
 	bnf_verify_config vcfg = {.no_simd = opt->no_simd, .threads = opt->threads};
 	bnf_verify vr;
 	bnf_verify_job *job = NULL;
@@ -85,21 +84,25 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 	return r < 0 ? -1 : 0;
 }
 
-/* Record why each BatchNormalization still in the graph stays. */
+/* Record why each BatchNormalization, and each Mul/Add that looks like a
+ * fold, still in the graph stays. */
 static int record_skips(bnf_edit *c, const bool *handled)
 {
 	Onnx__GraphProto *g = c->g;
 	for (size_t n = 0; n < g->n_node; n++) {
 		bnf_op_kind op;
-		bool reported;
 		bnf_planner plan;
 		bnf_plan p;
 		int r;
-		if (c->node_removed[n] || handled[n] || !(plan = bnf_planner_for(g->node[n], &op, &reported)) || !reported)
+		if (c->node_removed[n] || handled[n] || !(plan = bnf_planner_for(g->node[n], &op)))
 			continue;
 		if (plan(&c->gi, &c->pol, (int)n, &p) < 0) {
 			bnf_plan_free(&p);
 			return -1;
+		}
+		if (!p.reported) {
+			bnf_plan_free(&p);
+			continue;
 		}
 		/* The last pass planned every node left and folded nothing, so
 		 * planning again gives the same reason; "fold" now can only come

@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-/* Every reason a BN is left in place: stable snake_case codes used in the
+/* Every reason a BN (or a Mul/Add next to a layer) is left in place: stable snake_case codes used in the
  * report (src/report.schema.json) and documented in README.md. */
 #define BNF_REASONS(X)                                                                        \
 	X(BNF_FOLD, "fold", "folds")                                                          \
@@ -57,7 +57,17 @@
 	  "fails there at run time")                                                          \
 	X(BNF_CONSTANT_TOO_LARGE, "constant_too_large",                                       \
 	  "a constant computed from others (Expand, Concat, Tile, ...) would exceed the cap "  \
-	  "on new tensors")
+	  "on new tensors")                                                   \
+	X(BNF_CHANNEL_AXIS_MISMATCH, "channel_axis_mismatch",                                 \
+	  "the layer's output channels do not lie on the node's channel axis: a MatMul "       \
+	  "output of rank other than 2, or Reshape/Transpose/Squeeze/Unsqueeze nodes between " \
+	  "them that move, split or merge the channels")                                      \
+	X(BNF_SHAPE_CONFLICT, "shape_conflict",                                               \
+	  "the model declares a shape (value_info, graph output) that contradicts the one its "\
+	  "nodes give, so nothing about that value is trusted")                               \
+	X(BNF_MATMUL_NOT_2D, "matmul_not_2d",                                                 \
+	  "folding adds a bias to a MatMul, which must become a Gemm for it, and a Gemm "      \
+	  "takes rank-2 input only")
 
 typedef enum {
 #define BNF_REASON_ENUM(id, code, text) id,
@@ -97,7 +107,11 @@ typedef enum {
 	P(BNF_PAT_CONV_MUL, "conv_mul", BNF_LAYER_CONV, BNF_OP_MUL, false)               \
 	P(BNF_PAT_CONV_ADD, "conv_add", BNF_LAYER_CONV, BNF_OP_ADD, false)               \
 	P(BNF_PAT_CONVTRANSPOSE_MUL, "convtranspose_mul", BNF_LAYER_CONVTRANSPOSE, BNF_OP_MUL, false) \
-	P(BNF_PAT_CONVTRANSPOSE_ADD, "convtranspose_add", BNF_LAYER_CONVTRANSPOSE, BNF_OP_ADD, false)
+	P(BNF_PAT_CONVTRANSPOSE_ADD, "convtranspose_add", BNF_LAYER_CONVTRANSPOSE, BNF_OP_ADD, false) \
+	P(BNF_PAT_GEMM_MUL, "gemm_mul", BNF_LAYER_GEMM, BNF_OP_MUL, false)               \
+	P(BNF_PAT_GEMM_ADD, "gemm_add", BNF_LAYER_GEMM, BNF_OP_ADD, false)               \
+	P(BNF_PAT_MATMUL_MUL, "matmul_mul", BNF_LAYER_MATMUL, BNF_OP_MUL, false)         \
+	P(BNF_PAT_MATMUL_ADD, "matmul_add", BNF_LAYER_MATMUL, BNF_OP_ADD, false)
 
 typedef enum {
 #define BNF_PATTERN_ENUM(id, name, layer, op, before) id,

@@ -48,14 +48,19 @@ typedef struct bnf_policy {
 typedef struct bnf_plan {
 	bnf_reason reason;
 	char message[400];
+	/* The report lists the node: always a BN; a Mul or Add only when it
+	 * is next to a layer and its other input is a constant, so that it
+	 * looks like a fold that was not made (else it is plain arithmetic). */
+	bool reported;
+	char shapes[320];     /* what shape inference says of the values the plan reads */
 	int node;             /* the BatchNormalization / Mul / Add node that goes away */
 	bnf_op_kind op;       /* what that node is */
 	bnf_layer_kind layer_kind; /* the layer's kind, BNF_LAYER_NONE when there is none */
 	bnf_pattern pattern;  /* which fold this is (BNF_PAT_NONE before one is found) */
 	int layer_node;       /* the layer it folds into, -1 when there is none */
 	int tail_node;        /* BNF_ABSORB_OUTPUT: the node that takes over the removed node's
-			       * output name: the layer, or the last of Transpose/Identity nodes
-			       * between it and the BN that together move no axis */
+			       * output name: the layer, or the last of the nodes that only
+			       * move data between it and the BN (chain.h) */
 	bnf_absorb absorb;
 	size_t channels;      /* BN / per-channel constant length */
 	int dtype;            /* weight dtype */
@@ -81,17 +86,18 @@ typedef struct bnf_plan {
  * out (BNFOLD_E_NOMEM). */
 int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
 
-/* The same for a Mul or Add of a per-channel constant after a Conv or
- * ConvTranspose (the form some exporters give an inference BN).  A reason
- * other than BNF_FOLD only means "leave it": such nodes are not reported. */
+/* The same for a Mul or Add of a per-channel constant after a Conv,
+ * ConvTranspose, Gemm or MatMul (the form some exporters give an inference
+ * BN, or a MatMul's bias).  A skip is reported only when the node looks
+ * like such a fold (p->reported). */
 int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
 
 /* The planner for a node, by its op type (default domain): bnf_plan_bn for
  * BatchNormalization, bnf_plan_affine for Mul and Add, else NULL.  *op is
- * set to the node's kind and *reported to whether its skips are reported
- * (a BN's are; a Mul or Add that does not fold is ordinary arithmetic). */
+ * set to the node's kind.  Whether a skip is reported is the plan's
+ * `reported`. */
 typedef int (*bnf_planner)(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
-bnf_planner bnf_planner_for(const Onnx__NodeProto *node, bnf_op_kind *op, bool *reported);
+bnf_planner bnf_planner_for(const Onnx__NodeProto *node, bnf_op_kind *op);
 
 void bnf_plan_free(bnf_plan *p);
 

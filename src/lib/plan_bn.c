@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "common.h"
 
 /* True when the BN at this opset computes batch statistics. */
@@ -28,7 +29,7 @@ static bool bn_is_training(const bnf_graph *gi, const Onnx__NodeProto *bn, char 
 
 /* Layer -> BN: the BN's map s*(x - mean) + beta moves into the layer. */
 static int plan_after_layer(const bnf_graph *gi, const bnf_policy *pol, bnf_plan *p, const Onnx__NodeProto *bn,
-			    const bnf_value *x, bnf_layer_kind kind)
+			    const bnf_value *x, const bnf_chain *ch, bnf_layer_kind kind)
 {
 	const Onnx__NodeProto *layer = gi->g->node[x->producer];
 	double *vals[4] = {0}, *old_bias = NULL;
@@ -41,10 +42,13 @@ static int plan_after_layer(const bnf_graph *gi, const bnf_policy *pol, bnf_plan
 	p->absorb = BNF_ABSORB_OUTPUT;
 	p->scale_weight = true;
 	p->write_bias = true;
-	if (x->is_output)
-		return bnf_plan_skip(p, BNF_LAYER_OUTPUT_IS_GRAPH_OUTPUT, "'%s' is a graph output", bn->input[0]);
-	if (x->n_consumers != 1)
-		return bnf_plan_skip(p, BNF_LAYER_OUTPUT_HAS_OTHER_CONSUMERS, "'%s' is read by %d nodes", bn->input[0], x->n_consumers);
+	if ((r = bnf_plan_chain_alone(gi, p, x, ch)) <= 0)
+		return r;
+	/* The BN scales axis 1 of what it reads. */
+	if ((r = bnf_plan_chain_axis(gi, p, ch, kind, 1)) <= 0)
+		return r;
+	if (kind == BNF_LAYER_MATMUL && (r = bnf_plan_to_gemm(gi, p, layer)) <= 0)
+		return r;
 	if ((r = bnf_plan_layer_geometry(gi, p, layer, kind, &old_bias)) <= 0)
 		return r;
 	if ((r = bnf_plan_bn_params(gi, p, bn, p->channels, layer->op_type, vals)) <= 0)
@@ -121,6 +125,7 @@ static int plan_before_conv(const bnf_graph *gi, const bnf_policy *pol, bnf_plan
 	if (ci < 0 || slot != 0 || !bnf_node_is_onnx(gi->g->node[ci], "Conv"))
 		return 0;
 	conv = gi->g->node[ci];
+	bnf_plan_note_shapes(gi, p, conv, bn->input[0], bn->input[1]);
 	p->layer_node = ci;
 	p->pattern = BNF_PAT_BN_CONV;
 	p->layer_kind = BNF_LAYER_CONV;
@@ -187,54 +192,13 @@ out:
 	return r < 0 ? -1 : 1;
 }
 
-/* x is the output of a Transpose or Identity: follow such nodes back (each
- * output read once, none a graph output) to the output of a layer; when
- * the Transposes compose to no permutation at all, that output, else NULL. */
-static const bnf_value *round_trip(const bnf_graph *gi, const bnf_value *x)
-{
-	int64_t perm[BNF_MAX_RANK];
-	size_t rank = 0;
-
-	for (int hop = 0; hop < 16 && x && x->producer >= 0 && x->producer_slot == 0; hop++) {
-		const Onnx__NodeProto *n = gi->g->node[x->producer];
-		if (x->n_consumers != 1 || x->is_output)
-			return NULL;
-		if (bnf_plan_layer_kind(n) != BNF_LAYER_NONE) {
-			for (size_t i = 0; i < rank; i++)
-				if (perm[i] != (int64_t)i)
-					return NULL;
-			return hop > 0 ? x : NULL;
-		}
-		if (n->n_input != 1)
-			return NULL; /* a Transpose or Identity has one input; anything else is not followed */
-		if (bnf_node_is_onnx(n, "Transpose")) {
-			const Onnx__AttributeProto *a = bnf_node_attr(n, "perm");
-			int64_t q[BNF_MAX_RANK];
-			if (!a || a->n_ints == 0 || a->n_ints > BNF_MAX_RANK || (rank && a->n_ints != rank))
-				return NULL; /* no perm: reversed axes of an unknown rank */
-			/* out[i] = in[a[i]]; composed from the BN back: total[i] = a[total[i]] */
-			for (size_t i = 0; i < a->n_ints; i++) {
-				int64_t k = rank ? perm[i] : (int64_t)i;
-				if (k < 0 || (size_t)k >= a->n_ints || a->ints[k] < 0 || (size_t)a->ints[k] >= a->n_ints)
-					return NULL;
-				q[i] = a->ints[k];
-			}
-			rank = a->n_ints;
-			memcpy(perm, q, rank * sizeof(q[0]));
-		} else if (!bnf_node_is_onnx(n, "Identity")) {
-			return NULL;
-		}
-		x = bnf_graph_value(gi, n->input[0]);
-	}
-	return NULL;
-}
-
 int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p)
 {
 	const Onnx__NodeProto *bn = gi->g->node[node];
 	const bnf_value *x;
 	const Onnx__AttributeProto *ref;
 	bnf_layer_kind kind = BNF_LAYER_NONE;
+	bnf_chain ch;
 	bnf_plan before;
 	char why[200];
 	int r;
@@ -246,6 +210,7 @@ int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *
 	p->tail_node = -1;
 	p->pattern = BNF_PAT_NONE;
 	p->reason = BNF_FOLD;
+	p->reported = true;
 	p->eps = (double)bnf_node_attr_float(bn, "epsilon", 1e-5f);
 
 	if (bn->n_input < 5 || bn->n_output < 1 || !bn->output[0][0])
@@ -261,26 +226,21 @@ int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *
 	if (gi->opset < 9 && bnf_node_attr_int(bn, "spatial", 1) == 0)
 		return bnf_plan_skip(p, BNF_BN_NOT_SPATIAL, "spatial=0 (opset %d)", gi->opset);
 
-	x = bnf_graph_value(gi, bn->input[0]);
-	if (x && x->producer >= 0 && x->producer_slot == 0)
-		kind = bnf_plan_layer_kind(gi->g->node[x->producer]);
-	if (kind == BNF_LAYER_NONE && x && x->producer >= 0) {
-		/* Transposes that undo each other (exporters converting NCHW to
-		 * NHWC and back) leave the channel where the BN reads it. */
-		int tail = x->producer;
-		const bnf_value *lx = round_trip(gi, x);
-		if (lx) {
-			x = lx;
-			kind = bnf_plan_layer_kind(gi->g->node[x->producer]);
-			p->tail_node = tail;
-		}
+	/* The layer before, reached directly or through nodes that only move
+	 * data (exporters' NCHW/NHWC Transposes, Reshapes around a MatMul). */
+	if (bnf_chain_back(gi, bn->input[0], bnf_plan_is_layer, &ch)) {
+		kind = bnf_plan_layer_kind(gi->g->node[ch.layer]);
+		x = bnf_graph_value(gi, gi->g->node[ch.layer]->output[0]);
+		p->tail_node = ch.n > 0 ? ch.nodes[ch.n - 1] : -1;
 	}
+	bnf_plan_note_shapes(gi, p, kind != BNF_LAYER_NONE ? gi->g->node[ch.layer] : NULL, bn->input[0], bn->input[1]);
 	if (kind != BNF_LAYER_NONE) {
-		if (plan_after_layer(gi, pol, p, bn, x, kind) < 0)
+		if (plan_after_layer(gi, pol, p, bn, x, &ch, kind) < 0)
 			return -1;
 		if (p->reason == BNF_FOLD)
 			return 0;
 	} else {
+		x = bnf_graph_value(gi, bn->input[0]);
 		bnf_plan_skip(p, BNF_NO_LINEAR_PRODUCER, "input '%s' is %s", bn->input[0],
 		     !x || x->producer < 0 ? "not produced by a node" : "not the output of a Conv, ConvTranspose, Gemm or MatMul");
 	}
@@ -292,6 +252,7 @@ int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *
 	before.layer_node = -1;
 	before.tail_node = -1;
 	before.eps = p->eps;
+	before.reported = true;
 	r = plan_before_conv(gi, pol, &before, bn);
 	if (r < 0) {
 		bnf_plan_free(&before);

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "transform.h"
 #include "constants.h"
+#include "shapes.h"
 
 bnf_reason bnf_bn_scale(const double *gamma, const double *mean, const double *var,
 			const double *beta, double eps, size_t n, double *s, size_t *bad)
@@ -39,21 +40,19 @@ void bnf_bn_bias(const double *b, const double *mean, const double *beta, const 
 		out[c] = ((b ? b[c] : 0.0) - mean[c]) * s[c] + beta[c];
 }
 
-bnf_planner bnf_planner_for(const Onnx__NodeProto *node, bnf_op_kind *op, bool *reported)
+bnf_planner bnf_planner_for(const Onnx__NodeProto *node, bnf_op_kind *op)
 {
 	static const struct {
 		bnf_op_kind op;
 		bnf_planner plan;
-		bool reported;
 	} planners[] = {
-		{BNF_OP_BN, bnf_plan_bn, true},
-		{BNF_OP_MUL, bnf_plan_affine, false},
-		{BNF_OP_ADD, bnf_plan_affine, false},
+		{BNF_OP_BN, bnf_plan_bn},
+		{BNF_OP_MUL, bnf_plan_affine},
+		{BNF_OP_ADD, bnf_plan_affine},
 	};
 	for (size_t i = 0; i < sizeof(planners) / sizeof(planners[0]); i++)
 		if (bnf_node_is_onnx(node, bnf_op_type(planners[i].op))) {
 			*op = planners[i].op;
-			*reported = planners[i].reported;
 			return planners[i].plan;
 		}
 	return NULL;
@@ -136,6 +135,86 @@ int bnf_plan_skip_attr_reference(bnf_plan *p, const Onnx__NodeProto *n, const On
 		    a->ref_attr_name);
 }
 
+bool bnf_plan_is_layer(const Onnx__NodeProto *n)
+{
+	return bnf_plan_layer_kind(n) != BNF_LAYER_NONE;
+}
+
+int bnf_plan_chain_alone(const bnf_graph *gi, bnf_plan *p, const bnf_value *x, const bnf_chain *ch)
+{
+	for (int i = -1; i < ch->n; i++) {
+		const bnf_value *v = i < 0 ? x : bnf_graph_value(gi, gi->g->node[ch->nodes[i]]->output[0]);
+		if (!v)
+			return bnf_plan_skip(p, BNF_NO_LINEAR_PRODUCER, "a value between the layer and the node is not indexed");
+		if (v->is_output)
+			return bnf_plan_skip(p, BNF_LAYER_OUTPUT_IS_GRAPH_OUTPUT, "'%s' is a graph output", v->name);
+		if (v->n_consumers != 1)
+			return bnf_plan_skip(p, BNF_LAYER_OUTPUT_HAS_OTHER_CONSUMERS, "'%s' is read by %d nodes", v->name,
+				    v->n_consumers);
+	}
+	return 1;
+}
+
+int bnf_plan_chain_axis(const bnf_graph *gi, bnf_plan *p, const bnf_chain *ch, bnf_layer_kind kind, int want)
+{
+	char why[300];
+	int axis = -1;
+	/* A MatMul's output columns are its last axis; the others' channels axis 1. */
+	bnf_axis_status st = bnf_chain_axis(gi, ch, kind == BNF_LAYER_MATMUL ? -1 : 1, &axis, why, sizeof(why));
+	const char *out = gi->g->node[ch->layer]->output[0];
+
+	switch (st) {
+	case BNF_AXIS_OK:
+		break;
+	case BNF_AXIS_UNKNOWN:
+		return bnf_plan_skip(p, BNF_SHAPE_UNKNOWN, "%s, so where the layer's channels lie is unknown", why);
+	case BNF_AXIS_CONFLICT:
+		return bnf_plan_skip(p, BNF_SHAPE_CONFLICT, "%s", why);
+	case BNF_AXIS_MOVED:
+		return bnf_plan_skip(p, BNF_CHANNEL_AXIS_MISMATCH, "%s", why);
+	}
+	if (axis != want)
+		return bnf_plan_skip(p, BNF_CHANNEL_AXIS_MISMATCH,
+			    "the channels of %s output '%s' lie on axis %d of what the %s reads, which scales axis %d",
+			    gi->g->node[ch->layer]->op_type, out, axis, bnf_op_type(p->op), want);
+	return 1;
+}
+
+int bnf_plan_to_gemm(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *mm)
+{
+	bnf_shape a;
+	if (!bnf_graph_shape(gi, mm->input[0], &a))
+		return bnf_plan_skip(p, a.conflict ? BNF_SHAPE_CONFLICT : BNF_SHAPE_UNKNOWN,
+			    a.conflict ? "the model declares a shape for MatMul input '%s' that contradicts the one its nodes give"
+				       : "the rank of MatMul input '%s' is not known",
+			    mm->input[0]);
+	if (a.rank != 2)
+		return bnf_plan_skip(p, BNF_MATMUL_NOT_2D, "MatMul input '%s' has rank %d", mm->input[0], a.rank);
+	p->to_gemm = true;
+	return 1;
+}
+
+void bnf_plan_note_shapes(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer, const char *x,
+			  const char *param)
+{
+	char a[48], b[48], c[48], d[48];
+	bnf_shape s;
+
+	bnf_graph_shape(gi, x, &s);
+	bnf_shape_format(&s, c, sizeof(c));
+	bnf_graph_shape(gi, param, &s);
+	bnf_shape_format(&s, d, sizeof(d));
+	if (!layer) {
+		snprintf(p->shapes, sizeof(p->shapes), "input %s, parameter %s", c, d);
+		return;
+	}
+	bnf_graph_shape(gi, layer->n_input ? layer->input[0] : "", &s);
+	bnf_shape_format(&s, a, sizeof(a));
+	bnf_graph_shape(gi, layer->n_output ? layer->output[0] : "", &s);
+	bnf_shape_format(&s, b, sizeof(b));
+	snprintf(p->shapes, sizeof(p->shapes), "layer input %s, layer output %s, input %s, parameter %s", a, b, c, d);
+}
+
 bnf_layer_kind bnf_plan_layer_kind(const Onnx__NodeProto *n)
 {
 	for (int k = BNF_LAYER_CONV; k <= BNF_LAYER_MATMUL; k++)
@@ -200,15 +279,6 @@ static int weight_layout(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto
 			return bnf_plan_skip(p, BNF_UNSUPPORTED_OPSET, "a Gemm bias of shape [N] needs opset >= 7 (model: %d)", gi->opset);
 		if (w->rank != 2 || w->dims[0] < 1 || w->dims[1] < 1)
 			return bnf_plan_skip(p, BNF_BAD_WEIGHT_SHAPE, "B '%s' has rank %zu, not 2", wname, w->rank);
-		if (kind == BNF_LAYER_MATMUL) {
-			int ra = bnf_graph_rank(gi, layer->input[0]);
-			if (ra < 0)
-				return bnf_plan_skip(p, BNF_SHAPE_UNKNOWN, "the rank of MatMul input '%s' is not recorded", layer->input[0]);
-			if (ra != 2)
-				return bnf_plan_skip(p, BNF_BAD_WEIGHT_SHAPE,
-					    "MatMul input '%s' has rank %d; the BN channel is the last axis only for rank 2", layer->input[0], ra);
-			p->to_gemm = true;
-		}
 		C = (size_t)(transb ? w->dims[0] : w->dims[1]);
 		p->transform.layout = transb
 			? (bnf_layout){.inner = (size_t)w->dims[1], .per_group = C, .rows_per_group = 1, .channels = C}

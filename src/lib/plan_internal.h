@@ -4,6 +4,7 @@
 #ifndef BNF_PLAN_INTERNAL_H
 #define BNF_PLAN_INTERNAL_H
 
+#include "chain.h"
 #include "plan.h"
 
 #define BNF_PLAN_CHUNK 4096 /* elements per pass over a weight */
@@ -23,6 +24,19 @@ int bnf_plan_resolve(const bnf_graph *gi, bnf_plan *p, const char *name, const c
  * function (its value is set per call), or NULL; and the skip for it. */
 const Onnx__AttributeProto *bnf_plan_attr_reference(const Onnx__NodeProto *n);
 int bnf_plan_skip_attr_reference(bnf_plan *p, const Onnx__NodeProto *n, const Onnx__AttributeProto *a);
+/* True when n is a layer bnfold folds into (for bnf_chain_back). */
+bool bnf_plan_is_layer(const Onnx__NodeProto *n);
+/* x (the layer's output) and every value along ch read by one node alone
+ * and none a graph output: else the folded values would reach others. */
+int bnf_plan_chain_alone(const bnf_graph *gi, bnf_plan *p, const bnf_value *x, const bnf_chain *ch);
+/* The layer's output channels reach axis `want` of what the node reads. */
+int bnf_plan_chain_axis(const bnf_graph *gi, bnf_plan *p, const bnf_chain *ch, bnf_layer_kind kind, int want);
+/* MatMul mm may become a Gemm to take a bias: its input has rank 2. */
+int bnf_plan_to_gemm(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *mm);
+/* Fill p->shapes from what inference says of the layer's input and
+ * output (layer may be NULL), the node's input x and its parameter. */
+void bnf_plan_note_shapes(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer, const char *x,
+			  const char *param);
 /* The kind of layer n is (default domain), BNF_LAYER_NONE when none. */
 bnf_layer_kind bnf_plan_layer_kind(const Onnx__NodeProto *n);
 /* Product of v's dims from axis first on. */

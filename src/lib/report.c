@@ -160,7 +160,8 @@ static void add_head(cJSON *root, const bnf_result *r, const char *input, const 
 	cJSON_AddNumberToObject(o, "bn_found", (double)r->bn_found);
 	cJSON_AddNumberToObject(o, "folded", (double)bnf_result_bn_folded(r));
 	cJSON_AddNumberToObject(o, "affine_folded", (double)(r->n_fusions - bnf_result_bn_folded(r)));
-	cJSON_AddNumberToObject(o, "skipped", (double)r->n_skips);
+	cJSON_AddNumberToObject(o, "skipped", (double)bnf_result_bn_skipped(r));
+	cJSON_AddNumberToObject(o, "affine_skipped", (double)(r->n_skips - bnf_result_bn_skipped(r)));
 	cJSON_AddNumberToObject(o, "nodes_before", (double)r->nodes_before);
 	cJSON_AddNumberToObject(o, "nodes_after", (double)r->nodes_after);
 	cJSON_AddNumberToObject(o, "graph_inputs_removed", (double)r->inputs_removed);
@@ -196,23 +197,28 @@ static bool add_fusion(cJSON *e, const bnf_fusion *f, bool is_bn)
 	return !f->verified || add_verify(e, &f->verify);
 }
 
-/* The skipped BNs; false when memory runs out. */
+/* The BNs left in place ("skipped"), and the Mul/Add nodes next to a
+ * layer left in place ("affine_skipped"); false when memory runs out. */
 static bool add_skips(cJSON *root, const bnf_result *r)
 {
 	cJSON *arr = cJSON_AddArrayToObject(root, "skipped");
-	for (size_t i = 0; arr && i < r->n_skips; i++) {
+	cJSON *aff = cJSON_AddArrayToObject(root, "affine_skipped");
+	for (size_t i = 0; arr && aff && i < r->n_skips; i++) {
 		const bnf_skip *s = &r->skips[i];
+		bool bn = s->op == BNF_OP_BN;
 		cJSON *e = cJSON_CreateObject();
-		if (!e || !cJSON_AddItemToArray(arr, e))
+		if (!e || !cJSON_AddItemToArray(bn ? arr : aff, e))
 			return false;
 		cJSON_AddStringToObject(e, "graph", s->graph);
-		cJSON_AddStringToObject(e, "bn", s->bn);
-		cJSON_AddStringToObject(e, "bn_output", s->bn_output);
+		cJSON_AddStringToObject(e, bn ? "bn" : "node", s->bn);
+		if (!bn)
+			cJSON_AddStringToObject(e, "node_op", bnf_op_type(s->op));
+		cJSON_AddStringToObject(e, bn ? "bn_output" : "output", s->bn_output);
 		cJSON_AddItemToObject(e, "layer", str_or_null(s->layer));
 		cJSON_AddStringToObject(e, "reason", bnf_reason_code(s->reason));
 		cJSON_AddStringToObject(e, "message", s->message);
 	}
-	return arr != NULL;
+	return arr && aff;
 }
 
 char *bnf_report_json(const bnf_result *r, const char *input, const char *output)

@@ -31,7 +31,9 @@ int bnf_result_add_skip(bnf_result *r, const char *graph, const bnf_plan *p, con
 	s->bn_output = bnf_strdup(node->n_output ? node->output[0] : "");
 	s->layer = layer ? node_name_copy(layer) : NULL;
 	s->message = bnf_strdup(p->message);
-	if (!s->graph || !s->bn || !s->bn_output || !s->message || (layer && !s->layer))
+	s->op = p->op;
+	s->shapes = bnf_strdup(p->shapes);
+	if (!s->graph || !s->bn || !s->bn_output || !s->message || (layer && !s->layer) || !s->shapes)
 		return -1;
 	return 0;
 }
@@ -61,6 +63,8 @@ int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, c
 	f->eps = p->eps;
 	f->weight_copied = weight_copied;
 	f->bias_created = bias_created;
+	if (!(f->shapes = bnf_strdup(p->shapes)))
+		return -1;
 	if (vr) {
 		f->verified = true;
 		f->verify = *vr;
@@ -187,15 +191,23 @@ void bnf_result_free(bnf_result *r)
 		bnf_fusion *f = &r->fusions[i];
 		free(f->graph); free(f->layer); free(f->layer_op); free(f->layer_op_after);
 		free(f->node_op); free(f->bn);
-		free(f->bn_output); free(f->weight); free(f->bias);
+		free(f->bn_output); free(f->weight); free(f->bias); free(f->shapes);
 	}
 	for (size_t i = 0; i < r->n_skips; i++) {
 		bnf_skip *s = &r->skips[i];
-		free(s->graph); free(s->bn); free(s->bn_output); free(s->layer); free(s->message);
+		free(s->graph); free(s->bn); free(s->bn_output); free(s->layer); free(s->message); free(s->shapes);
 	}
 	free(r->fusions);
 	free(r->skips);
 	free(r->producer_name);
 	free(r->producer_version);
 	memset(r, 0, sizeof(*r));
+}
+
+size_t bnf_result_bn_skipped(const bnf_result *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n_skips; i++)
+		n += r->skips[i].op == BNF_OP_BN;
+	return n;
 }

@@ -24,12 +24,17 @@ typedef struct bnf_fusion {
 	bool bias_created;
 	bool weight_copied;
 	bool verified;        /* verify holds the numeric check of this fusion */
+	char *shapes;         /* what shape inference said of the values the plan read */
 	bnf_verify verify;
 	size_t model_order;   /* see bnf_result_set_order; SIZE_MAX until set */
 } bnf_fusion;
 
 typedef struct bnf_skip {
+	/* bn and bn_output name the node left in place: a BN, or a Mul/Add
+	 * next to a layer (op) */
 	char *graph, *bn, *bn_output, *layer; /* layer may be NULL */
+	bnf_op_kind op;
+	char *shapes;
 	bnf_reason reason;
 	char *message;
 	size_t model_order;
@@ -78,6 +83,8 @@ void bnf_result_verify_start(bnf_result *r);
  * verify counts below hold.  0, or -1 when a check ran out of memory,
  * after recording BNFOLD_E_NOMEM in e (may be NULL). */
 int bnf_result_verify_finish(bnf_result *r, bnf_err *e);
+/* How many of the skips are of a BatchNormalization. */
+size_t bnf_result_bn_skipped(const bnf_result *r);
 /* How many of the fusions removed a BatchNormalization. */
 size_t bnf_result_bn_folded(const bnf_result *r);
 /* How many fusions were verified, and how many of those failed the check. */

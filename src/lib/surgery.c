@@ -417,8 +417,8 @@ int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr)
 	char *layer_op = NULL;
 
 	if (new_tensor && no_room_for_tensors(c, p, weight_inplace)) {
-		if (p->op != BNF_OP_BN)
-			return 0; /* Mul/Add nodes are not reported */
+		if (!p->reported)
+			return 0;
 		if (bnf_result_add_skip(c->res, c->gname, p, node, layer) < 0)
 			goto oom;
 		return 0;

@@ -9,52 +9,33 @@
 #include <string.h>
 
 #include "common.h"
+#include "chain.h"
 #include "constants.h"
 #include "tensor.h"
 
-/* True when `from` is `to` carried through Transpose and Identity nodes
- * whose permutations, applied in turn, leave every axis where it was:
- * checked here on its own, apart from the plan's walk. */
-static bool passes_through(const bnf_graph *gi, const char *from, const char *to)
+static bool is_layer(const Onnx__NodeProto *n)
 {
-	int64_t axes[BNF_MAX_RANK]; /* axes[i]: the layer's axis now at position i */
-	size_t rank = 0;
-	const char *name = from;
-
-	for (int hop = 0; hop < 16; hop++) {
-		const bnf_value *v = bnf_graph_value(gi, name);
-		const Onnx__NodeProto *n;
-		if (strcmp(name, to) == 0) {
-			for (size_t i = 0; i < rank; i++)
-				if (axes[i] != (int64_t)i)
-					return false;
-			return hop > 0;
-		}
-		if (!v || v->producer < 0)
-			return false;
-		n = gi->g->node[v->producer];
-		if (bnf_node_is_onnx(n, "Transpose")) {
-			const Onnx__AttributeProto *a = bnf_node_attr(n, "perm");
-			int64_t next[BNF_MAX_RANK];
-			if (!a || !a->n_ints || a->n_ints > BNF_MAX_RANK || (rank && rank != a->n_ints))
-				return false;
-			if (!rank)
-				for (size_t i = 0; i < a->n_ints; i++)
-					axes[i] = (int64_t)i;
-			rank = a->n_ints;
-			/* this node's output position i holds its input's position perm[i] */
-			for (size_t i = 0; i < rank; i++) {
-				if (a->ints[i] < 0 || (size_t)a->ints[i] >= rank)
-					return false;
-				next[i] = axes[a->ints[i]];
-			}
-			memcpy(axes, next, rank * sizeof(next[0]));
-		} else if (!bnf_node_is_onnx(n, "Identity")) {
-			return false;
-		}
-		name = n->input[0];
-	}
+	static const char *const ops[] = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (bnf_node_is_onnx(n, ops[i]))
+			return true;
 	return false;
+}
+
+/* True when `from` is the output of layer node `layer` carried by nodes
+ * that only move data to a value whose axis 1 holds the layer's channels:
+ * checked here on its own, apart from the plan's walk. */
+static bool reaches_axis1(const bnf_graph *gi, const char *from, int layer)
+{
+	bnf_chain ch;
+	char why[200];
+	int axis = -1;
+	bool matmul;
+
+	if (!bnf_chain_back(gi, from, is_layer, &ch) || ch.layer != layer)
+		return false;
+	matmul = bnf_node_is_onnx(gi->g->node[layer], "MatMul");
+	return bnf_chain_axis(gi, &ch, matmul ? -1 : 1, &axis, why, sizeof(why)) == BNF_AXIS_OK && axis == 1;
 }
 
 /* Resolve name to a float constant and read it into *out (caller frees).
@@ -193,6 +174,7 @@ static int layer_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodePr
 	};
 	bnf_layer_kind kind = bnf_pattern_info(p->pattern)->layer;
 	bnf_const bc;
+	bnf_shape as;
 	int r;
 
 	/* The pattern says what the layer is; the node must agree with it. */
@@ -218,8 +200,8 @@ static int layer_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodePr
 		vc->trans_b = bnf_node_attr_int(layer, "transB", 0) != 0;
 		vc->alpha = (double)bnf_node_attr_float(layer, "alpha", 1.0f);
 		vc->beta = (double)bnf_node_attr_float(layer, "beta", 1.0f);
-	} else if (bnf_graph_rank(gi, layer->input[0]) != 2) {
-		/* the BN's channel axis (1) is MatMul's last axis only for rank 2 */
+	} else if (p->to_gemm && (!bnf_graph_shape(gi, layer->input[0], &as) || as.rank != 2)) {
+		/* a MatMul becomes a Gemm to take a bias: rank 2 only */
 		*problem = "the MatMul input is not known to have rank 2";
 		return 0;
 	}
@@ -256,8 +238,7 @@ static int bn_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodeProto
 	if (vc->bn_before)
 		next_to = node->n_output >= 1 && layer->n_input >= 1 && strcmp(layer->input[0], node->output[0]) == 0;
 	else
-		next_to = node->n_input >= 1 && (strcmp(node->input[0], layer->output[0]) == 0 ||
-						 passes_through(gi, node->input[0], layer->output[0]));
+		next_to = node->n_input >= 1 && reaches_axis1(gi, node->input[0], p->layer_node);
 	if (node->n_input < 5 || !next_to) {
 		*problem = "the BN is not next to the layer";
 		return 0;
@@ -288,7 +269,8 @@ static int affine_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodeP
 		       const char **problem)
 {
 	int side = strcmp(node->input[0], layer->output[0]) == 0 ? 0 : strcmp(node->input[1], layer->output[0]) == 0 ? 1 : -1;
-	size_t out_rank = vc->layer == BNF_VL_GEMM ? 2 : wc->view.rank;
+	size_t out_rank = vc->layer == BNF_VL_GEMM ? 2 : wc->view.rank, axis = 1;
+	bnf_shape os;
 	bnf_const kc;
 	int r;
 
@@ -299,15 +281,21 @@ static int affine_case(const bnf_graph *gi, const bnf_plan *p, const Onnx__NodeP
 	}
 	if ((r = read_const(gi, node->input[1 - side], &kc, &a->k)) < 0)
 		return -1;
+	/* A MatMul's output has its input's rank (at least 1 here), its
+	 * columns on the last axis; a Gemm's is [M, N]. */
+	if (bnf_node_is_onnx(layer, "MatMul"))
+		out_rank = bnf_graph_shape(gi, layer->output[0], &os) && os.rank >= 1 ? (size_t)os.rank : 1;
+	if (vc->layer == BNF_VL_GEMM)
+		axis = out_rank - 1;
 	if (r == 0 || kc.view.rank > out_rank) {
 		*problem = "the Mul/Add constant is not a float constant that broadcasts to the output";
 		return 0;
 	}
 	/* Broadcasting aligns dims on the right; the constant may vary
-	 * along the output's channel axis (1) only. */
+	 * along the output's channel axis only. */
 	for (size_t d = 0; d < kc.view.rank; d++) {
-		size_t axis = out_rank - kc.view.rank + d;
-		if (kc.view.dims[d] != 1 && axis != 1) {
+		size_t at = out_rank - kc.view.rank + d;
+		if (kc.view.dims[d] != 1 && at != axis) {
 			*problem = "the Mul/Add constant varies along an axis other than the channels";
 			return 0;
 		}

@@ -459,6 +459,66 @@ m.graph.node.insert(0, helper.make_node("ConstantOfShape", ["wshape"], ["W"], na
 error("ConstantOfShape whose shape overflows", save(m), r"tensor 'W' \(weight\): ConstantOfShape shape is negative or overflows")
 
 
+# --- shapes and computed constants: contradictions, impossible dims and
+# runaway computations are skips, never a crash or a guess
+def mm_bn(a_dims=(4, 6), n=2, extra_nodes=(), extra_inits=(), value_info=(), a_name="a", opset=13):
+    """A [a_dims] -> MatMul (B [6, n]) -> 'mm' -> BN over n -> 'y'."""
+    inits = [numpy_helper.from_array(np.ones((a_dims[-1], n), np.float32), "Bm")]
+    for name, v in (("scale", 1.5), ("B", 0.1), ("mean", 0.3), ("var", 2.0)):
+        inits.append(numpy_helper.from_array(np.full(n, v, np.float32), name))
+    nodes = list(extra_nodes) + [helper.make_node("MatMul", [a_name, "Bm"], ["mm"], name="mm"),
+                                 helper.make_node("BatchNormalization", ["mm", "scale", "B", "mean", "var"], ["y"], name="bn")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("A", TensorProto.FLOAT, list(a_dims))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits + list(extra_inits),
+                          value_info=list(value_info))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="bnfold-bad")
+    m.ir_version = 8
+    return m
+
+
+skip("a value_info declaring the MatMul output [4,3] where its nodes give [4,2]",
+     save(mm_bn(a_name="A", value_info=[helper.make_tensor_value_info("mm", TensorProto.FLOAT, [4, 3])])),
+     "shape_conflict", r"'mm'")
+skip("a value_info declaring the MatMul output rank 3", save(mm_bn(a_name="A", value_info=[
+     helper.make_tensor_value_info("mm", TensorProto.FLOAT, [4, 2, 1])])), "shape_conflict", r"'mm'")
+m = mm_bn(a_name="A")
+m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -5
+for dims, what in (([-5, 6], "negative"), ([1 << 62, 6], "2^62")):
+    m = mm_bn(a_dims=(4, 6), a_name="A")
+    for i, d in enumerate(dims):
+        m.graph.input[0].type.tensor_type.shape.dim[i].dim_value = d
+    cases.append(("a graph input with a %s dim is read without trouble" % what, save(m), ("ok",)))
+m = mm_bn(a_name="r", extra_nodes=[helper.make_node("Reshape", ["A", "rshape"], ["r"], name="reshape")],
+          extra_inits=[numpy_helper.from_array(np.array([5, 5], np.int64), "rshape")])
+skip("the MatMul's input is a Reshape of 24 elements to [5,5]: no shape, no fold", save(m), "shape_unknown", r"")
+m = mm_bn(a_name="r", extra_nodes=[
+    helper.make_node("Shape", ["A"], ["sh"], name="shape"),
+    helper.make_node("Gather", ["sh", "zero"], ["d0"], name="gather", axis=0),
+    helper.make_node("Unsqueeze", ["d0", "ax0"], ["d0u"], name="unsq"),
+    helper.make_node("Concat", ["d0u", "minus1"], ["rs"], name="concat", axis=0),
+    helper.make_node("Reshape", ["A", "rs"], ["r"], name="reshape")],
+    extra_inits=[numpy_helper.from_array(np.array(0, np.int64), "zero"),
+                 numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+                 numpy_helper.from_array(np.array([-1], np.int64), "minus1")])
+cases.append(("Shape -> Gather -> Concat -> Reshape of the MatMul's input: the shape is computed, the BN folds",
+              save(m), ("ok",)))
+m = base_model()
+m.graph.initializer.remove(init(m, "mean"))
+m.graph.initializer.extend([f32("mean4", [0.3, -0.3, 0.1, 0.2]), numpy_helper.from_array(np.array([5], np.int64), "mshape")])
+m.graph.node.insert(0, helper.make_node("Reshape", ["mean4", "mshape"], ["mean"], name="reshape_mean"))
+skip("the BN mean is a Reshape of 4 values to [5]", save(m), "constant_invalid", r"Reshape")
+m = base_model()
+m.graph.initializer.remove(init(m, "mean"))
+m.graph.initializer.extend([f32("mean1", [0.3]), numpy_helper.from_array(np.array([1 << 40], np.int64), "eshape")])
+m.graph.node.insert(0, helper.make_node("Expand", ["mean1", "eshape"], ["mean"], name="expand_mean"))
+skip("the BN mean is an Expand of one value to 2^40", save(m), "constant_too_large", r"")
+m = base_model()
+m.graph.initializer.remove(init(m, "mean"))
+m.graph.initializer.extend([f32("mean1", [0.3]), numpy_helper.from_array(np.array([1 << 62, 1 << 62], np.int64), "eshape")])
+m.graph.node.insert(0, helper.make_node("Expand", ["mean1", "eshape"], ["mean"], name="expand_mean"))
+skip("the BN mean is an Expand to dims whose product overflows", save(m), "constant_too_large", r"")
+
+
 # --- size must cost linear time: a chain of 20000 BNs listed backwards,
 # every tensor with a value_info (quadratic passes took minutes)
 N_CHAIN = 20000

@@ -133,7 +133,7 @@ try:
     fm = onnx.load(out)
     check(bn_count(fm) == 0, "folded demo has no BN")
     r = json.load(open(rep))
-    check(r["counts"] == {"bn_found": 3, "folded": 3, "affine_folded": 0, "skipped": 0, "nodes_before": 12, "nodes_after": 9, "graph_inputs_removed": 0},
+    check(r["counts"] == {"bn_found": 3, "folded": 3, "affine_folded": 0, "skipped": 0, "affine_skipped": 0, "nodes_before": 12, "nodes_after": 9, "graph_inputs_removed": 0},
           "report counts", json.dumps(r["counts"]))
     check(sorted(f["bn"] for f in r["fusions"]) == ["bn1", "bn2", "downsample_bn"] and
           all(f["pattern"] == "conv_bn" and f["layer_op"] == "Conv" and f["dtype"] == "float32" for f in r["fusions"]),

@@ -259,18 +259,22 @@ try:
         except (ValueError, IndexError) as e:
             disagree.append("%s: %s" % (name, e))
             continue
-        skips = {}
+        # Mul/Add next to a layer, folded or not, get rows of their own
+        names = bn_names(fixture(name))
+        bn_rows = [r for r in rows if r["BN"] in names]
+        other = [r for r in rows if r["BN"] not in names]
+        skips, aff_skips = {}, {}
         for r in rows:
             if r["ACTION"] == "skip":
-                skips[r["REASON"]] = skips.get(r["REASON"], 0) + 1
-        # Mul/Add folded into the layer before them get rows of their own
-        bn_rows = [r for r in rows if not r["PATTERN"].endswith(("_mul", "_add"))]
+                d = skips if r["BN"] in names else aff_skips
+                d[r["REASON"]] = d.get(r["REASON"], 0) + 1
         folds = sum(r["ACTION"] == "fold" for r in bn_rows)
-        affine = len(rows) - len(bn_rows)
+        affine = sum(r["ACTION"] == "fold" for r in other)
         if rc != 0 or bad or folds != fx["folded"] or affine != fx.get("affine_folded", 0) or \
-                skips != fx["skipped"] or [r["BN"] for r in bn_rows] != bn_names(fixture(name)):
-            disagree.append("%s: exit %d, folds %d, Mul/Add %d, skips %s, misaligned %s" % (
-                name, rc, folds, affine, skips, bad))
+                skips != fx["skipped"] or aff_skips != fx.get("affine_skipped", {}) or \
+                [r["BN"] for r in bn_rows] != names:
+            disagree.append("%s: exit %d, folds %d, Mul/Add %d, skips %s, Mul/Add left %s, misaligned %s" % (
+                name, rc, folds, affine, skips, aff_skips, bad))
     check(not disagree, "--list agrees with testdata/expected.json and the model for every fixture", disagree)
 
     rc, out, err = run(["--list", fixture("conv_bn_empty_names.onnx")])

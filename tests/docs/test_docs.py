@@ -67,7 +67,7 @@ check(len(longopts) >= 10 and len(shortopts) >= 5, "found the getopt table in sr
       "long %s short %s" % (longopts, shortopts))
 exit_codes = {name: int(v) for name, v in re.findall(r"\b(EXIT_[A-Z]+) = (\d+)", main_c)}
 check(sorted(exit_codes.values()) == [0, 1, 2, 3, 4], "exit codes of src/cli/main.c are 0, 1, 2, 3, 4", exit_codes)
-reasons = [c for c in re.findall(r'X\(BNF_[A-Z_]+,\s*"([a-z_]+)"', fold_h) if c != "fold"]
+reasons = [c for c in re.findall(r'X\(BNF_[A-Z0-9_]+,\s*"([a-z0-9_]+)"', fold_h) if c != "fold"]
 check(len(reasons) >= 10, "found the BNF_REASONS table in src/lib/patterns.h", reasons)
 
 # ------------------------------------------------------------ man renders
@@ -126,7 +126,7 @@ for code in reasons:
     check(re.search(r"^\.B %s$" % code, man_reasons, re.M), "man page explains reason %s" % code)
 check(sorted(schema_reasons) == sorted(reasons), "report schema's reason enum is exactly BNF_REASONS",
       "missing %s, extra %s" % (sorted(set(reasons) - set(schema_reasons)), sorted(set(schema_reasons) - set(reasons))))
-readme_reasons = re.findall(r"^\| `([a-z_]+)` \|", readme[readme.find("### Why a BN is skipped"):], re.M)
+readme_reasons = re.findall(r"^\| `([a-z0-9_]+)` \|", readme[readme.find("### Why a BN is skipped"):], re.M)
 check(sorted(readme_reasons) == sorted(reasons), "README reason table has no code patterns.h lacks",
       sorted(set(readme_reasons) ^ set(reasons)))
 

@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(m = bnf_model_parse("fuzz", data, size, NULL)))
 		return 0;
 	if (bnf_fold_model(m, "fuzz", &opt, &res, NULL) == 0) {
-		if (bnf_result_bn_folded(&res) + res.n_skips != res.bn_found)
+		if (bnf_result_bn_folded(&res) + bnf_result_bn_skipped(&res) != res.bn_found)
 			fail("folded + skipped != BatchNormalization found");
 		if (res.nodes_after > res.nodes_before)
 			fail("folding added nodes");

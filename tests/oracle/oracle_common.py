@@ -188,6 +188,12 @@ def report_consistency(rep):
         probs.append("counts.folded=%s but %d fusions[]" % (c.get("folded"), len(fus)))
     if c.get("skipped") != len(sk):
         probs.append("counts.skipped=%s but %d skipped[]" % (c.get("skipped"), len(sk)))
+    if c.get("affine_skipped") != len(rep.get("affine_skipped", [])):
+        probs.append("counts.affine_skipped=%s but %d affine_skipped[]" % (
+            c.get("affine_skipped"), len(rep.get("affine_skipped", []))))
+    if c.get("affine_folded") != len(rep.get("affine_fusions", [])):
+        probs.append("counts.affine_folded=%s but %d affine_fusions[]" % (
+            c.get("affine_folded"), len(rep.get("affine_fusions", []))))
     if c.get("bn_found") != c.get("folded", 0) + c.get("skipped", 0):
         probs.append("bn_found=%s != folded %s + skipped %s" % (c.get("bn_found"), c.get("folded"), c.get("skipped")))
     if isinstance(c.get("nodes_before"), int) and isinstance(c.get("nodes_after"), int):
@@ -250,9 +256,9 @@ def verify_problems(rep):
     return probs
 
 
-def skipped_by_reason(rep):
+def skipped_by_reason(rep, key="skipped"):
     d = {}
-    for s in rep.get("skipped", []) or []:
+    for s in rep.get(key, []) or []:
         d[s.get("reason")] = d.get(s.get("reason"), 0) + 1
     return d
 

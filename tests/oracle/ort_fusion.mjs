@@ -125,10 +125,10 @@ function classify(orig, opt) {
 // Why bnfold leaves a BN that ORT fuses, when that is understood:
 //   'refused'  the BN's arithmetic is undefined (var + eps <= 0, NaN or Inf):
 //              bnfold leaves it on purpose, ORT folds NaN/Inf into the layer;
-//   'todo'     a known limit of bnfold (a TAP TODO, not a pass): a parameter
-//              computed from constants (ORT folds constants first), a rank
-//              known only to shape inference, Transposes between the Conv
-//              and the BN (ORT's transpose optimizer cancels them).
+//              or the layer's channels are not the BN's (ORT's MatMul+BN
+//              fusion ignores a Reshape that moves them, and changes the
+//              output), or the model's shapes contradict each other;
+//   'todo'     a known limit of bnfold (a TAP TODO, not a pass): none now.
 // null: not understood, a failure.
 function explain(b, skip, orig) {
   if (!skip) return null;
@@ -139,32 +139,14 @@ function explain(b, skip, orig) {
     // ORT runs inference only; the model's training graphs update that tensor
     return { kind: 'refused', text: `bnfold refuses on purpose (${skip.reason}: the training_info assigns it)` };
   }
-  const producer = new Map();
-  for (const n of orig.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
-  const isConst = (name) => orig.initializers.has(name) || (producer.get(name) && producer.get(name).op === 'Constant');
-  const bn = orig.nodes.find((n) => isBn(n) && n.outputs[0] === b.out);
-  if (skip.reason === 'param_not_constant' && bn && bn.inputs.slice(1).every((i) => isConst(i) ||
-      (producer.get(i) && producer.get(i).inputs.every((j) => !j || isConst(j))))) {
-    return { kind: 'todo', text: 'a BN parameter computed from constants: bnfold does not fold constant expressions' };
+  if (skip.reason === 'channel_axis_mismatch') {
+    // testdata/matmul_reshape_moves_channel_bn.onnx: ORT folds the BN into
+    // the MatMul's columns although a Reshape moved them off the BN's axis,
+    // and its output changes
+    return { kind: 'refused', text: 'bnfold refuses on purpose (channel_axis_mismatch: the layer\'s channels are not the BN\'s)' };
   }
-  if (skip.reason === 'shape_unknown') {
-    return { kind: 'todo', text: 'the MatMul input rank is known only to shape inference, which bnfold does not do' };
-  }
-  if (skip.reason === 'no_linear_producer' && bn) {
-    // back from the BN through nodes that only move data
-    const path = [];
-    let x = producer.get(bn.inputs[0]);
-    while (x && ['Transpose', 'Identity', 'Squeeze', 'Unsqueeze', 'Reshape'].includes(x.op) && path.length < 8) {
-      path.push(x.op);
-      x = producer.get(x.inputs[0]);
-    }
-    if (x && x.op === 'Conv' && path.includes('Squeeze')) {
-      return {
-        kind: 'todo',
-        text: 'the Conv reaches the BN through a Squeeze between Transposes that ORT cancels ' +
-          '(transpose optimizer); bnfold follows only Transpose and Identity',
-      };
-    }
+  if (skip.reason === 'shape_conflict') {
+    return { kind: 'refused', text: 'bnfold refuses on purpose (shape_conflict: the model contradicts itself)' };
   }
   return null;
 }

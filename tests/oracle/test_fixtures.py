@@ -169,12 +169,16 @@ def main():
                 for f in (rep.get("fusions") or []) + (rep.get("affine_fusions") or []):
                     got_pat[f.get("pattern")] = got_pat.get(f.get("pattern"), 0) + 1
                 want_aff = fx.get("affine_folded", 0)
-                pat_ok = c.get("affine_folded", 0) == want_aff and (
+                got_aff_sk = oc.skipped_by_reason(rep, "affine_skipped")
+                want_aff_sk = fx.get("affine_skipped", {})
+                pat_ok = c.get("affine_folded", 0) == want_aff and got_aff_sk == want_aff_sk and (
                     "patterns" not in fx or got_pat == fx["patterns"])
-                tap.add(pat_ok, "%s: fusion patterns %s, Mul/Add folded %s" % (
-                    name, oc.fmt_reasons(got_pat), c.get("affine_folded", 0)),
-                    None if pat_ok else ["expected patterns %s, Mul/Add folded %s" % (
-                        oc.fmt_reasons(fx.get("patterns", {})), want_aff)])
+                tap.add(pat_ok, "%s: fusion patterns %s, Mul/Add folded %s, Mul/Add left %s" % (
+                    name, oc.fmt_reasons(got_pat), c.get("affine_folded", 0), oc.fmt_reasons(got_aff_sk)),
+                    None if pat_ok else ["expected patterns %s, Mul/Add folded %s, Mul/Add left %s" % (
+                        oc.fmt_reasons(fx.get("patterns", {})), want_aff, oc.fmt_reasons(want_aff_sk))] +
+                    ["affine_skipped: %s %s: %s" % (s.get("node"), s.get("reason"), s.get("message"))
+                     for s in rep.get("affine_skipped", [])[:10]])
                 tap.add(cmp_ok, "%s: report counts bn_found=%s folded=%s skipped=%s" % (
                     name, c.get("bn_found"), c.get("folded"), oc.fmt_reasons(got_sk)),
                     None if cmp_ok else ["expected bn_found=%s folded=%s skipped=%s" % (

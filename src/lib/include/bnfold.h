@@ -166,9 +166,12 @@ typedef struct bnfold_fusion {
 	size_t model_order;      /* position of the node among the model's BatchNormalization
 				  * nodes in file order (subgraphs where their node is);
 				  * SIZE_MAX when it is not one */
+	const char *shapes;      /* what bnfold inferred of the shapes it read: "layer input [..],
+				  * layer output [..], input [..], parameter [..]" */
 } bnfold_fusion;
 
-/* One BatchNormalization left in place, and why. */
+/* One BatchNormalization left in place, and why; or (is_bn false) a Mul or
+ * Add of a constant next to a layer that was not folded into it. */
 typedef struct bnfold_skip {
 	const char *graph;
 	const char *bn, *bn_output;
@@ -177,6 +180,9 @@ typedef struct bnfold_skip {
 				  * "Why a BN is skipped"; bnfold_reason_code lists them) */
 	const char *message;     /* what exactly, in words */
 	size_t model_order;      /* as in bnfold_fusion */
+	bool is_bn;
+	const char *node_op;     /* "BatchNormalization", "Mul" or "Add" */
+	const char *shapes;      /* as in bnfold_fusion */
 } bnfold_skip;
 
 BNFOLD_API void bnfold_result_counts(const bnfold_result *r, bnfold_counts *c);
