@@ -294,9 +294,12 @@ CASES = [
                         "c_valid": [1, 8, 4, 5], "c_group": [1, 6, 8, 9], "c_1d": [2, 5, 5], "c_3d": ["N", 4, 5, 3, 4]}),
     Case("conv_transpose", conv_transpose, {"t_opad": [1, 3, 10, 11], "t_oshape": [1, 3, 12, 13],
                                             "t_group": [1, 4, 7, 8], "t_same": [1, 3, 10, 12], "t_dil": [1, 3, 13, 10]}),
-    Case("pool", pool, {"mp_ceil": [1, 3, 4, 4], "mp_floor": [1, 3, 3, 4], "ap_ceil": [1, 3, 5, 6],
+    # ap_ceil's last column window starts in the end padding (5 * 2 >= 1 + 9):
+    # onnx 1.12 counts it (width 6), onnxruntime and newer onnx drop it (5),
+    # so bnfold leaves that dim unknown.
+    Case("pool", pool, {"mp_ceil": [1, 3, 4, 4], "mp_floor": [1, 3, 3, 4], "ap_ceil": [1, 3, 5, None],
                         "mp_idx": [1, 3, 6, 8], "mp_indices": [1, 3, 6, 8], "mp_same": [1, 3, 4, 5],
-                        "lp": [1, 3, 6, 8], "gap": [1, 3, 1, 1], "ap_1d": ["N", 2, 4]}),
+                        "lp": [1, 3, 6, 8], "gap": [1, 3, 1, 1], "ap_1d": ["N", 2, 4]}, excused=("ap_ceil",)),
     Case("slice13", slice13, {"s_rev": [10, 20, 30], "s_two": [10, 10, 10], "s_empty": [10, 0, 30],
                               "s_clamped": [0, 20, 30], "s_revall": [10, 20, 15], "s_runtime": [None, None, None]}),
     Case("slice9", slice9, {"s9": [10, 19, 2], "s9b": [3, 20, 30]}),
