@@ -184,10 +184,11 @@ def squeeze13():
 def reshape():
     nodes = [n("Reshape", ["x", "s1"], "r1"), n("Reshape", ["x", "s2"], "r2"), n("Reshape", ["x", "s3"], "r3"),
              n("Reshape", ["x", "s4"], "r4"), n("Reshape", ["xs", "s1"], "r_sym"),
-             n("Reshape", ["x", "bad"], "r_bad"), n("Reshape", ["z", "s5"], "r_zero", allowzero=1)]
+             n("Reshape", ["x", "bad"], "r_bad"), n("Reshape", ["z", "s5"], "r_zero", allowzero=1),
+             n("Reshape", ["x", "s_run"], "r_run")]
     inits = [ints("s1", [0, -1]), ints("s2", [-1]), ints("s3", [4, 0, 2]), ints("s4", [0, 0, -1]),
              ints("bad", [5, 5]), ints("s5", [0, 7])]
-    inputs = [vi("x", [2, 3, 4]), vi("xs", ["N", 3, 4]), vi("z", [0, 7])]
+    inputs = [vi("x", [2, 3, 4]), vi("xs", ["N", 3, 4]), vi("z", [0, 7]), vi("s_run", [2], T.INT64)]
     return model(nodes, inputs, [nd.output[0] for nd in nodes], inits, opset=14)
 
 
@@ -308,7 +309,7 @@ CASES = [
     Case("squeeze13", squeeze13, {"sq_axes": [3, 5], "sq_all": [3, 5], "usq": [1, 3, 5, 1],
                                   "usq_scalar_axes": [1, 3, 1, 5, 1], "sq_runtime": "unknown"}),
     Case("reshape", reshape, {"r1": [2, 12], "r2": [24], "r3": [4, 3, 2], "r4": [2, 3, 4], "r_sym": ["N", 12],
-                              "r_bad": "unknown", "r_zero": [0, 7]}, excused=["r_bad"]),
+                              "r_bad": "unknown", "r_zero": [0, 7], "r_run": [None, None]}, excused=["r_bad"]),
     Case("reshape4", reshape4, {"r": [6, 4]}),
     Case("gather", gather, {"g_scalar": [5, 7], "g_last": [5, 6, 2, 3], "g_first": [2, 3, 6, 7]}),
     Case("shape15", shape15, {"sh": [4], "sh_start": [3], "sh_mid": [1], "sh_clamp": [4], "sh_none": [0], "size": []}),
