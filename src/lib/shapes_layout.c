@@ -45,6 +45,19 @@ void bnf_rule_reshape(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 			      : bnf_shape_const_ints(sn, 1, t, BNF_SHAPE_MAX_RANK), infer = -1;
 
 	(void)n_out;
+	if (n < 0 && sn->opset >= 5) {
+		/* Shape values computed at run time: the output's rank is the
+		 * length of the shape tensor, when that is known. */
+		bnf_shape s;
+		if (bnf_shape_input(sn, 1, &s) && s.rank == 1 && s.dims[0].value >= 0 &&
+		    s.dims[0].value <= BNF_SHAPE_MAX_RANK) {
+			r.rank = (int)s.dims[0].value;
+			for (int i = 0; i < r.rank; i++)
+				r.dims[i] = bnf_dim_of(-1);
+			out[0] = r;
+		}
+		return;
+	}
 	if (n < 0 || n > BNF_SHAPE_MAX_RANK)
 		return;
 	r.rank = n;

@@ -241,8 +241,13 @@ static void window_output(const bnf_shape *x, const window *w, bool ceil_mode, b
 			continue;
 		span -= w->kernel[i];
 		steps = span / w->strides[i];
-		if (ceil_mode && span % w->strides[i])
+		if (ceil_mode && span % w->strides[i]) {
 			steps++;
+			/* A last window that starts in the end padding is dropped by
+			 * onnxruntime and newer onnx, kept by onnx 1.12: unknown. */
+			if (steps > (in + w->pads[i] - 1) / w->strides[i])
+				continue;
+		}
 		out->dims[2 + i] = bnf_dim_of(steps + 1);
 	}
 	out->rank = x->rank;

@@ -122,6 +122,66 @@ function classify(orig, opt) {
   });
 }
 
+const isOnnx = (n, op) => n.op === op && (n.domain === '' || n.domain === 'ai.onnx');
+const LAYERS = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul'];
+
+// The Mul/Add nodes of the original that read a layer's output and a
+// constant (an initializer, a Constant, or computed from those alone, which
+// ORT folds first), and what became of each in ORT's optimized model,
+// matched by output name as for BNs.
+function classifyAffine(orig, opt) {
+  const producer = new Map();
+  for (const n of opt.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
+  const origProducer = new Map();
+  for (const n of orig.nodes) for (const o of n.outputs) if (o) origProducer.set(o, n);
+  const constLike = (name, depth) => {
+    if (orig.initializers.has(name)) return true;
+    const p = origProducer.get(name);
+    return !!p && (p.op === 'Constant' ||
+      (depth < 8 && p.inputs.length > 0 && p.inputs.every((i) => !i || constLike(i, depth + 1))));
+  };
+  const out = [];
+  for (const n of orig.nodes) {
+    if (!(isOnnx(n, 'Mul') || isOnnx(n, 'Add')) || n.inputs.length !== 2 || !n.outputs[0]) continue;
+    const side = n.inputs.findIndex((i) => {
+      const p = origProducer.get(i);
+      return p && LAYERS.some((op) => isOnnx(p, op)) && p.outputs[0] === i && p.graph === n.graph;
+    });
+    if (side < 0 || !constLike(n.inputs[1 - side], 0)) continue;
+    const o = n.outputs[0];
+    const p = producer.get(o);
+    const e = { name: n.name, op: n.op, out: o, graph: n.graph };
+    if (p && p.op === n.op) e.fate = 'kept';
+    else if (opt.initializers.has(o)) e.fate = 'constant';
+    else { e.fate = 'fused'; e.by = p ? p.op : '(output renamed further)'; }
+    out.push(e);
+  }
+  return out;
+}
+
+// Every Mul/Add ORT fuses into its layer, bnfold folds too, or says why it
+// refuses on purpose.
+function compareAffine(nodes, rep) {
+  const folded = new Set((rep.affine_fusions || []).map((f) => f.output));
+  const skips = new Map((rep.affine_skipped || []).map((s) => [s.output, s]));
+  const lines = [];
+  let unexplained = 0;
+  const ortFused = nodes.filter((x) => x.fate === 'fused');
+  for (const x of ortFused) {
+    if (folded.has(x.out)) continue;
+    const sk = skips.get(x.out);
+    const refused = sk && ['nonpositive_variance', 'non_finite_param', 'overflow', 'shape_conflict',
+      'channel_axis_mismatch'].includes(sk.reason);
+    if (!refused) unexplained++;
+    lines.push(`ORT fuses, bnfold does not: ${x.op} '${x.name}' (output '${x.out}', ${x.graph}) into ${x.by}; ` +
+      `bnfold: ${sk ? `${sk.reason}: ${sk.message}` : 'no row'}${refused ? ' [refused on purpose]' : ''}`);
+  }
+  for (const x of nodes.filter((y) => y.fate !== 'fused' && folded.has(y.out))) {
+    lines.push(`bnfold folds, ORT does not: ${x.op} '${x.name}' (output '${x.out}', ${x.graph}); ORT: ${x.fate}`);
+  }
+  return { ortFused, folded, unexplained, lines };
+}
+
 // Why bnfold leaves a BN that ORT fuses, when that is understood:
 //   'refused'  the BN's arithmetic is undefined (var + eps <= 0, NaN or Inf):
 //              bnfold leaves it on purpose, ORT folds NaN/Inf into the layer;
@@ -242,7 +302,7 @@ async function main() {
 
   const table = [];
   const totals = { ort: 0, bnfold: 0, both: 0, ortOnly: 0, bnfoldOnly: 0 };
-  let control = null;
+  let control = null, affControl = null;
   let k = 0;
   for (const m of models) {
     if (o.only.length && !o.only.some((s) => m.label.includes(s))) continue;
@@ -261,10 +321,11 @@ async function main() {
       table.push([m.label, String(rep.report.counts.bn_found), 'n/a', String(folded.size), '-', '-', 'ORT cannot load']);
       continue;
     }
-    let bns, orig;
+    let bns, orig, optModel;
     try {
       orig = modelNodes(fs.readFileSync(m.file));
-      bns = classify(orig, modelNodes(fs.readFileSync(optPath)));
+      optModel = modelNodes(fs.readFileSync(optPath));
+      bns = classify(orig, optModel);
     } catch (e) {
       tap(false, `${m.label}: read the original and ORT's optimized model`, [e.message]);
       continue;
@@ -279,6 +340,13 @@ async function main() {
     else if (c.todo.size) tap(false, desc, c.lines, null, [...c.todo].join('; '));
     else tap(true, desc, c.lines);
     if (!control && both > 0) control = { label: m.label, bns, orig, both };
+    const aff = classifyAffine(orig, optModel);
+    if (aff.length) {
+      const a = compareAffine(aff, rep.report);
+      tap(a.unexplained === 0, `${m.label}: every Mul/Add ORT fuses into a layer, bnfold folds too ` +
+        `(Mul/Add ${aff.length}, ORT fuses ${a.ortFused.length}, bnfold folds ${a.folded.size})`, a.lines);
+      if (!affControl && a.ortFused.length > 0 && a.unexplained === 0) affControl = { label: m.label, aff };
+    }
     totals.ort += ortFused.length;
     totals.bnfold += folded.size;
     totals.both += both;
@@ -300,6 +368,14 @@ async function main() {
       c.unexplained === control.both ? [] : c.lines);
   } else if (!o.only.length) {
     tap(false, 'control: a model where ORT and bnfold both fold', ['none found']);
+  }
+
+  if (affControl) {
+    const a = compareAffine(affControl.aff, {});
+    tap(a.unexplained === a.ortFused.length && a.ortFused.length > 0,
+      `control: ${affControl.label} with bnfold's Mul/Add folds taken away fails with ${a.ortFused.length} node(s) ORT fuses alone`);
+  } else if (!o.only.length) {
+    tap(false, 'control: a model where ORT and bnfold both fold a Mul/Add', ['none found']);
   }
 
   trailer.push('', 'BatchNormalization nodes: ORT 1.30 basic-level optimizer (optimizedModelFilePath) against bnfold (default options)');

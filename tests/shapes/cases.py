@@ -184,10 +184,11 @@ def squeeze13():
 def reshape():
     nodes = [n("Reshape", ["x", "s1"], "r1"), n("Reshape", ["x", "s2"], "r2"), n("Reshape", ["x", "s3"], "r3"),
              n("Reshape", ["x", "s4"], "r4"), n("Reshape", ["xs", "s1"], "r_sym"),
-             n("Reshape", ["x", "bad"], "r_bad"), n("Reshape", ["z", "s5"], "r_zero", allowzero=1)]
+             n("Reshape", ["x", "bad"], "r_bad"), n("Reshape", ["z", "s5"], "r_zero", allowzero=1),
+             n("Reshape", ["x", "s_run"], "r_run")]
     inits = [ints("s1", [0, -1]), ints("s2", [-1]), ints("s3", [4, 0, 2]), ints("s4", [0, 0, -1]),
              ints("bad", [5, 5]), ints("s5", [0, 7])]
-    inputs = [vi("x", [2, 3, 4]), vi("xs", ["N", 3, 4]), vi("z", [0, 7])]
+    inputs = [vi("x", [2, 3, 4]), vi("xs", ["N", 3, 4]), vi("z", [0, 7]), vi("s_run", [2], T.INT64)]
     return model(nodes, inputs, [nd.output[0] for nd in nodes], inits, opset=14)
 
 
@@ -294,9 +295,12 @@ CASES = [
                         "c_valid": [1, 8, 4, 5], "c_group": [1, 6, 8, 9], "c_1d": [2, 5, 5], "c_3d": ["N", 4, 5, 3, 4]}),
     Case("conv_transpose", conv_transpose, {"t_opad": [1, 3, 10, 11], "t_oshape": [1, 3, 12, 13],
                                             "t_group": [1, 4, 7, 8], "t_same": [1, 3, 10, 12], "t_dil": [1, 3, 13, 10]}),
-    Case("pool", pool, {"mp_ceil": [1, 3, 4, 4], "mp_floor": [1, 3, 3, 4], "ap_ceil": [1, 3, 5, 6],
+    # ap_ceil's last column window starts in the end padding (5 * 2 >= 1 + 9):
+    # onnx 1.12 counts it (width 6), onnxruntime and newer onnx drop it (5),
+    # so bnfold leaves that dim unknown.
+    Case("pool", pool, {"mp_ceil": [1, 3, 4, 4], "mp_floor": [1, 3, 3, 4], "ap_ceil": [1, 3, 5, None],
                         "mp_idx": [1, 3, 6, 8], "mp_indices": [1, 3, 6, 8], "mp_same": [1, 3, 4, 5],
-                        "lp": [1, 3, 6, 8], "gap": [1, 3, 1, 1], "ap_1d": ["N", 2, 4]}),
+                        "lp": [1, 3, 6, 8], "gap": [1, 3, 1, 1], "ap_1d": ["N", 2, 4]}, excused=("ap_ceil",)),
     Case("slice13", slice13, {"s_rev": [10, 20, 30], "s_two": [10, 10, 10], "s_empty": [10, 0, 30],
                               "s_clamped": [0, 20, 30], "s_revall": [10, 20, 15], "s_runtime": [None, None, None]}),
     Case("slice9", slice9, {"s9": [10, 19, 2], "s9b": [3, 20, 30]}),
@@ -305,7 +309,7 @@ CASES = [
     Case("squeeze13", squeeze13, {"sq_axes": [3, 5], "sq_all": [3, 5], "usq": [1, 3, 5, 1],
                                   "usq_scalar_axes": [1, 3, 1, 5, 1], "sq_runtime": "unknown"}),
     Case("reshape", reshape, {"r1": [2, 12], "r2": [24], "r3": [4, 3, 2], "r4": [2, 3, 4], "r_sym": ["N", 12],
-                              "r_bad": "unknown", "r_zero": [0, 7]}, excused=["r_bad"]),
+                              "r_bad": "unknown", "r_zero": [0, 7], "r_run": [None, None]}, excused=["r_bad"]),
     Case("reshape4", reshape4, {"r": [6, 4]}),
     Case("gather", gather, {"g_scalar": [5, 7], "g_last": [5, 6, 2, 3], "g_first": [2, 3, 6, 7]}),
     Case("shape15", shape15, {"sh": [4], "sh_start": [3], "sh_mid": [1], "sh_clamp": [4], "sh_none": [0], "size": []}),

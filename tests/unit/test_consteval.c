@@ -53,7 +53,8 @@ static Onnx__TensorProto *tb_tensor(tb *b, const char *name, int dtype, size_t r
 	t->data_type = dtype;
 	t->n_dims = rank;
 	t->dims = tb_alloc(b, rank * sizeof(int64_t));
-	memcpy(t->dims, dims, rank * sizeof(int64_t));
+	if (rank) /* a scalar has no dims to copy (dims may be NULL) */
+		memcpy(t->dims, dims, rank * sizeof(int64_t));
 	b->init[b->g.n_initializer++] = t;
 	return t;
 }
