@@ -72,6 +72,7 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 		bnf_plan_free(&p);
 		return -1;
 	}
+	bnf_plan_shapes(&c->gi, &p);
 	r = bnf_edit_apply(c, &p, opt->no_verify || job ? NULL : &vr);
 	if (r == 0)
 		*handled = true;
@@ -112,6 +113,7 @@ static int record_skips(bnf_edit *c, const bool *handled)
 			return bnf_fail(c->run->fail, BNFOLD_E_NOMEM, "%s: out of memory planning '%s'", c->path,
 					g->node[n]->n_output ? g->node[n]->output[0] : "?");
 		}
+		bnf_plan_shapes(&c->gi, &p);
 		r = bnf_result_add_skip(c->res, c->gname, &p, g->node[n], p.layer_node >= 0 ? g->node[p.layer_node] : NULL);
 		bnf_plan_free(&p);
 		if (r < 0)

@@ -52,7 +52,10 @@ typedef struct bnf_plan {
 	 * is next to a layer and its other input is a constant, so that it
 	 * looks like a fold that was not made (else it is plain arithmetic). */
 	bool reported;
-	char shapes[320];     /* what shape inference says of the values the plan reads */
+	char shapes[320];     /* what shape inference says of the values the plan reads:
+			       * filled by bnf_plan_shapes, only for what is recorded */
+	int x_input;          /* which input of the node carries the layer's values (BN: 0) */
+	int param_input;      /* which holds its parameter or constant (BN: 1, the scale) */
 	int node;             /* the BatchNormalization / Mul / Add node that goes away */
 	bnf_op_kind op;       /* what that node is */
 	bnf_layer_kind layer_kind; /* the layer's kind, BNF_LAYER_NONE when there is none */
@@ -98,6 +101,12 @@ int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_pl
  * `reported`. */
 typedef int (*bnf_planner)(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *p);
 bnf_planner bnf_planner_for(const Onnx__NodeProto *node, bnf_op_kind *op);
+
+/* Fill p->shapes: what inference says of the layer's input and output, the
+ * node's input and its parameter ("?" where unknown).  Text for people,
+ * made only for plans that are recorded (formatting every plan is not
+ * free on graphs of many thousand nodes). */
+void bnf_plan_shapes(const bnf_graph *gi, bnf_plan *p);
 
 void bnf_plan_free(bnf_plan *p);
 

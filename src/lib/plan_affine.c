@@ -162,6 +162,8 @@ int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_pl
 	if (!(x = layer_input(gi, op, &side, &kind)))
 		return 0;
 	p->layer_node = x->producer;
+	p->x_input = side;
+	p->param_input = 1 - side;
 	p->layer_kind = kind;
 	p->pattern = bnf_pattern_find(kind, p->op, false);
 	p->absorb = BNF_ABSORB_OUTPUT;
@@ -170,12 +172,9 @@ int bnf_plan_affine(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_pl
 		/* A Mul or Add of two computed values is arithmetic, not a fold
 		 * left undone: only a constant makes it worth a row. */
 		p->reported = r == 0 && p->reason != BNF_PARAM_NOT_CONSTANT;
-		if (p->reported)
-			bnf_plan_note_shapes(gi, p, gi->g->node[x->producer], op->input[side], op->input[1 - side]);
 		return r;
 	}
 	p->reported = true;
-	bnf_plan_note_shapes(gi, p, gi->g->node[x->producer], op->input[side], op->input[1 - side]);
 	r = plan_with(gi, pol, p, op, gi->g->node[x->producer], x, &k, op->input[1 - side]);
 	bnf_const_release(&k);
 	return r < 0 ? -1 : 0;

@@ -125,7 +125,6 @@ static int plan_before_conv(const bnf_graph *gi, const bnf_policy *pol, bnf_plan
 	if (ci < 0 || slot != 0 || !bnf_node_is_onnx(gi->g->node[ci], "Conv"))
 		return 0;
 	conv = gi->g->node[ci];
-	bnf_plan_note_shapes(gi, p, conv, bn->input[0], bn->input[1]);
 	p->layer_node = ci;
 	p->pattern = BNF_PAT_BN_CONV;
 	p->layer_kind = BNF_LAYER_CONV;
@@ -211,6 +210,7 @@ int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *
 	p->pattern = BNF_PAT_NONE;
 	p->reason = BNF_FOLD;
 	p->reported = true;
+	p->param_input = 1; /* the scale */
 	p->eps = (double)bnf_node_attr_float(bn, "epsilon", 1e-5f);
 
 	if (bn->n_input < 5 || bn->n_output < 1 || !bn->output[0][0])
@@ -233,7 +233,6 @@ int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *
 		x = bnf_graph_value(gi, gi->g->node[ch.layer]->output[0]);
 		p->tail_node = ch.n > 0 ? ch.nodes[ch.n - 1] : -1;
 	}
-	bnf_plan_note_shapes(gi, p, kind != BNF_LAYER_NONE ? gi->g->node[ch.layer] : NULL, bn->input[0], bn->input[1]);
 	if (kind != BNF_LAYER_NONE) {
 		if (plan_after_layer(gi, pol, p, bn, x, &ch, kind) < 0)
 			return -1;
@@ -253,6 +252,7 @@ int bnf_plan_bn(const bnf_graph *gi, const bnf_policy *pol, int node, bnf_plan *
 	before.tail_node = -1;
 	before.eps = p->eps;
 	before.reported = true;
+	before.param_input = 1;
 	r = plan_before_conv(gi, pol, &before, bn);
 	if (r < 0) {
 		bnf_plan_free(&before);

@@ -194,9 +194,12 @@ int bnf_plan_to_gemm(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *mm
 	return 1;
 }
 
-void bnf_plan_note_shapes(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer, const char *x,
-			  const char *param)
+void bnf_plan_shapes(const bnf_graph *gi, bnf_plan *p)
 {
+	const Onnx__NodeProto *node = gi->g->node[p->node];
+	const Onnx__NodeProto *layer = p->layer_node >= 0 ? gi->g->node[p->layer_node] : NULL;
+	const char *x = (size_t)p->x_input < node->n_input ? node->input[p->x_input] : "";
+	const char *param = (size_t)p->param_input < node->n_input ? node->input[p->param_input] : "";
 	char a[48], b[48], c[48], d[48];
 	bnf_shape s;
 

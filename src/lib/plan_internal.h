@@ -33,10 +33,6 @@ int bnf_plan_chain_alone(const bnf_graph *gi, bnf_plan *p, const bnf_value *x, c
 int bnf_plan_chain_axis(const bnf_graph *gi, bnf_plan *p, const bnf_chain *ch, bnf_layer_kind kind, int want);
 /* MatMul mm may become a Gemm to take a bias: its input has rank 2. */
 int bnf_plan_to_gemm(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *mm);
-/* Fill p->shapes from what inference says of the layer's input and
- * output (layer may be NULL), the node's input x and its parameter. */
-void bnf_plan_note_shapes(const bnf_graph *gi, bnf_plan *p, const Onnx__NodeProto *layer, const char *x,
-			  const char *param);
 /* The kind of layer n is (default domain), BNF_LAYER_NONE when none. */
 bnf_layer_kind bnf_plan_layer_kind(const Onnx__NodeProto *n);
 /* Product of v's dims from axis first on. */

@@ -96,10 +96,16 @@ static const shape_op SHAPE_OPS[] = {
 	{"SpaceToDepth", bnf_rule_depth_space, ELEM_IN0},
 };
 
+/* The row of node's op type, or NULL.  Runs once per node of every graph:
+ * the domain is checked once and names are compared only when their first
+ * letters agree. */
 static const shape_op *shape_op_for(const Onnx__NodeProto *node)
 {
+	const char *op = node->op_type;
+	if (!op || !op[0] || (node->domain && node->domain[0] && strcmp(node->domain, "ai.onnx") != 0))
+		return NULL;
 	for (size_t i = 0; i < sizeof(SHAPE_OPS) / sizeof(SHAPE_OPS[0]); i++)
-		if (bnf_node_is_onnx(node, SHAPE_OPS[i].op_type))
+		if (SHAPE_OPS[i].op_type[0] == op[0] && strcmp(SHAPE_OPS[i].op_type, op) == 0)
 			return &SHAPE_OPS[i];
 	return NULL;
 }
@@ -468,6 +474,21 @@ int bnf_shapes_infer(bnf_graph *gi)
 	return 0;
 }
 
+/* Append text to buf (len bytes, *used taken), truncating; buf stays
+ * terminated. */
+static void put(char *buf, size_t len, size_t *used, const char *text, size_t n)
+{
+	if (*used + 1 >= len)
+		return;
+	if (n > len - 1 - *used)
+		n = len - 1 - *used;
+	memcpy(buf + *used, text, n);
+	*used += n;
+	buf[*used] = '\0';
+}
+
+/* Written by hand, not with snprintf: a plan's shapes are formatted for
+ * every fold, and a graph may have tens of thousands. */
 const char *bnf_shape_format(const bnf_shape *s, char *buf, size_t len)
 {
 	size_t used = 0;
@@ -476,21 +497,25 @@ const char *bnf_shape_format(const bnf_shape *s, char *buf, size_t len)
 		return buf;
 	buf[0] = '\0';
 	if (s->rank < 0) {
-		snprintf(buf, len, "?");
+		put(buf, len, &used, "?", 1);
 		return buf;
 	}
-	for (int d = 0; d <= s->rank && used < len; d++) {
-		const char *sep = d == 0 ? "[" : ",";
-		int w;
-		if (d == s->rank)
-			w = snprintf(buf + used, len - used, "%s]", d == 0 ? "[" : "");
-		else if (s->dims[d].value >= 0)
-			w = snprintf(buf + used, len - used, "%s%lld", sep, (long long)s->dims[d].value);
-		else
-			w = snprintf(buf + used, len - used, "%s%s", sep, s->dims[d].param ? s->dims[d].param : "?");
-		if (w < 0)
-			break;
-		used += (size_t)w;
+	put(buf, len, &used, "[", 1);
+	for (int d = 0; d < s->rank; d++) {
+		char num[24], *e = num + sizeof(num), *q = e;
+		uint64_t v = (uint64_t)s->dims[d].value;
+		if (d)
+			put(buf, len, &used, ",", 1);
+		if (s->dims[d].value < 0) {
+			const char *name = s->dims[d].param ? s->dims[d].param : "?";
+			put(buf, len, &used, name, strlen(name));
+			continue;
+		}
+		do
+			*--q = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		put(buf, len, &used, q, (size_t)(e - q));
 	}
+	put(buf, len, &used, "]", 1);
 	return buf;
 }
