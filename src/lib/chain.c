@@ -80,6 +80,10 @@ static bnf_axis_status through_transpose(const Onnx__NodeProto *n, const bnf_sha
 		snprintf(why, len, "Transpose '%s' has no perm and the rank of its input is not known", n->output[0]);
 		return BNF_AXIS_UNKNOWN;
 	}
+	if (rank > BNF_SHAPE_MAX_RANK) {
+		snprintf(why, len, "Transpose '%s' has a perm of %zu axes", n->output[0], rank);
+		return BNF_AXIS_MOVED;
+	}
 	for (size_t i = 0; i < rank; i++) {
 		int64_t src = a ? a->ints[i] : (int64_t)(rank - 1 - i);
 		if (src == *axis) {
@@ -101,8 +105,13 @@ static bnf_axis_status through_transpose(const Onnx__NodeProto *n, const bnf_sha
 static bnf_axis_status through_reshape(const Onnx__NodeProto *n, const bnf_shape *in, const bnf_shape *out,
 				       int *axis, char *why, size_t len)
 {
-	int64_t c = in->dims[*axis].value, inner, inner_out;
+	int64_t c, inner, inner_out;
 
+	if (*axis < 0 || *axis >= in->rank) {
+		snprintf(why, len, "'%s' has no axis %d", n->input[0], *axis);
+		return BNF_AXIS_MOVED;
+	}
+	c = in->dims[*axis].value;
 	if (c < 0 || !inner_of(in, *axis, &inner)) {
 		snprintf(why, len, "the dims of '%s' from the channel axis on are not all known", n->input[0]);
 		return BNF_AXIS_UNKNOWN;
@@ -125,10 +134,10 @@ bnf_axis_status bnf_chain_axis(const bnf_graph *gi, const bnf_chain *ch, int axi
 	bool known = bnf_graph_shape(gi, layer->output[0], &in);
 
 	why[0] = '\0';
-	if (axis < 0 || (known && axis >= in.rank)) {
+	if (axis < 0) { /* the last axis: the rank must be known */
 		if (!known)
 			return shape_of(gi, layer->output[0], &in, why, len);
-		axis = axis < 0 ? in.rank - 1 : axis;
+		axis = in.rank - 1;
 	}
 	if (axis < 0 || (known && axis >= in.rank)) {
 		snprintf(why, len, "'%s' has no axis %d", layer->output[0], axis);
@@ -142,9 +151,14 @@ bnf_axis_status bnf_chain_axis(const bnf_graph *gi, const bnf_chain *ch, int axi
 		if (bnf_node_is_onnx(n, "Identity")) {
 			if (!next_known)
 				continue; /* the same value under another name */
-		} else if (bnf_node_is_onnx(n, "Transpose"))
+		} else if (bnf_node_is_onnx(n, "Transpose")) {
 			st = through_transpose(n, &in, &axis, why, len);
-		else if (!known || !next_known)
+			if (st == BNF_AXIS_OK && next_known && axis >= next.rank) {
+				snprintf(why, len, "'%s' has rank %d; the channels would be on its axis %d", n->output[0],
+					 next.rank, axis);
+				st = BNF_AXIS_MOVED;
+			}
+		} else if (!known || !next_known)
 			st = shape_of(gi, known ? n->output[0] : n->input[0], &in, why, len);
 		else
 			st = through_reshape(n, &in, &next, &axis, why, len);

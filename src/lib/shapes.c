@@ -53,7 +53,7 @@ static const shape_op SHAPE_OPS[] = {
 	{"LRN", bnf_rule_same, ELEM_IN0}, {"InstanceNormalization", bnf_rule_same, ELEM_IN0},
 	{"LpNormalization", bnf_rule_same, ELEM_IN0},
 	{"MeanVarianceNormalization", bnf_rule_same, ELEM_IN0},
-	{"BatchNormalization", bnf_rule_same, ELEM_IN0},
+	{"BatchNormalization", bnf_rule_batchnorm, ELEM_IN0},
 	{"Dropout", bnf_rule_same_all, ELEM_IN0},
 	{"Cast", bnf_rule_cast, ELEM_RULE}, {"CastLike", bnf_rule_same, ELEM_IN1},
 	/* several inputs, multidirectional broadcasting (7, 8: since which opset) */
@@ -363,14 +363,38 @@ conflict:
 	return m;
 }
 
-/* Record s for name merged with what is recorded for it already. */
-static int record_merged(bnf_graph *gi, const char *name, const bnf_shape *s)
+/* What a node's output is, from what its rule gives (a) and what the model
+ * declares for it (b, value_info or graph output).  A declaration is a
+ * claim nothing checks at run time (a tool that makes inputs dynamic often
+ * leaves the old sizes in value_info), so its sizes and names are never
+ * taken; it may only contradict the rule (a conflict), or give the rank
+ * where the rule knows nothing (onnxruntime trusts it there too). */
+static bnf_shape merge_output(const bnf_shape *a, const bnf_shape *b)
+{
+	bnf_shape m = merge(a, b);
+
+	if (a->rank >= 0 && !m.conflict) {
+		int et = m.elem_type;
+		m = *a;
+		m.elem_type = et;
+		return m;
+	}
+	if (m.conflict || m.rank < 0)
+		return m;
+	for (int d = 0; d < m.rank; d++)
+		m.dims[d] = bnf_dim_of(-1);
+	return m;
+}
+
+/* Record s for name merged with what is recorded for it already (a
+ * node's output: merge_output; declarations: merge). */
+static int record_merged(bnf_graph *gi, const char *name, const bnf_shape *s, bool output)
 {
 	const bnf_value *v = bnf_graph_value(gi, name);
 	bnf_shape m = *s;
 
 	if (v && v->shape >= 0)
-		m = merge(s, &gi->shapes[v->shape]);
+		m = output ? merge_output(s, &gi->shapes[v->shape]) : merge(s, &gi->shapes[v->shape]);
 	if (bnf_graph_set_shape(gi, name, &m) < 0)
 		return bnf_fail(gi->fail, BNFOLD_E_NOMEM, "%s: out of memory", gi->path);
 	return 0;
@@ -389,7 +413,7 @@ static int declare(bnf_graph *gi, Onnx__ValueInfoProto *const *vis, size_t n)
 		if (!v || (v->init < 0 && v->producer < 0 && !v->is_input))
 			continue;
 		s = declared_shape(vis[i]);
-		if (record_merged(gi, vis[i]->name, &s) < 0)
+		if (record_merged(gi, vis[i]->name, &s, false) < 0)
 			return -1;
 	}
 	return 0;
@@ -455,7 +479,7 @@ static int infer_node(bnf_graph *gi, const Onnx__NodeProto *node)
 	for (size_t k = 0; k < node->n_output; k++) {
 		const bnf_shape unknown = bnf_shape_unknown();
 		const char *name = node->output[k];
-		if (name && name[0] && record_merged(gi, name, k < n_out ? &out[k] : &unknown) < 0)
+		if (name && name[0] && record_merged(gi, name, k < n_out ? &out[k] : &unknown, true) < 0)
 			return -1;
 	}
 	return 0;

@@ -80,6 +80,7 @@ bool bnf_shape_broadcast(const bnf_shape *in, size_t n, bnf_shape *out);
 /* --- rules (shapes_nn.c) --- */
 void bnf_rule_same(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_same_all(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
+void bnf_rule_batchnorm(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_broadcast(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_broadcast7(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);
 void bnf_rule_broadcast8(const bnf_shape_node *sn, bnf_shape *out, size_t n_out);

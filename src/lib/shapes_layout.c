@@ -137,6 +137,8 @@ void bnf_rule_squeeze(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 	int n = squeeze_axes(sn, axes);
 
 	(void)n_out;
+	if (n == 0)
+		return; /* empty axes: onnxruntime squeezes every size-1 dim, onnx 1.12 none */
 	if (!bnf_shape_input(sn, 0, &x) || n < -1 || n > BNF_SHAPE_MAX_RANK)
 		return;
 	if (n >= 0 && !mark_axes(axes, n, x.rank, mark))

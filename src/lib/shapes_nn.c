@@ -22,6 +22,15 @@ void bnf_rule_same_all(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 	}
 }
 
+/* BatchNormalization: Y has X's shape; the statistics outputs (running or
+ * saved mean and variance, training forms) have the mean's. */
+void bnf_rule_batchnorm(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
+{
+	bnf_shape_input(sn, 0, &out[0]);
+	for (size_t k = 1; k < n_out; k++)
+		bnf_shape_input(sn, 3, &out[k]);
+}
+
 void bnf_rule_cast(const bnf_shape_node *sn, bnf_shape *out, size_t n_out)
 {
 	const Onnx__AttributeProto *to = bnf_node_attr(sn->node, "to");

@@ -43,6 +43,7 @@ static bool reaches_axis1(const bnf_graph *gi, const char *from, int layer)
 static int read_const(const bnf_graph *gi, const char *name, bnf_const *c, double **out)
 {
 	*out = NULL;
+	memset(c, 0, sizeof(*c)); /* released below whatever happens */
 	if (!name || !name[0] || bnf_graph_const_eval(gi, name, c) != BNF_CONST_OK || !bnf_dtype_is_float(c->view.dtype)) {
 		bnf_const_release(c);
 		return 0;

@@ -502,6 +502,23 @@ m = mm_bn(a_name="r", extra_nodes=[
                  numpy_helper.from_array(np.array([-1], np.int64), "minus1")])
 cases.append(("Shape -> Gather -> Concat -> Reshape of the MatMul's input: the shape is computed, the BN folds",
               save(m), ("ok",)))
+# A value_info left from before the input was made dynamic: it claims the
+# Conv's output is [1,4,4,4], so a Reshape to [-1,4,16] would seem to keep
+# the channels on axis 1; with an 8x8 input they are not.  Declarations are
+# not checked at run time: bnfold takes no sizes from them.
+W4 = numpy_helper.from_array(np.random.RandomState(3).rand(4, 3, 1, 1).astype(np.float32), "W")
+nodes = [helper.make_node("Conv", ["x", "W"], ["c"], name="conv"),
+         helper.make_node("Reshape", ["c", "shp"], ["r"], name="reshape"),
+         helper.make_node("BatchNormalization", ["r", "s", "b", "m", "v"], ["y"], name="bn")]
+g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                      [W4, numpy_helper.from_array(np.array([-1, 4, 16], np.int64), "shp")] +
+                      [f32(n, [1.5, 0.5, 1.0, 2.0]) for n in "sbmv"],
+                      value_info=[helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 4, 4, 4])])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="bnfold-bad")
+m.ir_version = 8
+skip("a stale value_info gives the Conv output static dims that a Reshape chain would rely on", save(m),
+     "shape_unknown", r"of .c. from the channel axis on are not all known")
 m = base_model()
 m.graph.initializer.remove(init(m, "mean"))
 m.graph.initializer.extend([f32("mean4", [0.3, -0.3, 0.1, 0.2]), numpy_helper.from_array(np.array([5], np.int64), "mshape")])
