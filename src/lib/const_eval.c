@@ -216,7 +216,8 @@ bnf_const_status bnf_eval_list(bnf_eval *e, const bnf_graph *gi, const Onnx__Nod
 		if (a->n_ints > max)
 			return bnf_eval_fail(c, BNF_CONST_UNSUPPORTED, n, "attribute %s holds %zu values, more than the %zu read here",
 					     attr, a->n_ints, max);
-		memcpy(out, a->ints, a->n_ints * sizeof(out[0]));
+		if (a->n_ints) /* an empty list may have no array */
+			memcpy(out, a->ints, a->n_ints * sizeof(out[0]));
 		*len = a->n_ints;
 		*have = true;
 		return BNF_CONST_OK;

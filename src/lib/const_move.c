@@ -91,8 +91,10 @@ bnf_const_status bnf_eval_squeeze(bnf_eval *e, const bnf_graph *gi, const Onnx__
 					     (long long)axes[i], r);
 		drop[ax] = true;
 	}
-	for (size_t i = 0; !have && i < r; i++)
-		drop[i] = c->view.dims[i] == 1; /* no axes: every dim of size 1 */
+	/* No axes, or an empty list of them: every dim of size 1, as
+	 * onnxruntime squeezes (onnx's shape inference squeezes none). */
+	for (size_t i = 0; (!have || na == 0) && i < r; i++)
+		drop[i] = c->view.dims[i] == 1;
 	for (size_t i = 0; i < r; i++)
 		if (!drop[i])
 			dims[k++] = c->view.dims[i];

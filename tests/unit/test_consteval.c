@@ -245,6 +245,7 @@ static void test_unsqueeze_squeeze(int opset)
 	axes_of(&b, node(&b, "Squeeze", "s1", "u1", NULL), opset, "a5", 1, (int64_t[]){-1});
 	node(&b, "Squeeze", "s2", "u2", NULL);
 	axes_of(&b, node(&b, "Squeeze", "s3", "u1", NULL), opset, "a6", 1, (int64_t[]){0});
+	axes_of(&b, node(&b, "Squeeze", "s4", "u1", NULL), opset, "a7", 0, (int64_t[]){0});
 	CHECK(&b, opset, "u1", BNF_DT_FLOAT, 3, ((int64_t[]){3, 1, 1}), v3, "opset %d: Unsqueeze [3] axes 1,2 is [3,1,1]", opset);
 	CHECK(&b, opset, "u2", BNF_DT_FLOAT, 3, ((int64_t[]){1, 3, 1}), v3, "opset %d: Unsqueeze axes -1,0 is [1,3,1]", opset);
 	FAILS(&b, opset, "u3", BNF_CONST_INVALID, "opset %d: Unsqueeze axis 2 of a rank-2 result is invalid", opset);
@@ -252,6 +253,8 @@ static void test_unsqueeze_squeeze(int opset)
 	CHECK(&b, opset, "s1", BNF_DT_FLOAT, 2, ((int64_t[]){3, 1}), v3, "opset %d: Squeeze axis -1 of [3,1,1] is [3,1]", opset);
 	CHECK(&b, opset, "s2", BNF_DT_FLOAT, 1, &d3, v3, "opset %d: Squeeze without axes removes every 1", opset);
 	FAILS(&b, opset, "s3", BNF_CONST_INVALID, "opset %d: Squeeze of an axis of size 3 is invalid", opset);
+	CHECK(&b, opset, "s4", BNF_DT_FLOAT, 1, &d3, v3, "opset %d: Squeeze with empty axes removes every 1, as absent axes do",
+	      opset);
 	tb_end(&b);
 }
 
