@@ -392,6 +392,12 @@ static bnf_const_status ev_shape(bnf_eval *e, const bnf_graph *gi, const Onnx__N
 	}
 	a.dims[0] = end - start;
 	a.numel = (size_t)(end - start);
+	/* Integers are carried as doubles: a dim of 2^53 or more (declared so,
+	 * or of an empty tensor) would come back rounded, or past INT64_MAX. */
+	for (int64_t k = start; k < end; k++)
+		if (!(dims[k] >= 0 && (double)dims[k] < INT_LIMIT))
+			return bnf_eval_fail(c, BNF_CONST_NOT_CONSTANT, n, "dim %lld (%lld) leaves the range evaluated",
+					     (long long)k, (long long)dims[k]);
 	if ((st = bnf_eval_alloc(e, n, &a, c)) != BNF_CONST_OK)
 		return st;
 	for (size_t k = 0; k < a.numel; k++)
