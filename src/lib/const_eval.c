@@ -47,9 +47,16 @@ void bnf_arr_free(bnf_arr *a)
 
 bool bnf_eval_numel(const int64_t *dims, size_t rank, size_t *numel)
 {
-	*numel = 1;
-	for (size_t i = 0; i < rank; i++)
-		if (dims[i] < 0 || (uint64_t)dims[i] > SIZE_MAX || !bnf_mul_size(*numel, (size_t)dims[i], numel))
+	bool empty = false;
+
+	for (size_t i = 0; i < rank; i++) {
+		if (dims[i] < 0)
+			return false;
+		empty = empty || dims[i] == 0;
+	}
+	*numel = empty ? 0 : 1; /* a 0 anywhere: empty, however large the other dims */
+	for (size_t i = 0; !empty && i < rank; i++)
+		if ((uint64_t)dims[i] > SIZE_MAX || !bnf_mul_size(*numel, (size_t)dims[i], numel))
 			return false;
 	return true;
 }
@@ -91,9 +98,14 @@ void bnf_walk_broadcast(bnf_walk *w, int k, const int64_t *d, size_t rd)
 {
 	int64_t stride = 1;
 
+	/* An empty input makes the walk empty: it reads nothing, and the
+	 * products of its other dims need not fit. */
+	for (size_t j = 0; j < rd; j++)
+		if (d[j] == 0)
+			return;
 	for (size_t j = rd; j-- > 0;) {
 		w->step[k][w->rank - rd + j] = d[j] == 1 ? 0 : stride;
-		stride *= d[j];
+		stride *= d[j]; /* within the input's element count, in memory */
 	}
 }
 

@@ -63,8 +63,9 @@ void bnf_arr_free(bnf_arr *a);
 bnf_const_status bnf_eval_fail(bnf_const *c, bnf_const_status st, const Onnx__NodeProto *n, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* The product of dims[rank] in *numel; false when it overflows or a dim
- * is negative. */
+/* The product of dims[rank] in *numel: 0 when a dim is 0, whatever the
+ * others (an empty tensor may have dims whose product overflows); false
+ * when a dim is negative or the product of nonzero dims overflows. */
 bool bnf_eval_numel(const int64_t *dims, size_t rank, size_t *numel);
 /* axis in [-rank, rank) as an index in [0, rank); false when outside. */
 bool bnf_eval_axis(int64_t axis, size_t rank, size_t *out);
@@ -85,7 +86,9 @@ typedef struct bnf_walk {
 
 /* Start a walk at element 0; steps 0, offsets 0. */
 void bnf_walk_init(bnf_walk *w, const int64_t *dims, size_t rank);
-/* Input k reads an array of dims d[rd] broadcast to the walk's dims. */
+/* Input k reads an array of dims d[rd], held in memory, broadcast to the
+ * walk's dims.  An empty one (a dim of 0) gets no steps: the walk over
+ * its broadcast is empty too. */
 void bnf_walk_broadcast(bnf_walk *w, int k, const int64_t *d, size_t rd);
 /* On to the next element. */
 void bnf_walk_next(bnf_walk *w);
