@@ -342,8 +342,10 @@ bnf_const_status bnf_eval_slice(bnf_eval *e, const bnf_graph *gi, const Onnx__No
 	if (st == BNF_CONST_OK && (st = bnf_eval_alloc(e, n, &out, c)) == BNF_CONST_OK) {
 		bnf_walk_init(&w, out.dims, out.rank);
 		for (size_t i = 0; out.numel > 0 && i < in.rank; i++) {
+			/* first <= dim; a step matters only along an output dim of 2 or
+			 * more, and is then below the input dim: both within numel. */
 			w.off[0] += first[i] * stride[i];
-			w.step[0][i] = step[i] * stride[i];
+			w.step[0][i] = out.dims[i] > 1 ? step[i] * stride[i] : 0;
 		}
 		for (size_t k = 0; k < out.numel; k++, bnf_walk_next(&w))
 			out.x[k] = in.x[w.off[0]];
