@@ -524,11 +524,18 @@ bnf_const_status bnf_eval_value(bnf_eval *e, const bnf_graph *gi, const char *na
 	return fn(e, owner, n, depth + 1, c);
 }
 
-bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c)
+bnf_const_status bnf_graph_const_eval_capped(const bnf_graph *gi, const char *name, size_t max_bytes,
+					     bnf_const *c)
 {
+	size_t cap = gi->eval_max_bytes ? gi->eval_max_bytes : BNF_MAX_NEW_BYTES;
 	bnf_eval e = {.budget = BNF_EVAL_BUDGET};
 
-	e.max_bytes = gi->eval_max_bytes ? gi->eval_max_bytes : BNF_MAX_NEW_BYTES;
+	e.max_bytes = max_bytes < cap ? max_bytes : cap;
 	e.max_elems = e.max_bytes / sizeof(double);
 	return bnf_eval_value(&e, gi, name, 0, c);
+}
+
+bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c)
+{
+	return bnf_graph_const_eval_capped(gi, name, SIZE_MAX, c);
 }

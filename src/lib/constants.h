@@ -66,6 +66,13 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
  * broadcast) is BNF_CONST_INVALID.  A computed value has no tensor to
  * edit; release it with bnf_const_release after reading. */
 bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c);
+/* As bnf_graph_const_eval with a smaller cap: every value computed on the
+ * way takes at most max_bytes as doubles (and never more than gi's cap),
+ * BNF_CONST_TOO_LARGE beyond.  For callers that read short lists (shapes,
+ * axes), so a large value on the way is refused at once instead of being
+ * computed only to be found too long. */
+bnf_const_status bnf_graph_const_eval_capped(const bnf_graph *gi, const char *name, size_t max_bytes,
+					     bnf_const *c);
 void bnf_const_release(bnf_const *c);
 
 /* The dims of Reshape(x, dims[rank]) where x has in_dims[in_rank] and

@@ -655,6 +655,34 @@ static void test_bounds(void)
 	tb_end(&b);
 }
 
+/* A smaller cap for one query. */
+static void test_query_cap(void)
+{
+	bnf_const c;
+	tb b;
+
+	tb_start(&b);
+	init_f(&b, "a", 1, (int64_t[]){5}, (float[]){1, 2, 3, 4, 5});
+	ints(&b, "s51", 2, (int64_t[]){5, 1});
+	attr_i(&b, node(&b, "Concat", "aa", "a", "a", NULL), "axis", 0);
+	ints(&b, "ax1", 1, (int64_t[]){1});
+	node(&b, "Unsqueeze", "u", "a", "ax1", NULL);
+	node(&b, "Reshape", "rr", "aa", "s51", NULL);
+	tb_build(&b, 13);
+	b.gi.eval_max_bytes = 16 * sizeof(double);
+	OK(bnf_graph_const_eval_capped(&b.gi, "aa", 8 * sizeof(double), &c) == BNF_CONST_TOO_LARGE,
+	   "10 values over a query's cap of 8 are too large: %s", c.msg);
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval_capped(&b.gi, "aa", SIZE_MAX, &c) == BNF_CONST_OK && c.view.numel == 10,
+	   "... and evaluated with a query's cap above the graph's 16 values");
+	bnf_const_release(&c);
+	b.gi.eval_max_bytes = 8 * sizeof(double);
+	OK(bnf_graph_const_eval_capped(&b.gi, "aa", SIZE_MAX, &c) == BNF_CONST_TOO_LARGE,
+	   "a query's cap never lifts the graph's (8 values)");
+	bnf_const_release(&c);
+	tb_end(&b);
+}
+
 int main(void)
 {
 	test_unsqueeze_squeeze(11);
@@ -667,5 +695,6 @@ int main(void)
 	test_arith();
 	test_huge_dims();
 	test_bounds();
+	test_query_cap();
 	return tap_done();
 }
