@@ -124,12 +124,20 @@ void bnf_walk_next(bnf_walk *w)
 
 bnf_const_status bnf_eval_alloc(const bnf_eval *e, const Onnx__NodeProto *n, bnf_arr *a, bnf_const *c)
 {
+	size_t bytes = a->numel * sizeof(double); /* numel is within the cap: no overflow */
+
 	if (a->numel > e->max_elems)
 		return bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n,
 				     "%zu elements would take %.0f bytes, above the cap of %zu on a value computed from constants",
 				     a->numel, (double)a->numel * sizeof(double), e->max_bytes);
+	if (e->spend && (e->spend->bytes > e->run_bytes || bytes > e->run_bytes - e->spend->bytes))
+		return bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n,
+				     "the run's budget of %zu bytes for values computed from constants is spent (%zu more asked)",
+				     e->run_bytes, bytes);
 	if (!(a->x = malloc((a->numel ? a->numel : 1) * sizeof(double))))
 		return bnf_eval_fail(c, BNF_CONST_UNSUPPORTED, n, "out of memory for %zu elements", a->numel);
+	if (e->spend)
+		e->spend->bytes += bytes;
 	return BNF_CONST_OK;
 }
 
@@ -520,7 +528,15 @@ bnf_const_status bnf_eval_value(bnf_eval *e, const bnf_graph *gi, const char *na
 			 BNF_EVAL_BUDGET);
 		return BNF_CONST_NOT_CONSTANT;
 	}
+	if (e->spend && e->spend->nodes >= BNF_EVAL_RUN_NODES) {
+		snprintf(c->msg, sizeof(c->msg),
+			 "'%.80s' is computed from constants, and the run's budget of %zu node evaluations is spent", name,
+			 BNF_EVAL_RUN_NODES);
+		return BNF_CONST_NOT_CONSTANT;
+	}
 	e->budget--;
+	if (e->spend)
+		e->spend->nodes++;
 	return fn(e, owner, n, depth + 1, c);
 }
 
@@ -528,10 +544,13 @@ bnf_const_status bnf_graph_const_eval_capped(const bnf_graph *gi, const char *na
 					     bnf_const *c)
 {
 	size_t cap = gi->eval_max_bytes ? gi->eval_max_bytes : BNF_MAX_NEW_BYTES;
-	bnf_eval e = {.budget = BNF_EVAL_BUDGET};
+	bnf_eval e = {.budget = BNF_EVAL_BUDGET, .spend = gi->eval_spend};
 
 	e.max_bytes = max_bytes < cap ? max_bytes : cap;
 	e.max_elems = e.max_bytes / sizeof(double);
+	/* The run's total follows the graph's cap, whatever this query's. */
+	if (!bnf_mul_size(cap, BNF_EVAL_RUN_FACTOR, &e.run_bytes))
+		e.run_bytes = SIZE_MAX;
 	return bnf_eval_value(&e, gi, name, 0, c);
 }
 

@@ -23,6 +23,8 @@ typedef struct bnf_eval {
 	size_t max_elems; /* elements any value computed into memory may have */
 	size_t max_bytes; /* the same, in bytes of doubles, for messages */
 	int budget;       /* node evaluations left */
+	bnf_eval_spend *spend; /* the run's spending (may be NULL) */
+	size_t run_bytes;      /* the run's total in bytes, with spend */
 } bnf_eval;
 
 /* A value computed into memory: integers whole and below 2^53 in
@@ -53,8 +55,9 @@ bnf_const_status bnf_eval_ints(bnf_eval *e, const bnf_graph *gi, const Onnx__Nod
 bnf_const_status bnf_eval_list(bnf_eval *e, const bnf_graph *gi, const Onnx__NodeProto *n, int depth,
 			       const char *attr, int from, size_t slot, int64_t *out, size_t max, size_t *len,
 			       bool *have, bnf_const *c);
-/* Room for a->numel values in a->x, within the cap (BNF_CONST_TOO_LARGE,
- * naming n and the size). */
+/* Room for a->numel values in a->x, within the cap and what is left of
+ * the run's budget, which it spends (BNF_CONST_TOO_LARGE, naming n and
+ * the size). */
 bnf_const_status bnf_eval_alloc(const bnf_eval *e, const Onnx__NodeProto *n, bnf_arr *a, bnf_const *c);
 /* c takes a's values and shape (a is left empty); BNF_CONST_OK. */
 bnf_const_status bnf_eval_result(bnf_arr *a, bnf_const *c);

@@ -542,7 +542,8 @@ def many_readers(op, n):
 
 cases.append(("an Expand to 3e7 values read as the shape of 80 Reshapes costs no more than one", many_readers("Reshape", 80),
               ("ok", 2)))
-
+cases.append(("an Expand to 3e7 values read as the factor of 40 Muls after a Conv: the run's budget ends it",
+              many_readers("Mul", 40), ("ok", 3)))
 
 # --- size must cost linear time: a chain of 20000 BNs listed backwards,
 # every tensor with a value_info (quadratic passes took minutes)

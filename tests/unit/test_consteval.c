@@ -655,10 +655,12 @@ static void test_bounds(void)
 	tb_end(&b);
 }
 
-/* A smaller cap for one query. */
-static void test_query_cap(void)
+/* A smaller cap for one query, and the run's budget shared by queries. */
+static void test_run_budget(void)
 {
+	bnf_eval_spend spend = {0};
 	bnf_const c;
+	int runs = 0;
 	tb b;
 
 	tb_start(&b);
@@ -680,6 +682,31 @@ static void test_query_cap(void)
 	OK(bnf_graph_const_eval_capped(&b.gi, "aa", SIZE_MAX, &c) == BNF_CONST_TOO_LARGE,
 	   "a query's cap never lifts the graph's (8 values)");
 	bnf_const_release(&c);
+	b.gi.eval_max_bytes = 16 * sizeof(double);
+
+	/* Each query reads 5 + 5 values and makes 10: 160 bytes of a run's 4 x 128. */
+	b.gi.eval_spend = &spend;
+	while (runs < 10 && bnf_graph_const_eval(&b.gi, "aa", &c) == BNF_CONST_OK) {
+		bnf_const_release(&c);
+		runs++;
+	}
+	OK(runs == 3 && spend.bytes == 480 && strstr(c.msg, "run's budget"),
+	   "the run's budget of 512 bytes allows 3 queries of 160 (%d, %zu bytes): %s", runs, spend.bytes, c.msg);
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval(&b.gi, "u", &c) == BNF_CONST_OK && spend.bytes == 480,
+	   "an Unsqueeze of a tensor kept where it is costs no bytes (%zu)", spend.bytes);
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval(&b.gi, "rr", &c) == BNF_CONST_TOO_LARGE,
+	   "a Reshape of a computed value is refused once the budget is spent");
+	bnf_const_release(&c);
+
+	spend = (bnf_eval_spend){.nodes = BNF_EVAL_RUN_NODES - 1};
+	OK(bnf_graph_const_eval(&b.gi, "u", &c) == BNF_CONST_OK, "the last node evaluation of a run is made");
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval(&b.gi, "u", &c) == BNF_CONST_NOT_CONSTANT && strstr(c.msg, "run's budget") &&
+	   spend.nodes == BNF_EVAL_RUN_NODES,
+	   "the next is not: %s", c.msg);
+	bnf_const_release(&c);
 	tb_end(&b);
 }
 
@@ -695,6 +722,6 @@ int main(void)
 	test_arith();
 	test_huge_dims();
 	test_bounds();
-	test_query_cap();
+	test_run_budget();
 	return tap_done();
 }
