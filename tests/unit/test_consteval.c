@@ -599,7 +599,7 @@ static void test_huge_dims(void)
 /* x_k = Concat(x_{k-1}, x_{k-1}): 2^k - 1 nodes to evaluate for x_k. */
 static void concat_tree(tb *b, int levels)
 {
-	static char names[20][8];
+	static char names[20][16]; /* room for "x" and any int */
 	static const float z = 0;
 	static const int64_t one = 1;
 
@@ -613,7 +613,7 @@ static void concat_tree(tb *b, int levels)
 
 static void test_bounds(void)
 {
-	static char names[24][8];
+	static char names[24][16]; /* room for "y" and any int */
 	static const float z = 0;
 	static const int64_t one = 1;
 	bnf_const c;
