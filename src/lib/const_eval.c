@@ -47,9 +47,16 @@ void bnf_arr_free(bnf_arr *a)
 
 bool bnf_eval_numel(const int64_t *dims, size_t rank, size_t *numel)
 {
-	*numel = 1;
-	for (size_t i = 0; i < rank; i++)
-		if (dims[i] < 0 || (uint64_t)dims[i] > SIZE_MAX || !bnf_mul_size(*numel, (size_t)dims[i], numel))
+	bool empty = false;
+
+	for (size_t i = 0; i < rank; i++) {
+		if (dims[i] < 0)
+			return false;
+		empty = empty || dims[i] == 0;
+	}
+	*numel = empty ? 0 : 1; /* a 0 anywhere: empty, however large the other dims */
+	for (size_t i = 0; !empty && i < rank; i++)
+		if ((uint64_t)dims[i] > SIZE_MAX || !bnf_mul_size(*numel, (size_t)dims[i], numel))
 			return false;
 	return true;
 }
@@ -91,9 +98,14 @@ void bnf_walk_broadcast(bnf_walk *w, int k, const int64_t *d, size_t rd)
 {
 	int64_t stride = 1;
 
+	/* An empty input makes the walk empty: it reads nothing, and the
+	 * products of its other dims need not fit. */
+	for (size_t j = 0; j < rd; j++)
+		if (d[j] == 0)
+			return;
 	for (size_t j = rd; j-- > 0;) {
 		w->step[k][w->rank - rd + j] = d[j] == 1 ? 0 : stride;
-		stride *= d[j];
+		stride *= d[j]; /* within the input's element count, in memory */
 	}
 }
 
@@ -112,12 +124,20 @@ void bnf_walk_next(bnf_walk *w)
 
 bnf_const_status bnf_eval_alloc(const bnf_eval *e, const Onnx__NodeProto *n, bnf_arr *a, bnf_const *c)
 {
+	size_t bytes = a->numel * sizeof(double); /* numel is within the cap: no overflow */
+
 	if (a->numel > e->max_elems)
 		return bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n,
 				     "%zu elements would take %.0f bytes, above the cap of %zu on a value computed from constants",
 				     a->numel, (double)a->numel * sizeof(double), e->max_bytes);
+	if (e->spend && (e->spend->bytes > e->run_bytes || bytes > e->run_bytes - e->spend->bytes))
+		return bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n,
+				     "the run's budget of %zu bytes for values computed from constants is spent (%zu more asked)",
+				     e->run_bytes, bytes);
 	if (!(a->x = malloc((a->numel ? a->numel : 1) * sizeof(double))))
 		return bnf_eval_fail(c, BNF_CONST_UNSUPPORTED, n, "out of memory for %zu elements", a->numel);
+	if (e->spend)
+		e->spend->bytes += bytes;
 	return BNF_CONST_OK;
 }
 
@@ -216,7 +236,8 @@ bnf_const_status bnf_eval_list(bnf_eval *e, const bnf_graph *gi, const Onnx__Nod
 		if (a->n_ints > max)
 			return bnf_eval_fail(c, BNF_CONST_UNSUPPORTED, n, "attribute %s holds %zu values, more than the %zu read here",
 					     attr, a->n_ints, max);
-		memcpy(out, a->ints, a->n_ints * sizeof(out[0]));
+		if (a->n_ints) /* an empty list may have no array */
+			memcpy(out, a->ints, a->n_ints * sizeof(out[0]));
 		*len = a->n_ints;
 		*have = true;
 		return BNF_CONST_OK;
@@ -391,6 +412,12 @@ static bnf_const_status ev_shape(bnf_eval *e, const bnf_graph *gi, const Onnx__N
 	}
 	a.dims[0] = end - start;
 	a.numel = (size_t)(end - start);
+	/* Integers are carried as doubles: a dim of 2^53 or more (declared so,
+	 * or of an empty tensor) would come back rounded, or past INT64_MAX. */
+	for (int64_t k = start; k < end; k++)
+		if (!(dims[k] >= 0 && (double)dims[k] < INT_LIMIT))
+			return bnf_eval_fail(c, BNF_CONST_NOT_CONSTANT, n, "dim %lld (%lld) leaves the range evaluated",
+					     (long long)k, (long long)dims[k]);
 	if ((st = bnf_eval_alloc(e, n, &a, c)) != BNF_CONST_OK)
 		return st;
 	for (size_t k = 0; k < a.numel; k++)
@@ -501,15 +528,33 @@ bnf_const_status bnf_eval_value(bnf_eval *e, const bnf_graph *gi, const char *na
 			 BNF_EVAL_BUDGET);
 		return BNF_CONST_NOT_CONSTANT;
 	}
+	if (e->spend && e->spend->nodes >= BNF_EVAL_RUN_NODES) {
+		snprintf(c->msg, sizeof(c->msg),
+			 "'%.80s' is computed from constants, and the run's budget of %zu node evaluations is spent", name,
+			 BNF_EVAL_RUN_NODES);
+		return BNF_CONST_NOT_CONSTANT;
+	}
 	e->budget--;
+	if (e->spend)
+		e->spend->nodes++;
 	return fn(e, owner, n, depth + 1, c);
+}
+
+bnf_const_status bnf_graph_const_eval_capped(const bnf_graph *gi, const char *name, size_t max_bytes,
+					     bnf_const *c)
+{
+	size_t cap = gi->eval_max_bytes ? gi->eval_max_bytes : BNF_MAX_NEW_BYTES;
+	bnf_eval e = {.budget = BNF_EVAL_BUDGET, .spend = gi->eval_spend};
+
+	e.max_bytes = max_bytes < cap ? max_bytes : cap;
+	e.max_elems = e.max_bytes / sizeof(double);
+	/* The run's total follows the graph's cap, whatever this query's. */
+	if (!bnf_mul_size(cap, BNF_EVAL_RUN_FACTOR, &e.run_bytes))
+		e.run_bytes = SIZE_MAX;
+	return bnf_eval_value(&e, gi, name, 0, c);
 }
 
 bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c)
 {
-	bnf_eval e = {.budget = BNF_EVAL_BUDGET};
-
-	e.max_bytes = gi->eval_max_bytes ? gi->eval_max_bytes : BNF_MAX_NEW_BYTES;
-	e.max_elems = e.max_bytes / sizeof(double);
-	return bnf_eval_value(&e, gi, name, 0, c);
+	return bnf_graph_const_eval_capped(gi, name, SIZE_MAX, c);
 }

@@ -23,6 +23,8 @@ typedef struct bnf_eval {
 	size_t max_elems; /* elements any value computed into memory may have */
 	size_t max_bytes; /* the same, in bytes of doubles, for messages */
 	int budget;       /* node evaluations left */
+	bnf_eval_spend *spend; /* the run's spending (may be NULL) */
+	size_t run_bytes;      /* the run's total in bytes, with spend */
 } bnf_eval;
 
 /* A value computed into memory: integers whole and below 2^53 in
@@ -53,8 +55,9 @@ bnf_const_status bnf_eval_ints(bnf_eval *e, const bnf_graph *gi, const Onnx__Nod
 bnf_const_status bnf_eval_list(bnf_eval *e, const bnf_graph *gi, const Onnx__NodeProto *n, int depth,
 			       const char *attr, int from, size_t slot, int64_t *out, size_t max, size_t *len,
 			       bool *have, bnf_const *c);
-/* Room for a->numel values in a->x, within the cap (BNF_CONST_TOO_LARGE,
- * naming n and the size). */
+/* Room for a->numel values in a->x, within the cap and what is left of
+ * the run's budget, which it spends (BNF_CONST_TOO_LARGE, naming n and
+ * the size). */
 bnf_const_status bnf_eval_alloc(const bnf_eval *e, const Onnx__NodeProto *n, bnf_arr *a, bnf_const *c);
 /* c takes a's values and shape (a is left empty); BNF_CONST_OK. */
 bnf_const_status bnf_eval_result(bnf_arr *a, bnf_const *c);
@@ -63,8 +66,9 @@ void bnf_arr_free(bnf_arr *a);
 bnf_const_status bnf_eval_fail(bnf_const *c, bnf_const_status st, const Onnx__NodeProto *n, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* The product of dims[rank] in *numel; false when it overflows or a dim
- * is negative. */
+/* The product of dims[rank] in *numel: 0 when a dim is 0, whatever the
+ * others (an empty tensor may have dims whose product overflows); false
+ * when a dim is negative or the product of nonzero dims overflows. */
 bool bnf_eval_numel(const int64_t *dims, size_t rank, size_t *numel);
 /* axis in [-rank, rank) as an index in [0, rank); false when outside. */
 bool bnf_eval_axis(int64_t axis, size_t rank, size_t *out);
@@ -85,7 +89,9 @@ typedef struct bnf_walk {
 
 /* Start a walk at element 0; steps 0, offsets 0. */
 void bnf_walk_init(bnf_walk *w, const int64_t *dims, size_t rank);
-/* Input k reads an array of dims d[rd] broadcast to the walk's dims. */
+/* Input k reads an array of dims d[rd], held in memory, broadcast to the
+ * walk's dims.  An empty one (a dim of 0) gets no steps: the walk over
+ * its broadcast is empty too. */
 void bnf_walk_broadcast(bnf_walk *w, int k, const int64_t *d, size_t rd);
 /* On to the next element. */
 void bnf_walk_next(bnf_walk *w);

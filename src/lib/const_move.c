@@ -91,8 +91,10 @@ bnf_const_status bnf_eval_squeeze(bnf_eval *e, const bnf_graph *gi, const Onnx__
 					     (long long)axes[i], r);
 		drop[ax] = true;
 	}
-	for (size_t i = 0; !have && i < r; i++)
-		drop[i] = c->view.dims[i] == 1; /* no axes: every dim of size 1 */
+	/* No axes, or an empty list of them: every dim of size 1, as
+	 * onnxruntime squeezes (onnx's shape inference squeezes none). */
+	for (size_t i = 0; (!have || na == 0) && i < r; i++)
+		drop[i] = c->view.dims[i] == 1;
 	for (size_t i = 0; i < r; i++)
 		if (!drop[i])
 			dims[k++] = c->view.dims[i];
@@ -112,8 +114,9 @@ bnf_const_status bnf_eval_flatten(bnf_eval *e, const bnf_graph *gi, const Onnx__
 		return bnf_eval_fail(c, BNF_CONST_INVALID, n, "axis %lld is out of range for rank %lld", (long long)axis,
 				     (long long)r);
 	axis = axis < 0 ? axis + r : axis;
-	for (int64_t i = 0; i < r; i++)
-		dims[i < axis ? 0 : 1] *= c->view.dims[i]; /* a product of dims within numel */
+	for (int64_t i = 0; i < r; i++) /* within numel, unless a dim is 0 */
+		if (__builtin_mul_overflow(dims[i < axis ? 0 : 1], c->view.dims[i], &dims[i < axis ? 0 : 1]))
+			return bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n, "a side of the flattened shape is 2^63 or more");
 	return redim(c, dims, 2);
 }
 
@@ -164,9 +167,12 @@ static bnf_const_status concat_dims(const Onnx__NodeProto *n, const bnf_arr *in,
 			if (d != axis && in[j].dims[d] != out->dims[d])
 				return bnf_eval_fail(c, BNF_CONST_INVALID, n, "input %zu has %lld on axis %zu, input 0 %lld", j,
 						     (long long)in[j].dims[d], d, (long long)out->dims[d]);
-		out->dims[axis] += in[j].dims[axis]; /* the inputs' numels add up within the cap */
+		/* within the cap when the inputs hold elements, not when empty */
+		if (__builtin_add_overflow(out->dims[axis], in[j].dims[axis], &out->dims[axis]))
+			return bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n, "the dims on axis %zu add up to 2^63 or more", axis);
 	}
-	bnf_eval_numel(out->dims, out->rank, &out->numel);
+	if (!bnf_eval_numel(out->dims, out->rank, &out->numel))
+		return bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n, "the result has more elements than a machine holds");
 	return BNF_CONST_OK;
 }
 
@@ -195,7 +201,8 @@ bnf_const_status bnf_eval_concat(bnf_eval *e, const bnf_graph *gi, const Onnx__N
 	    (st = bnf_eval_alloc(e, n, &out, c)) == BNF_CONST_OK) {
 		for (size_t d = 0; d < axis; d++)
 			outer *= (size_t)out.dims[d];
-		for (size_t o = 0; o < outer; o++)
+		/* An empty result copies nothing: its outer dims alone may be huge. */
+		for (size_t o = 0; out.numel > 0 && o < outer; o++)
 			for (size_t j = 0; j < count; j++) {
 				size_t block = outer ? in[j].numel / outer : 0;
 				memcpy(out.x + at, in[j].x + o * block, block * sizeof(double));
@@ -222,7 +229,9 @@ bnf_const_status bnf_eval_transpose(bnf_eval *e, const bnf_graph *gi, const Onnx
 
 	if ((st = bnf_eval_input(e, gi, n, 0, depth, &in, c)) != BNF_CONST_OK)
 		return st;
-	for (size_t i = in.rank; i-- > 0; s *= in.dims[i])
+	/* Strides within numel; an empty input is never read, and the
+	 * products of its dims need not fit. */
+	for (size_t i = in.rank; i-- > 0; s *= in.numel > 0 ? in.dims[i] : 1)
 		stride[i] = s;
 	if (pa && pa->n_ints != in.rank)
 		st = bnf_eval_fail(c, BNF_CONST_INVALID, n, "perm has %zu axes, the input %zu", pa->n_ints, in.rank);
@@ -312,7 +321,7 @@ bnf_const_status bnf_eval_slice(bnf_eval *e, const bnf_graph *gi, const Onnx__No
 	    (st = bnf_eval_input(e, gi, n, 0, depth, &in, c)) != BNF_CONST_OK)
 		return st;
 	out = (bnf_arr){.dtype = in.dtype, .rank = in.rank};
-	for (size_t i = in.rank; i-- > 0; st1 *= in.dims[i]) {
+	for (size_t i = in.rank; i-- > 0; st1 *= in.numel > 0 ? in.dims[i] : 1) { /* as Transpose's */
 		stride[i] = st1;
 		step[i] = 1;
 		out.dims[i] = in.dims[i];
@@ -327,12 +336,16 @@ bnf_const_status bnf_eval_slice(bnf_eval *e, const bnf_graph *gi, const Onnx__No
 		step[ax] = s.steps[i];
 		slice_axis(s.starts[i], s.ends[i], s.steps[i], in.dims[ax], &first[ax], &out.dims[ax]);
 	}
-	if (st == BNF_CONST_OK && bnf_eval_numel(out.dims, out.rank, &out.numel) &&
-	    (st = bnf_eval_alloc(e, n, &out, c)) == BNF_CONST_OK) {
+	/* Each output dim is at most the input's, 0 where it is 0. */
+	if (st == BNF_CONST_OK && !bnf_eval_numel(out.dims, out.rank, &out.numel))
+		st = bnf_eval_fail(c, BNF_CONST_TOO_LARGE, n, "the result has more elements than a machine holds");
+	if (st == BNF_CONST_OK && (st = bnf_eval_alloc(e, n, &out, c)) == BNF_CONST_OK) {
 		bnf_walk_init(&w, out.dims, out.rank);
-		for (size_t i = 0; i < in.rank; i++) {
+		for (size_t i = 0; out.numel > 0 && i < in.rank; i++) {
+			/* first <= dim; a step matters only along an output dim of 2 or
+			 * more, and is then below the input dim: both within numel. */
 			w.off[0] += first[i] * stride[i];
-			w.step[0][i] = step[i] * stride[i];
+			w.step[0][i] = out.dims[i] > 1 ? step[i] * stride[i] : 0;
 		}
 		for (size_t k = 0; k < out.numel; k++, bnf_walk_next(&w))
 			out.x[k] = in.x[w.off[0]];
@@ -392,11 +405,11 @@ bnf_const_status bnf_eval_gather(bnf_eval *e, const bnf_graph *gi, const Onnx__N
 	if ((st = gather_dims(n, &data, &idx, axis, &out, c)) != BNF_CONST_OK ||
 	    (st = bnf_eval_alloc(e, n, &out, c)) != BNF_CONST_OK)
 		goto out;
-	for (size_t d = 0; d < axis; d++)
+	for (size_t d = 0; out.numel > 0 && d < axis; d++) /* within numel unless empty */
 		outer *= (size_t)data.dims[d];
-	for (size_t d = axis + 1; d < data.rank; d++)
+	for (size_t d = axis + 1; out.numel > 0 && d < data.rank; d++)
 		inner *= (size_t)data.dims[d];
-	for (size_t o = 0, at = 0; o < outer; o++)
+	for (size_t o = 0, at = 0; out.numel > 0 && o < outer; o++)
 		for (size_t k = 0; k < idx.numel; k++, at += inner)
 			memcpy(out.x + at, data.x + (o * (size_t)dim + (size_t)idx.x[k]) * inner, inner * sizeof(double));
 	st = bnf_eval_result(&out, c);

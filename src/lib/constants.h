@@ -25,7 +25,8 @@ typedef enum {
 	 * MALFORMED, which is stored bytes that contradict their dims. */
 	BNF_CONST_INVALID,
 	/* A value computed from constants would take more than the cap
-	 * (bnf_graph.eval_max_bytes, as doubles). */
+	 * (bnf_graph.eval_max_bytes, as doubles), or more than is left of the
+	 * run's budget (bnf_graph.eval_spend). */
 	BNF_CONST_TOO_LARGE,
 } bnf_const_status;
 
@@ -49,6 +50,12 @@ typedef struct bnf_const {
  * reason in c->msg.  Reports nothing. */
 bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_const *c);
 
+/* The work all queries of one run may do when gi->eval_spend is set:
+ * bytes of values computed into memory, as a multiple of the cap on one
+ * value, and node evaluations. */
+#define BNF_EVAL_RUN_FACTOR 4
+#define BNF_EVAL_RUN_NODES ((size_t)1 << 20)
+
 /* As bnf_graph_const, and also evaluate what the model computes from
  * constants (const_eval.c): Identity, Reshape, Unsqueeze, Squeeze,
  * Flatten, Expand, Concat, Transpose, Cast, Slice, Gather, Shape (of any
@@ -61,11 +68,24 @@ bnf_const_status bnf_graph_const(const bnf_graph *gi, const char *name, bnf_cons
  * their input's data where it is; any other value is computed into memory,
  * at most gi->eval_max_bytes as doubles (BNF_CONST_TOO_LARGE beyond).  One
  * query evaluates a bounded number of nodes, a bounded depth deep
- * (BNF_CONST_NOT_CONSTANT beyond).  A computation the model gets wrong
- * (wrong element count, index or axis out of range, shapes that do not
- * broadcast) is BNF_CONST_INVALID.  A computed value has no tensor to
- * edit; release it with bnf_const_release after reading. */
+ * (BNF_CONST_NOT_CONSTANT beyond).  With gi->eval_spend set, every value
+ * computed into memory adds its bytes there and every node evaluated adds
+ * one, and a query that would go past the run's total
+ * (BNF_EVAL_RUN_FACTOR x the cap, BNF_EVAL_RUN_NODES) fails,
+ * BNF_CONST_TOO_LARGE for bytes, BNF_CONST_NOT_CONSTANT for nodes, with a
+ * message saying the run's budget is spent; values that only change dims
+ * cost no bytes.  A computation the model gets wrong (wrong element count,
+ * index or axis out of range, shapes that do not broadcast) is
+ * BNF_CONST_INVALID.  A computed value has no tensor to edit; release it
+ * with bnf_const_release after reading. */
 bnf_const_status bnf_graph_const_eval(const bnf_graph *gi, const char *name, bnf_const *c);
+/* As bnf_graph_const_eval with a smaller cap: every value computed on the
+ * way takes at most max_bytes as doubles (and never more than gi's cap),
+ * BNF_CONST_TOO_LARGE beyond.  For callers that read short lists (shapes,
+ * axes), so a large value on the way is refused at once instead of being
+ * computed only to be found too long. */
+bnf_const_status bnf_graph_const_eval_capped(const bnf_graph *gi, const char *name, size_t max_bytes,
+					     bnf_const *c);
 void bnf_const_release(bnf_const *c);
 
 /* The dims of Reshape(x, dims[rank]) where x has in_dims[in_rank] and

@@ -66,9 +66,16 @@ static int fold_node(bnf_edit *c, size_t n, bool *handled, bool *progress)
 		return 0;
 	}
 	/* Verify reads the original tensors: before apply edits them, or
-	 * later from the input file (defer_verify). */
-	if (!opt->no_verify && bnf_verify_plan_later(&c->gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vcfg, &vr,
-						     opt->defer_verify ? &job : NULL, c->run->fail) < 0) {
+	 * later from the input file (defer_verify).  It evaluates again the
+	 * constants the plan has just evaluated, work the run's budget has
+	 * charged once already: not charged again, so a budget spent by the
+	 * plan cannot fail the check of the fold it found. */
+	c->gi.eval_spend = NULL;
+	r = opt->no_verify ? 0
+			   : bnf_verify_plan_later(&c->gi, &p, opt->tolerance_set ? opt->tolerance : -1.0, &vcfg, &vr,
+						   opt->defer_verify ? &job : NULL, c->run->fail);
+	c->gi.eval_spend = &c->run->eval_spend;
+	if (r < 0) {
 		bnf_plan_free(&p);
 		return -1;
 	}
@@ -147,6 +154,7 @@ static int edit_start(bnf_edit *c, bnf_fold_run *run, Onnx__GraphProto *g, const
 	c->gi.payloads = opt->payloads;
 	c->gi.is_function = in_function;
 	c->gi.eval_max_bytes = max_new; /* a value computed from constants is a new tensor too */
+	c->gi.eval_spend = &run->eval_spend; /* and all of them together are bounded per run */
 	/* With the payloads known, constants resolve for the shapes' lists. */
 	if (bnf_shapes_infer(&c->gi) < 0)
 		return -1;

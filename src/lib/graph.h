@@ -34,6 +34,15 @@ typedef struct bnf_value {
 	int shape;         /* index in the graph's table of shapes, -1 when none is recorded */
 } bnf_value;
 
+/* What the evaluator (constants.h) has spent over one run, across every
+ * query of every graph it folds: the run owns it (bnf_fold_run) and each
+ * graph's index points at it.  Bounds the work of a run, not only of one
+ * query: many readers of one large computed value each evaluate it. */
+typedef struct bnf_eval_spend {
+	size_t bytes; /* of values computed into memory, as doubles */
+	size_t nodes; /* node evaluations */
+} bnf_eval_spend;
+
 typedef struct bnf_graph {
 	Onnx__GraphProto *g;
 	const struct bnf_graph *parent; /* enclosing graph for outer-scope names, or NULL */
@@ -47,6 +56,10 @@ typedef struct bnf_graph {
 	/* Bytes one value computed from constants may take as doubles
 	 * (bnf_graph_const_eval); 0 means BNF_MAX_NEW_BYTES. */
 	size_t eval_max_bytes;
+	/* The run's spending, limited to BNF_EVAL_RUN_FACTOR times the cap in
+	 * bytes and BNF_EVAL_RUN_NODES node evaluations (constants.h); NULL: no
+	 * run-wide limit, each query is bounded alone. */
+	struct bnf_eval_spend *eval_spend;
 	bnf_value *slots;
 	size_t cap;                     /* power of two */
 	size_t used;

@@ -57,7 +57,7 @@
 	  "fails there at run time")                                                          \
 	X(BNF_CONSTANT_TOO_LARGE, "constant_too_large",                                       \
 	  "a constant computed from others (Expand, Concat, Tile, ...) would exceed the cap "  \
-	  "on new tensors")                                                   \
+	  "on new tensors, or what is left of the run's budget for computed values")           \
 	X(BNF_CHANNEL_AXIS_MISMATCH, "channel_axis_mismatch",                                 \
 	  "the layer's output channels do not lie on the node's channel axis: a MatMul "       \
 	  "output of rank other than 2, or Reshape/Transpose/Squeeze/Unsqueeze nodes between " \

@@ -133,6 +133,12 @@ bool bnf_shape_input(const bnf_shape_node *sn, size_t i, bnf_shape *s)
 	return false;
 }
 
+/* Bytes (as doubles) any value computed on the way to a list a rule reads
+ * may take: the lists hold a few numbers, and what they are computed from
+ * (Shape -> Gather -> Concat) is as small.  A rule per node reading a
+ * large value in full would cost its size once per reader. */
+#define LIST_EVAL_BYTES ((size_t)64 << 10)
+
 /* The constant input i as a view of rank <= 1 and at most cap elements
  * into *c (released by the caller); false when there is none. */
 static bool const_vector(const bnf_shape_node *sn, size_t i, size_t cap, bnf_const *c)
@@ -140,7 +146,7 @@ static bool const_vector(const bnf_shape_node *sn, size_t i, size_t cap, bnf_con
 	memset(c, 0, sizeof(*c));
 	if (!bnf_shape_has_input(sn, i))
 		return false;
-	if (bnf_graph_const_eval(sn->gi, sn->node->input[i], c) != BNF_CONST_OK)
+	if (bnf_graph_const_eval_capped(sn->gi, sn->node->input[i], LIST_EVAL_BYTES, c) != BNF_CONST_OK)
 		return false;
 	return c->view.rank <= 1 && c->view.numel <= cap;
 }

@@ -26,6 +26,9 @@ typedef struct bnf_fold_run {
 	 * name bnfold adds: a new name must differ from all of them, since a
 	 * subgraph may neither reuse nor shadow a name of an enclosing graph. */
 	bnf_graph names;
+	/* What the evaluator spent over the run, every graph's index pointing
+	 * here (bnf_graph.eval_spend); zero at the start of each run. */
+	bnf_eval_spend eval_spend;
 } bnf_fold_run;
 
 /* One graph being folded. */

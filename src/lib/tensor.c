@@ -164,8 +164,13 @@ int bnf_tview_read_i64(const bnf_tview *v, int64_t *out)
 	if (v->dtype != BNF_DT_INT64 && v->dtype != BNF_DT_INT32)
 		return -1;
 	if (v->doubles) { /* computed (const_eval.c): whole numbers below 2^53, exact as doubles */
-		for (size_t i = 0; i < v->numel; i++)
-			out[i] = (int64_t)v->doubles[i];
+		for (size_t i = 0; i < v->numel; i++) {
+			double x = v->doubles[i];
+			/* checked all the same: a conversion out of range is undefined */
+			if (!(fabs(x) < 0x1p63) || x != trunc(x))
+				return -1;
+			out[i] = (int64_t)x;
+		}
 		return 0;
 	}
 	if (!t || v->src || v->lazy || v->uniform || v->floats)

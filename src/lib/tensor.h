@@ -96,7 +96,8 @@ void bnf_tview_read(const bnf_tview *v, double *out);
 /* Read elements [first, first + n) of a float view (bounds are the caller's). */
 void bnf_tview_read_range(const bnf_tview *v, size_t first, size_t n, double *out);
 /* Read an int64 (or int32) view into out (v->numel elements): a tensor
- * in memory, or values computed from constants (doubles); -1 otherwise. */
+ * in memory, or values computed from constants (doubles) that are whole
+ * and below 2^63 in magnitude; -1 otherwise. */
 int bnf_tview_read_i64(const bnf_tview *v, int64_t *out);
 
 /* Copy the stored little-endian bytes of elements [first, first + n) to

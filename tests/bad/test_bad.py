@@ -536,6 +536,32 @@ m.graph.node.insert(0, helper.make_node("Expand", ["mean1", "eshape"], ["mean"],
 skip("the BN mean is an Expand to dims whose product overflows", save(m), "constant_too_large", r"")
 
 
+# --- the evaluator's work is bounded per run, not per query: one Expand to
+# 30M values read by many nodes was computed in full for each reader
+# (seconds per ten readers), by the shape rules (Reshape's shape) and by the
+# planners (a Mul's factor after a Conv)
+def many_readers(op, n):
+    """Expand([1], [3e7]) -> 'big', read by n nodes of op."""
+    inits = [numpy_helper.from_array(np.array([30000000], np.int64), "bigshape"),
+             numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "W")]
+    nodes = [helper.make_node("Expand", ["one", "bigshape"], ["big"], name="expand")]
+    if op == "Reshape":
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "one"))
+        nodes += [helper.make_node("Reshape", ["x", "big"], [f"y{i}"], name=f"r{i}") for i in range(n)]
+    else:
+        inits.append(numpy_helper.from_array(np.array([1.0], np.float32), "one"))
+        nodes.append(helper.make_node("Conv", ["x", "W"], ["c"], name="conv"))
+        nodes += [helper.make_node("Mul", ["c", "big"], [f"y{i}"], name=f"m{i}") for i in range(n)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])],
+                          [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None) for i in range(n)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+cases.append(("an Expand to 3e7 values read as the shape of 80 Reshapes costs no more than one", many_readers("Reshape", 80),
+              ("ok", 2)))
+cases.append(("an Expand to 3e7 values read as the factor of 40 Muls after a Conv: the run's budget ends it",
+              many_readers("Mul", 40), ("ok", 3)))
+
 # --- size must cost linear time: a chain of 20000 BNs listed backwards,
 # every tensor with a value_info (quadratic passes took minutes)
 N_CHAIN = 20000

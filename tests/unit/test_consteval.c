@@ -245,6 +245,7 @@ static void test_unsqueeze_squeeze(int opset)
 	axes_of(&b, node(&b, "Squeeze", "s1", "u1", NULL), opset, "a5", 1, (int64_t[]){-1});
 	node(&b, "Squeeze", "s2", "u2", NULL);
 	axes_of(&b, node(&b, "Squeeze", "s3", "u1", NULL), opset, "a6", 1, (int64_t[]){0});
+	axes_of(&b, node(&b, "Squeeze", "s4", "u1", NULL), opset, "a7", 0, (int64_t[]){0});
 	CHECK(&b, opset, "u1", BNF_DT_FLOAT, 3, ((int64_t[]){3, 1, 1}), v3, "opset %d: Unsqueeze [3] axes 1,2 is [3,1,1]", opset);
 	CHECK(&b, opset, "u2", BNF_DT_FLOAT, 3, ((int64_t[]){1, 3, 1}), v3, "opset %d: Unsqueeze axes -1,0 is [1,3,1]", opset);
 	FAILS(&b, opset, "u3", BNF_CONST_INVALID, "opset %d: Unsqueeze axis 2 of a rank-2 result is invalid", opset);
@@ -252,6 +253,8 @@ static void test_unsqueeze_squeeze(int opset)
 	CHECK(&b, opset, "s1", BNF_DT_FLOAT, 2, ((int64_t[]){3, 1}), v3, "opset %d: Squeeze axis -1 of [3,1,1] is [3,1]", opset);
 	CHECK(&b, opset, "s2", BNF_DT_FLOAT, 1, &d3, v3, "opset %d: Squeeze without axes removes every 1", opset);
 	FAILS(&b, opset, "s3", BNF_CONST_INVALID, "opset %d: Squeeze of an axis of size 3 is invalid", opset);
+	CHECK(&b, opset, "s4", BNF_DT_FLOAT, 1, &d3, v3, "opset %d: Squeeze with empty axes removes every 1, as absent axes do",
+	      opset);
 	tb_end(&b);
 }
 
@@ -522,10 +525,81 @@ static void test_arith(void)
 	tb_end(&b);
 }
 
+/* Dims of 2^53 and more: Shape refuses them (they would come back
+ * rounded, or past INT64_MAX), and an empty tensor whose other dims
+ * multiply past 2^63 moves without a product overflowing; a Slice step of
+ * 2^62 along a dim of 1 or 4. */
+static void test_huge_dims(void)
+{
+	static const int64_t big = (int64_t)1 << 62, dz[3] = {0, big, 4}, dg[3] = {3, big, 0}, da[2] = {0, big},
+			     dw[3] = {(int64_t)1 << 40, 3, 0};
+	static const float k[4] = {1, 2, 3, 4};
+	bnf_shape sx = {.rank = 2, .dims = {{.value = 1}, {.value = INT64_MAX}}};
+	tb b;
+
+	tb_start(&b);
+	init_f(&b, "z", 3, dz, k);
+	init_f(&b, "g", 3, dg, k);
+	init_f(&b, "a", 2, da, k);
+	init_f(&b, "w", 3, dw, k);
+	init_f(&b, "k", 4, ((int64_t[]){1, 4, 1, 1}), k);
+	ints(&b, "none", 0, (int64_t[]){0});
+	ints(&b, "zero", 1, (int64_t[]){0});
+	ints(&b, "one", 1, (int64_t[]){1});
+	ints(&b, "three", 1, (int64_t[]){3});
+	ints(&b, "four", 1, (int64_t[]){4});
+	ints(&b, "lowest", 1, (int64_t[]){INT64_MIN});
+	ints(&b, "big", 1, &big);
+	ints(&b, "mbig", 1, (int64_t[]){-big});
+	ints(&b, "ez_shape", 3, dz);
+	node(&b, "Shape", "shz", "z", NULL);
+	node(&b, "Shape", "shx", "x", NULL);
+	attr_i(&b, node(&b, "Concat", "cc", "a", "a", NULL), "axis", 1);
+	attr_i(&b, node(&b, "Concat", "cz", "z", "z", NULL), "axis", 0);
+	node(&b, "Transpose", "tz", "z", NULL);
+	node(&b, "Slice", "sz", "z", "zero", "one", "one", "big", NULL);
+	node(&b, "Add", "az", "z", "z", NULL);
+	node(&b, "Expand", "ez", "z", "ez_shape", NULL);
+	attr_i(&b, node(&b, "Flatten", "fz2", "z", NULL), "axis", 2);
+	node(&b, "Flatten", "fz1", "z", NULL);
+	attr_i(&b, node(&b, "Gather", "gz", "g", "none", NULL), "axis", 2);
+	attr_i(&b, node(&b, "Gather", "gw", "w", "zero", NULL), "axis", 1);
+	node(&b, "Slice", "sk0", "k", "zero", "one", "zero", "big", NULL);
+	node(&b, "Slice", "sk1", "k", "one", "four", "one", "big", NULL);
+	node(&b, "Slice", "sk2", "k", "three", "lowest", "one", "mbig", NULL);
+	b.g.n_input = 1;
+	b.g.input = tb_alloc(&b, sizeof(void *));
+	b.g.input[0] = tb_alloc(&b, sizeof(Onnx__ValueInfoProto));
+	onnx__value_info_proto__init(b.g.input[0]);
+	b.g.input[0]->name = "x";
+	tb_build(&b, 13);
+	if (bnf_graph_set_shape(&b.gi, "x", &sx) < 0)
+		abort();
+	FAILS(&b, 13, "shz", BNF_CONST_NOT_CONSTANT, "Shape of an empty [0,2^62,4] is not evaluated");
+	FAILS(&b, 13, "shx", BNF_CONST_NOT_CONSTANT, "Shape of a value declared [1,INT64_MAX] is not evaluated");
+	FAILS(&b, 13, "cc", BNF_CONST_TOO_LARGE, "Concat of two [0,2^62] on axis 1: the dims add up past INT64_MAX");
+	CHECK(&b, 13, "cz", BNF_DT_FLOAT, 3, dz, NULL, "Concat of two [0,2^62,4] on axis 0 is [0,2^62,4]");
+	CHECK(&b, 13, "tz", BNF_DT_FLOAT, 3, ((int64_t[]){4, big, 0}), NULL, "Transpose of [0,2^62,4] is [4,2^62,0]");
+	CHECK(&b, 13, "sz", BNF_DT_FLOAT, 3, ((int64_t[]){0, 1, 4}), NULL, "Slice of [0,2^62,4], step 2^62 on axis 1");
+	CHECK(&b, 13, "az", BNF_DT_FLOAT, 3, dz, NULL, "[0,2^62,4] + [0,2^62,4] is empty");
+	CHECK(&b, 13, "ez", BNF_DT_FLOAT, 3, dz, NULL, "Expand of [0,2^62,4] to its own shape");
+	CHECK(&b, 13, "fz2", BNF_DT_FLOAT, 2, ((int64_t[]){0, 4}), NULL, "Flatten axis 2 of [0,2^62,4] is [0,4]");
+	FAILS(&b, 13, "fz1", BNF_CONST_TOO_LARGE, "Flatten axis 1 of [0,2^62,4] would have a dim of 2^64");
+	CHECK(&b, 13, "gz", BNF_DT_FLOAT, 3, dg, NULL, "Gather of no indices on axis 2 of [3,2^62,0], at once");
+	CHECK(&b, 13, "gw", BNF_DT_FLOAT, 3, ((int64_t[]){(int64_t)1 << 40, 1, 0}), NULL,
+	      "Gather of [2^40,3,0] on axis 1 is empty, at once");
+	CHECK(&b, 13, "sk0", BNF_DT_FLOAT, 4, ((int64_t[]){1, 4, 1, 1}), ((double[]){1, 2, 3, 4}),
+	      "Slice step 2^62 along a dim of 1 takes it");
+	CHECK(&b, 13, "sk1", BNF_DT_FLOAT, 4, ((int64_t[]){1, 1, 1, 1}), ((double[]){2}), "Slice 1..4 step 2^62 takes one");
+	CHECK(&b, 13, "sk2", BNF_DT_FLOAT, 4, ((int64_t[]){1, 1, 1, 1}), ((double[]){4}),
+	      "Slice 3 down to INT64_MIN step -2^62 takes one");
+	tb_end(&b);
+}
+
 /* x_k = Concat(x_{k-1}, x_{k-1}): 2^k - 1 nodes to evaluate for x_k. */
 static void concat_tree(tb *b, int levels)
 {
-	static char names[20][8];
+	static char names[20][16]; /* room for "x" and any int */
 	static const float z = 0;
 	static const int64_t one = 1;
 
@@ -539,7 +613,7 @@ static void concat_tree(tb *b, int levels)
 
 static void test_bounds(void)
 {
-	static char names[24][8];
+	static char names[24][16]; /* room for "y" and any int */
 	static const float z = 0;
 	static const int64_t one = 1;
 	bnf_const c;
@@ -581,6 +655,61 @@ static void test_bounds(void)
 	tb_end(&b);
 }
 
+/* A smaller cap for one query, and the run's budget shared by queries. */
+static void test_run_budget(void)
+{
+	bnf_eval_spend spend = {0};
+	bnf_const c;
+	int runs = 0;
+	tb b;
+
+	tb_start(&b);
+	init_f(&b, "a", 1, (int64_t[]){5}, (float[]){1, 2, 3, 4, 5});
+	ints(&b, "s51", 2, (int64_t[]){5, 1});
+	attr_i(&b, node(&b, "Concat", "aa", "a", "a", NULL), "axis", 0);
+	ints(&b, "ax1", 1, (int64_t[]){1});
+	node(&b, "Unsqueeze", "u", "a", "ax1", NULL);
+	node(&b, "Reshape", "rr", "aa", "s51", NULL);
+	tb_build(&b, 13);
+	b.gi.eval_max_bytes = 16 * sizeof(double);
+	OK(bnf_graph_const_eval_capped(&b.gi, "aa", 8 * sizeof(double), &c) == BNF_CONST_TOO_LARGE,
+	   "10 values over a query's cap of 8 are too large: %s", c.msg);
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval_capped(&b.gi, "aa", SIZE_MAX, &c) == BNF_CONST_OK && c.view.numel == 10,
+	   "... and evaluated with a query's cap above the graph's 16 values");
+	bnf_const_release(&c);
+	b.gi.eval_max_bytes = 8 * sizeof(double);
+	OK(bnf_graph_const_eval_capped(&b.gi, "aa", SIZE_MAX, &c) == BNF_CONST_TOO_LARGE,
+	   "a query's cap never lifts the graph's (8 values)");
+	bnf_const_release(&c);
+	b.gi.eval_max_bytes = 16 * sizeof(double);
+
+	/* Each query reads 5 + 5 values and makes 10: 160 bytes of a run's 4 x 128. */
+	b.gi.eval_spend = &spend;
+	while (runs < 10 && bnf_graph_const_eval(&b.gi, "aa", &c) == BNF_CONST_OK) {
+		bnf_const_release(&c);
+		runs++;
+	}
+	OK(runs == 3 && spend.bytes == 480 && strstr(c.msg, "run's budget"),
+	   "the run's budget of 512 bytes allows 3 queries of 160 (%d, %zu bytes): %s", runs, spend.bytes, c.msg);
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval(&b.gi, "u", &c) == BNF_CONST_OK && spend.bytes == 480,
+	   "an Unsqueeze of a tensor kept where it is costs no bytes (%zu)", spend.bytes);
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval(&b.gi, "rr", &c) == BNF_CONST_TOO_LARGE,
+	   "a Reshape of a computed value is refused once the budget is spent");
+	bnf_const_release(&c);
+
+	spend = (bnf_eval_spend){.nodes = BNF_EVAL_RUN_NODES - 1};
+	OK(bnf_graph_const_eval(&b.gi, "u", &c) == BNF_CONST_OK, "the last node evaluation of a run is made");
+	bnf_const_release(&c);
+	OK(bnf_graph_const_eval(&b.gi, "u", &c) == BNF_CONST_NOT_CONSTANT && strstr(c.msg, "run's budget") &&
+	   spend.nodes == BNF_EVAL_RUN_NODES,
+	   "the next is not: %s", c.msg);
+	bnf_const_release(&c);
+	tb_end(&b);
+}
+
 int main(void)
 {
 	test_unsqueeze_squeeze(11);
@@ -591,6 +720,8 @@ int main(void)
 	test_slice();
 	test_gather_shape();
 	test_arith();
+	test_huge_dims();
 	test_bounds();
+	test_run_budget();
 	return tap_done();
 }
