@@ -148,6 +148,18 @@ try:
     rc, _, err = run(["-v", demo, "-o", out])
     check(rc == 0 and len(re.findall(r"^  folded ", err, re.M)) == 3, "-v lists each fusion", err)
 
+    # what shape inference found, per row: written by hand from the fixtures
+    rc, so, err = run(["--list", "-v", os.path.join(args.testdata, "mlp_bn_deep.onnx")])
+    so = so.decode()
+    check(rc == 0 and "shapes: layer input [4,6], layer output [4,8], input [4,8], parameter [8]" in so and
+          "shapes: layer input [4,5], layer output [4,3], input [4,3], parameter [3]" in so,
+          "--list -v shows the shapes of the layer's input and output and of the BN's input and parameter", so)
+    rc, so, err = run(["--list", "-v", os.path.join(args.testdata, "matmul_reshape_moves_channel_bn.onnx")])
+    so = so.decode()
+    check(rc == 0 and re.search(r"channel_axis_mismatch .*splits or merges the 8 channels; shapes: layer input "
+                                r"\[4,6\], layer output \[4,8\], input \[2,8,2\], parameter \[8\]", so),
+          "--list -v says why a chain does not fold and what it inferred", so)
+
     rc, so, err = run([demo, "-o", "-"])
     ok = rc == 0
     try:
