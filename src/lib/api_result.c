@@ -39,6 +39,8 @@ static void fusion_view(const bnf_fusion *f, bnfold_fusion *v)
 	v->weight_copied = f->weight_copied;
 	v->model_order = f->model_order;
 	v->shapes = f->shapes;
+	v->layer_label = f->layer_label;
+	v->node_label = f->bn_label;
 	v->check.done = f->verified;
 	if (f->verified) {
 		v->check.ok = f->verify.ok;
@@ -65,6 +67,8 @@ static void skip_view(const bnf_skip *s, bnfold_skip *v)
 	v->is_bn = s->op == BNF_OP_BN;
 	v->node_op = bnf_op_type(s->op);
 	v->shapes = s->shapes;
+	v->layer_label = s->layer_label;
+	v->bn_label = s->bn_label;
 }
 
 bnfold_result *bnf_api_result_new(bnf_result *res, const bnf_strlist *order, const char *input, const char *output)

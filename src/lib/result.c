@@ -11,6 +11,16 @@ static char *node_name_copy(const Onnx__NodeProto *n)
 	return bnf_strdup(n->name ? n->name : "");
 }
 
+char *bnf_node_label_copy(const Onnx__NodeProto *n)
+{
+	const char *op = n->op_type && n->op_type[0] ? n->op_type : "node";
+	if (n->name && n->name[0])
+		return bnf_strdup(n->name);
+	if (n->n_output && n->output[0] && n->output[0][0])
+		return bnf_asprintf("(unnamed %s, output %s)", op, n->output[0]);
+	return bnf_asprintf("(unnamed %s)", op);
+}
+
 bool bnf_fusion_is_bn(const bnf_fusion *f)
 {
 	return bnf_pattern_info(f->pattern)->op == BNF_OP_BN;
@@ -30,10 +40,13 @@ int bnf_result_add_skip(bnf_result *r, const char *graph, const bnf_plan *p, con
 	s->bn = node_name_copy(node);
 	s->bn_output = bnf_strdup(node->n_output ? node->output[0] : "");
 	s->layer = layer ? node_name_copy(layer) : NULL;
+	s->bn_label = bnf_node_label_copy(node);
+	s->layer_label = layer ? bnf_node_label_copy(layer) : NULL;
 	s->message = bnf_strdup(p->message);
 	s->op = p->op;
 	s->shapes = bnf_strdup(p->shapes);
-	if (!s->graph || !s->bn || !s->bn_output || !s->message || (layer && !s->layer) || !s->shapes)
+	if (!s->graph || !s->bn || !s->bn_output || !s->message || (layer && !s->layer) || !s->shapes || !s->bn_label ||
+	    (layer && !s->layer_label))
 		return -1;
 	return 0;
 }
@@ -54,6 +67,8 @@ int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, c
 	f->layer_op = bnf_strdup(layer_op);
 	f->layer_op_after = bnf_strdup(layer->op_type);
 	f->bn = node_name_copy(node);
+	f->bn_label = bnf_node_label_copy(node);
+	f->layer_label = bnf_node_label_copy(layer);
 	f->node_op = bnf_strdup(node->op_type);
 	f->bn_output = bnf_strdup(node->output[0]);
 	f->weight = bnf_strdup(layer->input[1]);
@@ -63,7 +78,7 @@ int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, c
 	f->eps = p->eps;
 	f->weight_copied = weight_copied;
 	f->bias_created = bias_created;
-	if (!(f->shapes = bnf_strdup(p->shapes)))
+	if (!(f->shapes = bnf_strdup(p->shapes)) || !f->bn_label || !f->layer_label)
 		return -1;
 	if (vr) {
 		f->verified = true;
@@ -192,10 +207,12 @@ void bnf_result_free(bnf_result *r)
 		free(f->graph); free(f->layer); free(f->layer_op); free(f->layer_op_after);
 		free(f->node_op); free(f->bn);
 		free(f->bn_output); free(f->weight); free(f->bias); free(f->shapes);
+		free(f->bn_label); free(f->layer_label);
 	}
 	for (size_t i = 0; i < r->n_skips; i++) {
 		bnf_skip *s = &r->skips[i];
 		free(s->graph); free(s->bn); free(s->bn_output); free(s->layer); free(s->message); free(s->shapes);
+		free(s->bn_label); free(s->layer_label);
 	}
 	free(r->fusions);
 	free(r->skips);

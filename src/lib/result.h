@@ -25,6 +25,7 @@ typedef struct bnf_fusion {
 	bool weight_copied;
 	bool verified;        /* verify holds the numeric check of this fusion */
 	char *shapes;         /* what shape inference said of the values the plan read */
+	char *bn_label, *layer_label; /* the nodes named for people (bnf_node_label_copy) */
 	bnf_verify verify;
 	size_t model_order;   /* see bnf_result_set_order; SIZE_MAX until set */
 } bnf_fusion;
@@ -35,6 +36,7 @@ typedef struct bnf_skip {
 	char *graph, *bn, *bn_output, *layer; /* layer may be NULL */
 	bnf_op_kind op;
 	char *shapes;
+	char *bn_label, *layer_label; /* for people; layer_label NULL when layer is */
 	bnf_reason reason;
 	char *message;
 	size_t model_order;
@@ -60,6 +62,10 @@ typedef struct bnf_result {
 } bnf_result;
 
 void bnf_result_free(bnf_result *r);
+/* A node named for people, in every message, table and report: its name,
+ * else "(unnamed OP, output NAME)" (or "(unnamed OP)"); NULL when memory
+ * runs out. */
+char *bnf_node_label_copy(const Onnx__NodeProto *n);
 /* True when the fusion removed a BatchNormalization (its pattern's op). */
 bool bnf_fusion_is_bn(const bnf_fusion *f);
 /* Record the skip of plan p for node (in graph `graph`; layer is the layer

@@ -168,6 +168,9 @@ typedef struct bnfold_fusion {
 				  * SIZE_MAX when it is not one */
 	const char *shapes;      /* what bnfold inferred of the shapes it read: "layer input [..],
 				  * layer output [..], input [..], parameter [..]" */
+	/* The layer and the node named for people: the name, else
+	 * "(unnamed OP, output NAME)". */
+	const char *layer_label, *node_label;
 } bnfold_fusion;
 
 /* One BatchNormalization left in place, and why; or (is_bn false) a Mul or
@@ -183,6 +186,8 @@ typedef struct bnfold_skip {
 	bool is_bn;
 	const char *node_op;     /* "BatchNormalization", "Mul" or "Add" */
 	const char *shapes;      /* as in bnfold_fusion */
+	const char *layer_label; /* as in bnfold_fusion; NULL when layer is */
+	const char *bn_label;    /* the node named for people, as in bnfold_fusion */
 } bnfold_skip;
 
 BNFOLD_API void bnfold_result_counts(const bnfold_result *r, bnfold_counts *c);
