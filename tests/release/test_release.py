@@ -11,6 +11,7 @@
   soname and development links, the static archive, bnfold.h, bnfold.pc, the
   man page, the report schema and the copyright file, all owned by root,
   nothing writable by others, and nothing else;
+- DEBIAN/: shlibs for libbnfold, the ldconfig trigger, md5sums of every file;
 - unpacked (`dpkg -x DEB ROOT`): the files are the source tree's, every
   shared library the program and libbnfold.so load belongs to a package the
   Depends name, ROOT/usr/bin/bnfold --version prints the version, it folds
@@ -151,6 +152,24 @@ def check_control(deb):
     return set(deps)
 
 
+def check_control_files(deb, tmp):
+    """DEBIAN/: the library's shlibs entry, the ldconfig trigger, md5sums of every file."""
+    ctrl = os.path.join(tmp, "control")
+    rc, o, e = run(["dpkg-deb", "-e", deb, ctrl])
+    names = sorted(os.listdir(ctrl)) if rc == 0 else []
+    check(names == ["control", "md5sums", "shlibs", "triggers"], "DEBIAN/ holds control, md5sums, shlibs and triggers",
+          "%s %s" % (names, e))
+    if names != ["control", "md5sums", "shlibs", "triggers"]:
+        return {}
+    major = VERSION.split(".")[0]
+    check(read(os.path.join(ctrl, "shlibs")) == "libbnfold %s bnfold (>= %s)\n" % (major, VERSION),
+          "DEBIAN/shlibs: libbnfold %s bnfold (>= %s)" % (major, VERSION), read(os.path.join(ctrl, "shlibs")))
+    check(read(os.path.join(ctrl, "triggers")) == "activate-noawait ldconfig\n", "DEBIAN/triggers runs ldconfig",
+          read(os.path.join(ctrl, "triggers")))
+    sums = dict(reversed(ln.split("  ", 1)) for ln in read(os.path.join(ctrl, "md5sums")).splitlines())
+    return sums
+
+
 def check_contents(deb):
     """The package's file list; returns its libdir (./usr/lib[/MULTIARCH])."""
     rc, o, e = run(["dpkg-deb", "-c", deb])
@@ -220,10 +239,15 @@ def needed_packages(path):
 
 
 def check_installed(deb, libdir, depends, tmp):
+    sums = check_control_files(deb, tmp)
     root = os.path.join(tmp, "root")
     rc, o, e = run(["dpkg", "-x", deb, root])
     if not check(rc == 0, "dpkg -x DEB ROOT unpacks the package", o + e):
         return
+    files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+                   if not os.path.islink(os.path.join(d, f)))
+    check(sorted(sums) == files and all(hashlib.md5(read(os.path.join(root, f), "rb")).hexdigest() == sums[f] for f in files),
+          "DEBIAN/md5sums lists every file of the package with its md5", (sorted(sums), files))
     usr = os.path.join(root, "usr")
     lib = os.path.join(root, libdir)
     exe = os.path.join(usr, "bin", "bnfold")
