@@ -8,7 +8,8 @@
 - every reason code of BNF_REASONS (src/lib/patterns.h) is in README.md, the man
   page and the report schema, and the schema has no other;
 - the version agrees between meson.build, --version and the man page;
-- `meson install --destdir` puts bin/bnfold and share/man/man1/bnfold.1 in place.
+- `meson install --destdir` puts bin/bnfold, share/man/man1/bnfold.1 and the
+  rest (library, header, bnfold.pc, schema, LICENSE) in place, and nothing else.
 """
 import argparse
 import filecmp
@@ -163,11 +164,12 @@ if check(meson is not None, "meson is installed"):
                 os.path.join(prefix, o.get("includedir", "include"), "bnfold.h"),
                 os.path.join(prefix, libdir, "libbnfold.a"),
                 os.path.join(prefix, libdir, "pkgconfig", "bnfold.pc"),
-                os.path.join(prefix, datadir, "bnfold", "report.schema.json")}
+                os.path.join(prefix, datadir, "bnfold", "report.schema.json"),
+                os.path.join(prefix, datadir, "doc", "bnfold", "LICENSE")}
         shared = [g for g in got if re.search(r"/libbnfold\.so(\.\d+)*$", g)]
         check(sorted(set(got) - set(shared)) == sorted(want) and len(shared) == 3,
               "meson install puts in place the program, the man page, the library (static, shared with a "
-              "soname and its links), bnfold.h, bnfold.pc and the report schema, and nothing else", got)
+              "soname and its links), bnfold.h, bnfold.pc, the report schema and the LICENSE, and nothing else", got)
         schema_copy = os.path.join(stage, prefix, datadir, "bnfold", "report.schema.json")
         check(os.path.isfile(schema_copy) and filecmp.cmp(schema_copy, os.path.join(SRC, "src", "lib", "report.schema.json"), shallow=False),
               "the installed report schema is the one in the source tree", schema_copy)
