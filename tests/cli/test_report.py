@@ -235,6 +235,20 @@ try:
           doc["inputs"][0]["error"]["code"] == "io_error",
           "a missing input whose name is not UTF-8: U+FFFD in its place, valid JSON", "exit %d %s" % (rc, probs))
 
+    # --- docs/report.md: its example is what the command it shows prints ---
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    page = open(os.path.join(root, "docs", "report.md")).read()
+    m = re.search(r"^`bnfold (--check --report - [^`]+)`.*?^```json\n(.*?)^```$", page.split("## An example", 1)[1],
+                  re.S | re.M)
+    if check(m, "docs/report.md has an example: a command and its JSON"):
+        rc, so, err = run(m.group(1).split(), cwd=root)
+        doc, probs = load(text=so.decode(errors="replace"))
+        shown = json.loads(m.group(2))
+        if doc:
+            doc["tool"]["version"] = shown["tool"]["version"]
+        check(rc == 1 and not probs and doc == shown, "docs/report.md: the example is what bnfold prints (exit 1)",
+              "exit %d %s\n%s" % (rc, probs, so.decode(errors="replace")[:1500]))
+
     # --- the report cannot be written: exit 1, and nothing half-written ---
     rc, _, err = run(["--check", demo, "--report", os.path.join(work, "no", "dir", "r.json")])
     check(rc == 1 and re.search(r"r\.json: cannot create", err) and not bnftest.debris(work),
