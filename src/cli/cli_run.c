@@ -330,30 +330,23 @@ out:
 
 /* --- the report --- */
 
-static int report_add(bnf_run *run, const bnf_run_options *o, const char *text)
+static const char *job_name(bnf_job job)
 {
-	size_t n = strlen(text), need = run->report_len + n + 2;
+	return job == BNF_JOB_FOLD ? "fold" : job == BNF_JOB_CHECK ? "check" : "list";
+}
 
-	if (need < run->report_len)
-		return -1;
-	if (need > run->report_cap) {
-		size_t cap = need > 2 * run->report_cap ? need : 2 * run->report_cap;
-		char *p = realloc(run->report, cap);
-		if (!p)
-			return -1;
-		run->report = p;
-		run->report_cap = cap;
-	}
-	for (const char *s = text; *s; s++) {
-		/* JSON forbids raw control characters inside strings, so every raw
-		 * newline or tab is layout: dropping them leaves one line per input. */
-		if (o->report_lines && (*s == '\n' || *s == '\t'))
-			continue;
-		run->report[run->report_len++] = *s;
-	}
-	run->report[run->report_len++] = '\n';
-	run->report[run->report_len] = '\0';
-	return 0;
+/* Add input's entry to the report (made at the first input): its result,
+ * or with code the error line just printed.  Running out of memory here
+ * is reported once, when the report is written. */
+static void report_input(bnf_run *run, const bnf_run_options *o, const char *input, bnfold_result *res,
+			 const char *code, int exit_status)
+{
+	if (!o->report || run->report_failed)
+		return;
+	if (!run->report && !(run->report = cli_report_new(job_name(o->job), &o->lib)))
+		run->report_failed = true;
+	else if (cli_report_add(run->report, input, res, code, exit_status, code ? cli_last_error() : NULL) < 0)
+		run->report_failed = true;
 }
 
 /* --- one input --- */
@@ -424,7 +417,7 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	bnfold_options lib = o->lib;
 	bnfold_counts n;
 	bnfold_status st;
-	const char *report = NULL;
+	const char *code = "refused"; /* the report's error code, should this input fail */
 	char *output = NULL;
 	int rc = -1;
 
@@ -435,12 +428,14 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	note_reading(input);
 	st = o->job == BNF_JOB_FOLD ? bnfold_fold_file(input, output, &lib, &res, &err)
 				    : bnfold_inspect_file(input, &lib, &res, &err);
+	code = bnfold_status_name(st);
 	if (st == BNFOLD_E_VERIFY) {
 		if (res)
 			verify_failures(res, input);
 		else
 			cli_error("%s", err.message);
 		run->verify_failed++;
+		report_input(run, o, input, res, code, 4);
 		rc = 0; /* not an I/O failure: exit status 4 */
 		goto verify_failed;
 	}
@@ -448,22 +443,20 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 		cli_error("%s", err.message);
 		goto done;
 	}
-	if (o->report && !(report = bnfold_result_json(res))) {
-		cli_error("out of memory building the report");
-		goto done;
-	}
+	code = "out_of_memory"; /* all that can fail from here on */
 	if (job_lines(run, o, res, input, output) < 0)
 		goto done;
-	if (report && report_add(run, o, report) < 0)
-		run->report_failed = true;
+	report_input(run, o, input, res, NULL, 0);
 	bnfold_result_counts(res, &n);
 	run->bn_found += n.bn_found;
 	run->folded += n.bn_folded;
 	run->files_foldable += n.bn_folded > 0;
 	rc = 0;
 done:
-	if (rc < 0)
+	if (rc < 0) {
 		run->failed++;
+		report_input(run, o, input, NULL, code, 1);
+	}
 verify_failed:
 	free(output);
 	bnfold_result_free(res);
@@ -487,17 +480,19 @@ void bnf_run_totals(const bnf_run *run, const bnf_run_options *o)
 int bnf_run_write_report(bnf_run *run, const bnf_run_options *o, const char *path)
 {
 	bnfold_error err;
-	if (run->report_failed)
-		return cli_error("%s: out of memory building the report", path);
-	if (!run->report_len)
-		return 0;
-	if (bnfold_write_file(path, run->report, run->report_len, &o->lib, &err) != BNFOLD_OK)
-		return cli_error("%s", err.message);
-	return 0;
+	char *text = NULL;
+	int rc = 0;
+
+	if (run->report_failed || !run->report || !(text = cli_report_text(run->report)))
+		rc = cli_error("%s: out of memory building the report", path);
+	else if (bnfold_write_file(path, text, strlen(text), &o->lib, &err) != BNFOLD_OK)
+		rc = cli_error("%s", err.message);
+	free(text);
+	return rc;
 }
 
 void bnf_run_free(bnf_run *run)
 {
-	free(run->report);
+	cli_report_free(run->report);
 	memset(run, 0, sizeof(*run));
 }

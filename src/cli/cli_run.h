@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "bnfold.h"
+#include "report_doc.h"
 
 typedef enum bnf_job {
 	BNF_JOB_FOLD,  /* write the folded model */
@@ -25,7 +26,6 @@ typedef struct bnf_run_options {
 	bool force;          /* FOLD: replace an existing derived output */
 	bool headings;       /* LIST: "FILE:" above each table (several inputs) */
 	bool report;         /* collect the JSON report */
-	bool report_lines;   /* report as one JSON line per input (several inputs) */
 } bnf_run_options;
 
 /* What a run over several inputs has done so far. */
@@ -35,8 +35,7 @@ typedef struct bnf_run {
 	size_t tables;             /* LIST: tables printed */
 	size_t bn_found, folded;   /* FOLD: folded; CHECK/LIST: would fold */
 	size_t files_foldable;     /* CHECK/LIST: inputs with a BN that would fold */
-	char *report;              /* collected report text, report_len bytes */
-	size_t report_len, report_cap;
+	cli_report *report;        /* the report's document, made at the first input */
 	bool report_failed;        /* out of memory while collecting */
 } bnf_run;
 
@@ -57,9 +56,8 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input);
 /* One line of totals on stderr after several inputs. */
 void bnf_run_totals(const bnf_run *run, const bnf_run_options *o);
 
-/* Write the collected report to path ("-" = stdout): one object for one
- * input, one JSON line per input that was read for several.  Nothing is
- * written when no input was read.  -1 after an error. */
+/* Write the report to path ("-" = stdout): one JSON document with an
+ * entry for every input, failed ones included.  -1 after an error. */
 int bnf_run_write_report(bnf_run *run, const bnf_run_options *o, const char *path);
 
 void bnf_run_free(bnf_run *run);

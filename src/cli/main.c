@@ -43,8 +43,8 @@ static void usage(FILE *f)
 	      "  -f, --force             replace an existing file at a derived output path\n"
 	      "                          (default: INPUT with .onnx replaced by .folded.onnx,\n"
 	      "                          or stdout when INPUT is '-')\n"
-	      "      --report FILE       write a JSON report of every fusion and skip\n"
-	      "                          ('-' = stdout); one JSON line per INPUT if several\n"
+	      "      --report FILE       write a JSON report of every INPUT, fusion, skip\n"
+	      "                          and error ('-' = stdout)\n"
 	      "      --no-fsync          do not wait for the output to reach the disk before\n"
 	      "                          renaming it into place (faster; after a crash or\n"
 	      "                          power loss the output may be empty or partial)\n"
@@ -251,7 +251,6 @@ int main(int argc, char **argv)
 	o.job = check ? BNF_JOB_CHECK : list ? BNF_JOB_LIST : BNF_JOB_FOLD;
 	o.headings = n > 1;
 	o.report = report_path != NULL;
-	o.report_lines = n > 1;
 	if ((rc = check_combination(&o, report_path, argv + optind, n)) != EXIT_OK)
 		return rc;
 	for (int i = optind; report_path && i < argc; i++)

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 int cli_display_level = 1;
+static char last_error[4096];
 
 /* One line on stderr.  Names in messages come from the model, so control
  * bytes are shown as \xNN: a newline or an escape sequence in a tensor
@@ -40,9 +41,17 @@ int cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	va_start(ap, fmt);
 	vmessage("bnfold: error: ", fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+const char *cli_last_error(void)
+{
+	return last_error;
 }
 
 void cli_info(int level, const char *fmt, ...)

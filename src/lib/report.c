@@ -130,22 +130,13 @@ static char *utf8_repair(char *text)
 	return out;
 }
 
-/* The run's header: tool, input and output, options, model, counts. */
+/* The entry's head: input and output, model, counts.  The tool and the
+ * options belong to the document the program wraps around its entries. */
 static void add_head(cJSON *root, const bnf_result *r, const char *input, const char *output)
 {
 	cJSON *o;
-	o = cJSON_AddObjectToObject(root, "tool");
-	cJSON_AddStringToObject(o, "name", "bnfold");
-	cJSON_AddStringToObject(o, "version", BNF_VERSION);
 	cJSON_AddStringToObject(root, "input", input);
 	cJSON_AddItemToObject(root, "output", str_or_null(output));
-	o = cJSON_AddObjectToObject(root, "options");
-	cJSON_AddBoolToObject(o, "fold_overridable", r->fold_overridable);
-	cJSON_AddBoolToObject(o, "verify", r->verify);
-	if (r->verify && r->tolerance_set)
-		cJSON_AddNumberToObject(o, "tolerance", r->tolerance);
-	else
-		cJSON_AddNullToObject(o, "tolerance");
 
 	o = cJSON_AddObjectToObject(root, "model");
 	cJSON_AddNumberToObject(o, "ir_version", (double)r->ir_version);
@@ -174,15 +165,18 @@ static bool add_fusion(cJSON *e, const bnf_fusion *f, bool is_bn)
 	cJSON_AddStringToObject(e, "pattern", bnf_pattern_name(f->pattern));
 	cJSON_AddStringToObject(e, "graph", f->graph);
 	cJSON_AddStringToObject(e, "layer", f->layer);
+	cJSON_AddStringToObject(e, "layer_label", f->layer_label);
 	cJSON_AddStringToObject(e, "layer_op", f->layer_op);
 	cJSON_AddItemToObject(e, "rewritten_as",
 			      strcmp(f->layer_op, f->layer_op_after) ? cJSON_CreateString(f->layer_op_after)
 								     : cJSON_CreateNull());
 	if (is_bn) {
 		cJSON_AddStringToObject(e, "bn", f->bn);
+		cJSON_AddStringToObject(e, "bn_label", f->bn_label);
 		cJSON_AddStringToObject(e, "bn_output", f->bn_output);
 	} else {
 		cJSON_AddStringToObject(e, "node", f->bn);
+		cJSON_AddStringToObject(e, "node_label", f->bn_label);
 		cJSON_AddStringToObject(e, "node_op", f->node_op);
 		cJSON_AddStringToObject(e, "output", f->bn_output);
 	}
@@ -211,10 +205,12 @@ static bool add_skips(cJSON *root, const bnf_result *r)
 			return false;
 		cJSON_AddStringToObject(e, "graph", s->graph);
 		cJSON_AddStringToObject(e, bn ? "bn" : "node", s->bn);
+		cJSON_AddStringToObject(e, bn ? "bn_label" : "node_label", s->bn_label);
 		if (!bn)
 			cJSON_AddStringToObject(e, "node_op", bnf_op_type(s->op));
 		cJSON_AddStringToObject(e, bn ? "bn_output" : "output", s->bn_output);
 		cJSON_AddItemToObject(e, "layer", str_or_null(s->layer));
+		cJSON_AddItemToObject(e, "layer_label", str_or_null(s->layer_label));
 		cJSON_AddStringToObject(e, "reason", bnf_reason_code(s->reason));
 		cJSON_AddStringToObject(e, "message", s->message);
 	}

@@ -52,8 +52,8 @@ int bnf_result_add_skip(bnf_result *r, const char *graph, const bnf_plan *p, con
 }
 
 int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, const Onnx__NodeProto *node,
-			  const Onnx__NodeProto *layer, const char *layer_op, bool weight_copied, bool bias_created,
-			  const bnf_verify *vr)
+			  const Onnx__NodeProto *layer, const char *layer_op, const char *layer_label,
+			  bool weight_copied, bool bias_created, const bnf_verify *vr)
 {
 	bnf_fusion *f;
 	if (BNF_GROW(r->fusions, r->n_fusions, r->cap_fusions) < 0)
@@ -68,7 +68,7 @@ int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, c
 	f->layer_op_after = bnf_strdup(layer->op_type);
 	f->bn = node_name_copy(node);
 	f->bn_label = bnf_node_label_copy(node);
-	f->layer_label = bnf_node_label_copy(layer);
+	f->layer_label = bnf_strdup(layer_label);
 	f->node_op = bnf_strdup(node->op_type);
 	f->bn_output = bnf_strdup(node->output[0]);
 	f->weight = bnf_strdup(layer->input[1]);

@@ -72,12 +72,13 @@ bool bnf_fusion_is_bn(const bnf_fusion *f);
  * it would fold into, or NULL).  0, or -1 when memory runs out. */
 int bnf_result_add_skip(bnf_result *r, const char *graph, const bnf_plan *p, const Onnx__NodeProto *node,
 			const Onnx__NodeProto *layer);
-/* Record a fusion made by plan p: layer_op is the layer's op type before
- * (a MatMul may have become a Gemm), vr the check made, or NULL.  0, or -1
- * when memory runs out. */
+/* Record a fusion made by plan p: layer_op and layer_label are the layer's
+ * op type and name for people before the edit (a MatMul may have become a
+ * Gemm; an unnamed layer is named by the output it had), vr the check
+ * made, or NULL.  0, or -1 when memory runs out. */
 int bnf_result_add_fusion(bnf_result *r, const char *graph, const bnf_plan *p, const Onnx__NodeProto *node,
-			  const Onnx__NodeProto *layer, const char *layer_op, bool weight_copied, bool bias_created,
-			  const bnf_verify *vr);
+			  const Onnx__NodeProto *layer, const char *layer_op, const char *layer_label,
+			  bool weight_copied, bool bias_created, const bnf_verify *vr);
 /* Give each fusion and skip its node's position among `names`, the output
  * names of the model's BatchNormalization nodes in file order (the first
  * one not given yet that matches), or SIZE_MAX. -1 when memory runs out. */

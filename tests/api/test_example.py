@@ -81,7 +81,7 @@ def try_example(exe, env, how):
         if not check(r.rc == 0, f"{how}: build/bnfold folds {name}", r.diag()):
             continue
         rc, out, err = run([exe, inp, got_out], env=env, cwd=tmp)
-        want = expected_lines(json.load(open(want_rep)))
+        want = expected_lines(json.load(open(want_rep))["inputs"][0])
         check(rc == 0 and err == "" and out.splitlines() == want,
               f"{how}: fold_file {name} exits 0 and prints the counts and skips of bnfold's report",
               f"exit {rc}\nstdout: {out}\nwant: {want}\nstderr: {err}")

@@ -7,7 +7,8 @@ Each case states what bnfold must do, written by hand from the ONNX and
 protobuf rules, never taken from bnfold's output:
   error: exit 1, exactly one stderr line "bnfold: error: FILE: ..." matching
          a pattern (naming the tensor or node where there is one), no output
-         file and no temp file left;
+         file and no temp file left, and a report whose one entry is that
+         error;
   skip:  exit 0, the report lists the BN as skipped with the reason code and
          a message matching a pattern, and the output is the input unchanged.
 Any run that crashes, hangs, or makes a sanitizer or valgrind speak fails.
@@ -593,6 +594,24 @@ cases.append((f"{N_PAIRS} Conv->BN pairs sharing one weight, no bias, IR 3, fold
 
 # ------------------------------------------------------------ running them
 
+def failed_report_problems(rep, inp, lines):
+    """The report of a failed input: one entry, its error of exit 1 with
+    the line bnfold printed, counted in the totals."""
+    try:
+        doc = json.load(open(rep))
+        e = doc["inputs"][0]
+        said = lines[0][len("bnfold: error: "):] if lines else None
+        if len(doc["inputs"]) != 1 or set(e) != {"input", "error"} or e["input"] != inp:
+            return [f"report entry {e!r}, expected the input and its error"]
+        # the report keeps the message's bytes; stderr shows control bytes as \xNN
+        shown = re.sub(r"[\x00-\x1f\x7f]", lambda m: "\\x%02x" % ord(m.group(0)), e["error"]["message"])
+        if e["error"]["exit"] != 1 or shown != said or doc["totals"]["failed"] != 1:
+            return [f"report error {e['error']!r}, totals {doc['totals']!r}, expected exit 1 and the line printed"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as x:
+        return [f"no usable report: {x!r}"]
+    return []
+
+
 def run_case(tmp, desc, data, expect, n):
     folder = os.path.join(tmp, f"case{n:03d}")
     os.mkdir(folder)
@@ -624,15 +643,15 @@ def run_case(tmp, desc, data, expect, n):
             problems.append("expected one line 'bnfold: error: FILE: ...'")
         elif not re.search(expect[1], lines[0]):
             problems.append(f"stderr does not match /{expect[1]}/")
-        for p in (out, rep):
-            if os.path.exists(p):
-                problems.append(f"{os.path.basename(p)} was written")
+        if os.path.exists(out):
+            problems.append("out.onnx was written")
+        problems.extend(failed_report_problems(rep, inp, lines))
     else:
         if r.rc != 0:
             problems.append("expected exit 0")
         elif expect[0] == "skip":
             try:
-                report = json.load(open(rep))
+                report = json.load(open(rep))["inputs"][0]
                 skips = report["skipped"]
                 if report["counts"]["folded"] != 0 or len(skips) != 1:
                     problems.append(f"expected one skip and no fold, report counts {report['counts']}")
@@ -653,7 +672,7 @@ def reason_tables(root):
     fold_h = open(os.path.join(root, "src", "lib", "patterns.h")).read()
     codes = re.findall(r'X\(BNF_\w+,\s*"(\w+)"', fold_h)
     schema = json.load(open(os.path.join(root, "src", "lib", "report.schema.json")))
-    enum = schema["properties"]["skipped"]["items"]["properties"]["reason"]["enum"]
+    enum = schema["definitions"]["reason"]["enum"]
     readme = open(os.path.join(root, "README.md")).read()
     table = re.findall(r"^\| `(\w+)` \|", readme.split("### Why a BN is skipped", 1)[1].split("\n## ", 1)[0], re.M)
     return [c for c in codes if c != "fold"], enum, table

@@ -132,13 +132,14 @@ try:
     check(re.search(r"folded 3 of 3 BatchNormalization, skipped 0; nodes 12 -> 9", err), "one-line summary on stderr", err)
     fm = onnx.load(out)
     check(bn_count(fm) == 0, "folded demo has no BN")
-    r = json.load(open(rep))
+    doc = json.load(open(rep))
+    r = doc["inputs"][0]
     check(r["counts"] == {"bn_found": 3, "folded": 3, "affine_folded": 0, "skipped": 0, "affine_skipped": 0, "nodes_before": 12, "nodes_after": 9, "graph_inputs_removed": 0},
           "report counts", json.dumps(r["counts"]))
     check(sorted(f["bn"] for f in r["fusions"]) == ["bn1", "bn2", "downsample_bn"] and
           all(f["pattern"] == "conv_bn" and f["layer_op"] == "Conv" and f["dtype"] == "float32" for f in r["fusions"]),
           "report lists each fusion with names, pattern and dtype", json.dumps(r["fusions"])[:400])
-    check(r["input"] == demo and r["output"] == out and r["tool"]["name"] == "bnfold", "report names input and output")
+    check(r["input"] == demo and r["output"] == out and doc["tool"]["name"] == "bnfold", "report names input and output")
     check(stat.S_IMODE(os.stat(out).st_mode) == 0o644, "a new output file gets 0666 minus umask 022",
           oct(stat.S_IMODE(os.stat(out).st_mode)))
 
@@ -170,7 +171,7 @@ try:
     check(ok, "-o - writes the folded model to stdout", err[:200])
     rc, so, err = run([demo, "-o", out, "--report", "-"])
     try:
-        ok = rc == 0 and json.loads(so)["counts"]["folded"] == 3
+        ok = rc == 0 and json.loads(so)["inputs"][0]["counts"]["folded"] == 3
     except Exception:  # noqa: BLE001
         ok = False
     check(ok, "--report - writes JSON to stdout", so[:200])
@@ -249,7 +250,7 @@ try:
     as_file = os.path.join(work, "late.out.onnx")
     rc_f, _, err_f = run(["-q", "--no-verify", "--report", os.path.join(work, "r.json"), late, "-o", as_file])
     rc_s, out_s, err_s = run(["-q", "--no-verify", late, "-o", "-"])
-    rep = json.load(open(os.path.join(work, "r.json"))) if rc_f == 0 else {}
+    rep = json.load(open(os.path.join(work, "r.json")))["inputs"][0] if rc_f == 0 else {}
     check(rc_f == 0 and [s["reason"] for s in rep.get("skipped", [])] == ["overflow"],
           "a weight that overflows late: skipped as overflow when written to a file", err_f)
     check(rc_s == 0 and os.path.exists(as_file) and out_s == open(as_file, "rb").read(),

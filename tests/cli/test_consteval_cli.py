@@ -87,7 +87,7 @@ def fold(work, name, model, want_patterns, gone_nodes, gone_inits):
     r = bnftest.run_checked(tap, args.bnfold, [src, "-o", out, "--report", rep])
     if not check(r.rc == 0, "%s: bnfold exits 0" % name, r.diag()):
         return
-    report = json.load(open(rep))
+    report = json.load(open(rep))["inputs"][0]
     patterns = sorted(f["pattern"] for f in report["fusions"] + report["affine_fusions"])
     check(patterns == sorted(want_patterns), "%s: folds as %s" % (name, ", ".join(want_patterns)),
           json.dumps(report)[:1500])

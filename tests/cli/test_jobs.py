@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """End-to-end cases for the CI gate (--check), the inspection table (--list)
-and several inputs (-O DIR, NAME.folded.onnx, JSON-lines reports).  Prints TAP.
+and several inputs (-O DIR, NAME.folded.onnx, one report for all).  Prints TAP.
 
 Expected outcomes come from testdata/expected.json (written by hand), from
 the models themselves read with the onnx package, and from the cases below;
@@ -90,20 +90,13 @@ def schema_errors(obj):
     return ["%s: %s" % ("/".join(map(str, e.path)), e.message) for e in v.iter_errors(obj)]
 
 
-def report_lines(path):
-    """The report as JSON lines: every line one object valid against the schema."""
-    objs, errs = [], []
-    with open(path) as f:
-        text = f.read()
-    for i, line in enumerate(text.splitlines(), 1):
-        try:
-            o = json.loads(line)
-        except ValueError as e:
-            errs.append("line %d: %s" % (i, e))
-            continue
-        errs += ["line %d: %s" % (i, e) for e in schema_errors(o)]
-        objs.append(o)
-    return objs, errs
+def report_doc(path):
+    """The report: one JSON document, valid against the schema."""
+    try:
+        doc = json.load(open(path))
+    except ValueError as e:
+        return {"inputs": []}, [str(e)]
+    return doc, schema_errors(doc)
 
 
 def parse_table(text):
@@ -193,22 +186,25 @@ try:
     # reports from --check
     rep = os.path.join(tmp, "check.json")
     rc, _, err = run(["--check", demo, "--report", rep])
-    r = json.load(open(rep))
-    check(rc == 3 and not schema_errors(r) and r["output"] is None and r["counts"]["folded"] == 3 and
-          len(r["fusions"]) == 3, "--check --report: one object, valid, output null, fusions that would happen",
-          schema_errors(r) or json.dumps(r)[:300])
+    doc, errs = report_doc(rep)
+    r = doc["inputs"][0] if doc["inputs"] else {}
+    check(rc == 3 and not errs and doc["job"] == "check" and len(doc["inputs"]) == 1 and r["output"] is None and
+          r["counts"]["folded"] == 3 and len(r["fusions"]) == 3,
+          "--check --report: one entry, valid, output null, fusions that would happen", errs or json.dumps(r)[:300])
     rc, out, err = run(["--check", demo, "--report", "-"])
     try:
         r = json.loads(out)
-        ok = rc == 3 and not schema_errors(r) and r["input"] == demo
+        ok = rc == 3 and not schema_errors(r) and r["inputs"][0]["input"] == demo
     except ValueError as e:
         ok, err = False, str(e)
     check(ok, "--check --report - puts only the JSON on stdout", out[:200] + err)
     os.unlink(rep)
     rc, _, err = run(["--check", demo, missing, mixed, "--report", rep])
-    objs, errs = report_lines(rep)
-    check(rc == 1 and not errs and [o["input"] for o in objs] == [demo, mixed],
-          "--check --report over several files: one valid JSON line per file read", errs or [o["input"] for o in objs])
+    doc, errs = report_doc(rep)
+    check(rc == 1 and not errs and [o["input"] for o in doc["inputs"]] == [demo, missing, mixed] and
+          doc["inputs"][1].get("error", {}).get("code") == "io_error" and doc["totals"]["failed"] == 1,
+          "--check --report over several files: one valid document, an entry per file, the missing one an error",
+          errs or [o["input"] for o in doc["inputs"]])
     os.unlink(rep)
     rc, _, err = run(["--check", demo, "--report", os.path.join(tmp, "no", "dir", "r.json")])
     check(rc == 1 and "cannot create a file in" in err and ": foldable Conv" in err,
@@ -301,9 +297,10 @@ try:
 
     rep = os.path.join(tmp, "list.json")
     rc, _, _ = run(["--list", "-q", mixed, "--report", rep])
-    r = json.load(open(rep))
-    check(rc == 0 and not schema_errors(r) and r["output"] is None and r["counts"]["skipped"] == 2,
-          "--list --report writes a valid report", schema_errors(r))
+    doc, errs = report_doc(rep)
+    r = doc["inputs"][0] if doc["inputs"] else {}
+    check(rc == 0 and not errs and doc["job"] == "list" and r["output"] is None and r["counts"]["skipped"] == 2,
+          "--list --report writes a valid report", errs)
     os.unlink(rep)
     check(tree(tmp) == before, "--list wrote no file", sorted(set(tree(tmp)) ^ set(before)))
 
@@ -328,9 +325,11 @@ try:
     rc, _, err = run(["-O", od, a, missing, b, "--report", rep])
     check(rc == 1 and sorted(os.listdir(od)) == ["a.onnx", "b.onnx"] and bn_count(os.path.join(od, "a.onnx")) == 0,
           "-O DIR: same base names in DIR; a failing input does not stop the others (exit 1)", err)
-    objs, errs = report_lines(rep)
-    check(not errs and [(o["input"], o["output"]) for o in objs] == [(a, os.path.join(od, "a.onnx")), (b, os.path.join(od, "b.onnx"))],
-          "several inputs: the report is one valid JSON line per input written", errs or objs)
+    doc, errs = report_doc(rep)
+    check(not errs and [(o["input"], o.get("output"), "error" in o) for o in doc["inputs"]] ==
+          [(a, os.path.join(od, "a.onnx"), False), (missing, None, True), (b, os.path.join(od, "b.onnx"), False)],
+          "several inputs: the report is one valid document with an entry per input, the failed one included",
+          errs or doc["inputs"])
     rc, _, err = run(["-O", od + "/", a])
     check(rc == 1 and "already exists; use -f to replace it" in err, "-O DIR: an existing file is kept without -f", err)
     rc, _, err = run(["-f", "-O", od + "/", a])

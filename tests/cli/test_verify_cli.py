@@ -35,6 +35,12 @@ def run(argv, stdin=None, cwd=None, env=None):
     return r.rc, r.out, r.err
 
 
+def load_entry(path):
+    """The report's only input entry, with the run's options beside it."""
+    doc = json.load(open(path))
+    return dict(doc["inputs"][0], options=doc["options"])
+
+
 def unit_roundoff(dtype):
     return {"float32": 2.0 ** -24, "float64": 2.0 ** -53, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}[dtype]
 
@@ -46,7 +52,7 @@ try:
 
     # --- verification is on by default and lands in the report ---
     rc, _, err = run([DEMO, "-o", out, "--report", rep])
-    r = json.load(open(rep)) if rc == 0 else {}
+    r = load_entry(rep) if rc == 0 else {}
     fus = r.get("fusions", [])
     check(rc == 0 and r.get("options", {}).get("verify") is True and r["options"].get("tolerance") is None,
           "verification is on by default (options.verify true, tolerance null)", err)
@@ -83,16 +89,16 @@ try:
 
     # --- --no-verify: no check, no verify objects ---
     rc, _, err = run(["--no-verify", DEMO, "-o", out, "--report", rep])
-    r = json.load(open(rep)) if rc == 0 else {}
+    r = load_entry(rep) if rc == 0 else {}
     check(rc == 0 and r.get("options", {}).get("verify") is False and "verify" not in r and
           not any("verify" in f for f in r.get("fusions", [])), "--no-verify: report without verify", err)
     rc, _, err = run(["--no-verify", "--verify", DEMO, "-o", out, "--report", rep])
-    r = json.load(open(rep)) if rc == 0 else {}
+    r = load_entry(rep) if rc == 0 else {}
     check(rc == 0 and r.get("verify", {}).get("checked") == 3, "--verify after --no-verify turns it back on", err)
 
     # --- --tolerance ---
     rc, _, err = run(["--tolerance", "1e-3", DEMO, "-o", out, "--report", rep])
-    r = json.load(open(rep)) if rc == 0 else {}
+    r = load_entry(rep) if rc == 0 else {}
     check(rc == 0 and r.get("options", {}).get("tolerance") == 1e-3 and
           all(f["verify"]["tolerance"] == 1e-3 for f in r.get("fusions", [])),
           "--tolerance 1e-3 is used for every fusion and recorded", err)
@@ -115,7 +121,11 @@ try:
         r"fails verification: max_rel_err \S+ > tolerance 0 \(max_abs_err \S+, channel \d+\); "
         r"3 fusions fail \(-v lists them\); nothing written$", lines[0]),
         "one error line naming the BN and the layer, the numbers, and how many fail", err)
-    check(not os.path.exists(out) and not os.path.exists(rep) and so == b"", "nothing written: no model, no report")
+    r = load_entry(rep) if os.path.exists(rep) else {}
+    check(not os.path.exists(out) and so == b"" and r.get("output", "") is None and
+          r.get("error", {}).get("code") == "verify_failed" and r.get("verify", {}).get("failed") == 3,
+          "no model written; the report records the failed checks (tests/cli/test_report.py checks it whole)",
+          json.dumps(r)[:500])
     check(not [f for f in os.listdir(tmp) if ".bnfold-" in f], "no temp file left", str(os.listdir(tmp)))
     rc, _, err = run(["-v", "--tolerance", "0", DEMO, "-o", out])
     check(rc == 4 and len(re.findall(r"^  not verified  BatchNormalization '(bn1|bn2|downsample_bn)'", err, re.M)) == 3,
@@ -148,7 +158,7 @@ try:
                 os.remove(path)
         compared += 1
         try:
-            verified += any("verify" in f for f in json.loads(reps[0])["fusions"])
+            verified += any("verify" in f for f in json.loads(reps[0])["inputs"][0]["fusions"])
         except ValueError:
             pass
         if reps[0] != reps[1]:
@@ -192,7 +202,7 @@ try:
         path = os.path.join(tmp, "units%d.json" % len(reps))
         rc, _, _ = run(["-q", "--list", "--report", path, big], env=env)
         reps.append(open(path, "rb").read() if rc == 0 and os.path.exists(path) else b"")
-    fus = json.loads(reps[0])["fusions"] if reps[0] else []
+    fus = json.loads(reps[0])["inputs"][0]["fusions"] if reps[0] else []
     check(len(fus) == 3 and all(f.get("verify", {}).get("ok") for f in fus),
           "Conv 512x256x3x3, ConvTranspose 512x128x3x3 (2 groups), Gemm 1024x512: all three fold and verify",
           reps[0][:300])
@@ -203,7 +213,7 @@ try:
     out_big = os.path.join(tmp, "units_out.onnx")
     rep_big = os.path.join(tmp, "units_fold.json")
     rc, _, err = run([big, "-o", out_big, "--report", rep_big])
-    got = [f.get("verify") for f in json.load(open(rep_big))["fusions"]] if rc == 0 else None
+    got = [f.get("verify") for f in json.load(open(rep_big))["inputs"][0]["fusions"]] if rc == 0 else None
     check(got is not None and got == [f.get("verify") for f in fus],
           "folding it, each fusion's check gives the numbers --list gives", err)
     # ... and a failing one still writes nothing (the temp file goes)

@@ -113,11 +113,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (bnf_input_open(out_path, &back, false, NULL) < 0)
 			fail("bnfold wrote a model it cannot read back");
 		bnf_input_close(&back);
-		if (run.report_len) {
-			cJSON *j = cJSON_Parse(run.report);
-			if (!j)
+		if (run.report) {
+			char *text = cli_report_text(run.report);
+			cJSON *j = text ? cJSON_Parse(text) : NULL;
+			if (text && !j)
 				fail("the report is not JSON");
 			cJSON_Delete(j);
+			free(text);
 		}
 	}
 	bnf_run_free(&run);

@@ -179,8 +179,51 @@ def schema_errors(report, schema):
     return errs
 
 
-def report_consistency(rep):
-    """Internal consistency checks of a schema-valid report."""
+REPORT_SUMMED = ("bn_found", "folded", "affine_folded", "skipped", "affine_skipped",
+                 "nodes_before", "nodes_after", "graph_inputs_removed")
+
+
+def report_entry(doc, i=0):
+    """Entry i of a report's inputs (the only one for a run over one input)."""
+    return doc["inputs"][i]
+
+
+def totals_problems(doc):
+    """The totals of a report against its entries: inputs counted, errors
+    counted by exit status, counts summed over the inputs without an error."""
+    probs = []
+    ins, t = doc.get("inputs", []), doc.get("totals", {})
+    ok = [e for e in ins if "error" not in e]
+    want = {"inputs": len(ins),
+            "failed": sum(1 for e in ins if e.get("error", {}).get("exit") == 1),
+            "verify_failed": sum(1 for e in ins if e.get("error", {}).get("exit") == 4)}
+    for k in REPORT_SUMMED:
+        want[k] = sum(e["counts"][k] for e in ok)
+    for k, v in want.items():
+        if t.get(k) != v:
+            probs.append("totals.%s=%s but the inputs make %s" % (k, t.get(k), v))
+    for e in ins:
+        err = e.get("error")
+        if err and (err["exit"] == 4) != (err["code"] == "verify_failed"):
+            probs.append("%s: error %s with exit %s" % (e["input"], err["code"], err["exit"]))
+        if err and "counts" in e and (err["code"] != "verify_failed" or e.get("output") is not None):
+            probs.append("%s: only a verify failure keeps its details, with output null" % e["input"])
+    return probs
+
+
+def report_consistency(doc):
+    """Internal consistency checks of a schema-valid report: its totals,
+    and each entry that has details."""
+    probs = totals_problems(doc)
+    opts = doc.get("options") or {}
+    for e in doc.get("inputs", []):
+        if "counts" in e:
+            probs.extend("%s: %s" % (e["input"], p) for p in entry_consistency(e, opts))
+    return probs
+
+
+def entry_consistency(rep, opts):
+    """Internal consistency checks of one input's entry."""
     probs = []
     c = rep.get("counts", {})
     fus, sk = rep.get("fusions", []), rep.get("skipped", [])
@@ -202,21 +245,47 @@ def report_consistency(rep):
     outs = [f.get("bn_output") for f in fus]
     if len(set(outs)) != len(outs):
         probs.append("duplicate bn_output in fusions[]")
-    probs.extend(verify_problems(rep))
+    probs.extend(label_problems(rep))
+    if "error" not in rep:
+        probs.extend(verify_problems(rep, opts))
+    return probs
+
+
+def label_problems(rep):
+    """Each node's name for people: its name when it has one, else the op
+    and its output ("(unnamed OP, output NAME)")."""
+    probs = []
+
+    def want(name, op, output):
+        return name if name else "(unnamed %s, output %s)" % (op, output) if output else "(unnamed %s)" % op
+
+    for f in rep.get("fusions", []):
+        if f.get("bn_label") != want(f.get("bn"), "BatchNormalization", f.get("bn_output")):
+            probs.append("fusion %r: bn_label %r" % (f.get("bn_output"), f.get("bn_label")))
+    for f in rep.get("affine_fusions", []):
+        if f.get("node_label") != want(f.get("node"), f.get("node_op"), f.get("output")):
+            probs.append("affine fusion %r: node_label %r" % (f.get("output"), f.get("node_label")))
+    for s in rep.get("skipped", []):
+        if s.get("bn_label") != want(s.get("bn"), "BatchNormalization", s.get("bn_output")):
+            probs.append("skip %r: bn_label %r" % (s.get("bn_output"), s.get("bn_label")))
+    for f in rep.get("fusions", []) + rep.get("affine_fusions", []) + rep.get("skipped", []) + rep.get("affine_skipped", []):
+        if f.get("layer") and f.get("layer_label") != f.get("layer"):
+            probs.append("%r: layer_label %r for layer %r" % (f.get("bn_output", f.get("output")), f.get("layer_label"), f.get("layer")))
+        if f.get("layer") is None and f.get("layer_label") is not None:
+            probs.append("%r: a layer_label without a layer" % (f.get("bn_output", f.get("output")),))
     return probs
 
 
 UNIT_ROUNDOFF = {"float32": 2.0 ** -24, "float64": 2.0 ** -53, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 
 
-def verify_problems(rep):
+def verify_problems(rep, opts):
     """Checks of bnfold's per-fusion numeric verification in a report (none
     when the run had --no-verify): every fusion verified and within its
     tolerance; the default tolerance is 2u + (n + 8) 2^-52 for the dtype's
     unit roundoff u and n terms per output; and, from the rounding analysis
     (each stored value rounded once), max_rel_err <= u + (n + 8) 2^-52."""
     probs = []
-    opts = rep.get("options") or {}
     every = (rep.get("fusions") or []) + (rep.get("affine_fusions") or [])
     if not opts.get("verify"):
         if "verify" in rep or any("verify" in f for f in every):

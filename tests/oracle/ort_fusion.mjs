@@ -243,7 +243,7 @@ function bnfoldReport(bnfold, model, reportPath) {
   const r = spawnSync(bnfold, [model, '-o', os.devNull, '-q', '--report', reportPath], { encoding: 'utf8' });
   if (r.error) return { error: `cannot run ${bnfold}: ${r.error.message}` };
   if (r.status !== 0) return { error: `bnfold exit ${r.status}: ${(r.stderr || '').trim().split('\n')[0]}` };
-  try { return { report: JSON.parse(fs.readFileSync(reportPath, 'utf8')) }; } catch (e) { return { error: `report: ${e.message}` }; }
+  try { return { report: JSON.parse(fs.readFileSync(reportPath, 'utf8')).inputs[0] }; } catch (e) { return { error: `report: ${e.message}` }; }
 }
 
 async function ortOptimize(ort, model, optPath) {

@@ -82,7 +82,7 @@ def check_overridable(tap, bnfold, rel, src, out, rep, n_overridable, work, tag)
     sk = {}
     if r["rc"] == 0:
         with open(rep_path) as f:
-            srep = json.load(f)
+            srep = oc.report_entry(json.load(f))
         sk = oc.skipped_by_reason(srep)
         folded = srep["counts"]["folded"]
         ok = sk.get("param_is_graph_input") == n_overridable
@@ -173,6 +173,7 @@ def main():
                         rep = json.load(f)
                     errs = oc.schema_errors(rep, schema)
                     probs = oc.report_consistency(rep) if not errs else []
+                    rep = oc.report_entry(rep) if not errs else rep
                 except (OSError, ValueError) as e:
                     errs = ["report unreadable: %s" % e]
             unchanged = oc.sha256(src) == before

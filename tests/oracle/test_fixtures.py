@@ -161,6 +161,7 @@ def main():
                 tap.add(not errs, "%s: report valid against schema" % name, errs[:10])
                 probs = oc.report_consistency(rep) if not errs else ["(schema invalid)"]
                 tap.add(not probs, "%s: report internally consistent" % name, probs)
+                rep = oc.report_entry(rep) if not errs else {}
                 c = rep.get("counts", {}) if isinstance(rep.get("counts"), dict) else {}
                 got_sk = oc.skipped_by_reason(rep)
                 want_sk = {k: v for k, v in (fx.get("skipped") or {}).items() if v}

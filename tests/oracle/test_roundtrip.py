@@ -146,7 +146,7 @@ def main():
             if not tap.add(r["rc"] == 0, "%s: bnfold %s exits 0" % (label, FIXTURE), None if r["rc"] == 0 else oc.describe_run(r)):
                 continue
             with open(rep_path) as f:
-                rep = json.load(f)
+                rep = oc.report_entry(json.load(f))
             check_output(tap, label, src_bytes, out, rep)
         except Exception:  # noqa: BLE001
             tap.fail("%s: driver error" % label, traceback.format_exc())

@@ -82,7 +82,29 @@ static size_t json_size(const cJSON *o, const char *key)
 }
 
 
-/* The report: JSON naming the input (and output), with the counts of the result. */
+/* The display names of the entry's fusions, in the order of the result's
+ * views (BN fusions in "fusions", Mul/Add in "affine_fusions"). */
+static int labels_ok(const cJSON *j, const bnfold_result *r)
+{
+	const cJSON *bn = cJSON_GetObjectItemCaseSensitive(j, "fusions");
+	const cJSON *aff = cJSON_GetObjectItemCaseSensitive(j, "affine_fusions");
+	int i_bn = 0, i_aff = 0;
+
+	for (size_t i = 0; i < bnfold_result_n_fusions(r); i++) {
+		const bnfold_fusion *f = bnfold_result_fusion(r, i);
+		const cJSON *e = cJSON_GetArrayItem(f->is_bn ? bn : aff, f->is_bn ? i_bn++ : i_aff++);
+		const cJSON *node = cJSON_GetObjectItemCaseSensitive(e, f->is_bn ? "bn_label" : "node_label");
+		const cJSON *layer = cJSON_GetObjectItemCaseSensitive(e, "layer_label");
+		if (!cJSON_IsString(node) || strcmp(node->valuestring, f->node_label) || !cJSON_IsString(layer) ||
+		    strcmp(layer->valuestring, f->layer_label))
+			return 0;
+	}
+	return 1;
+}
+
+/* The report entry: JSON naming the input (and output), with the counts
+ * and the display names of the result; the tool and the options belong to
+ * the program's document around it. */
 static int report_ok(bnfold_result *r, const char *input, const char *output)
 {
 	const char *text = bnfold_result_json(r);
@@ -98,7 +120,8 @@ static int report_ok(bnfold_result *r, const char *input, const char *output)
 	     (output ? cJSON_IsString(out) && strcmp(out->valuestring, output) == 0 : !cJSON_IsString(out)) &&
 	     json_size(c, "bn_found") == n.bn_found && json_size(c, "folded") == n.bn_folded &&
 	     json_size(c, "skipped") == n.skipped && json_size(c, "affine_folded") == n.affine_folded &&
-	     bnfold_result_json(r) == text;
+	     !cJSON_GetObjectItemCaseSensitive(j, "tool") && !cJSON_GetObjectItemCaseSensitive(j, "options") &&
+	     labels_ok(j, r) && bnfold_result_json(r) == text;
 	cJSON_Delete(j);
 	return ok;
 }

@@ -14,8 +14,8 @@
  *           fprintf(stderr, "%s\n", e.message);
  *   bnfold_result_free(r);
  *
- * Build with `pkg-config --cflags --libs bnfold`.  The JSON report follows
- * share/bnfold/report.schema.json. */
+ * Build with `pkg-config --cflags --libs bnfold`.  A result's JSON follows
+ * share/bnfold/report.schema.json (bnfold_result_json). */
 #ifndef BNFOLD_H
 #define BNFOLD_H
 
@@ -196,8 +196,10 @@ BNFOLD_API size_t bnfold_result_n_fusions(const bnfold_result *r);
 BNFOLD_API const bnfold_fusion *bnfold_result_fusion(const bnfold_result *r, size_t i);
 BNFOLD_API size_t bnfold_result_n_skips(const bnfold_result *r);
 BNFOLD_API const bnfold_skip *bnfold_result_skip(const bnfold_result *r, size_t i);
-/* The JSON report (schema: share/bnfold/report.schema.json), UTF-8, owned
- * by the result; NULL only when memory runs out. */
+/* This result as one input's entry of the JSON report: the object the
+ * bnfold program lists in its report's "inputs" (schema:
+ * share/bnfold/report.schema.json, definitions/input; docs/report.md).
+ * UTF-8, owned by the result; NULL only when memory runs out. */
 BNFOLD_API const char *bnfold_result_json(bnfold_result *r);
 /* Free a result; NULL is fine. */
 BNFOLD_API void bnfold_result_free(bnfold_result *r);
