@@ -144,6 +144,42 @@ const bnfold_skip *bnfold_result_skip(const bnfold_result *r, size_t i)
 	return r && i < r->r.n_skips ? &r->skips[i] : NULL;
 }
 
+size_t bnfold_result_n_op_types(const bnfold_result *r)
+{
+	return r ? r->r.ops.n : 0;
+}
+
+int bnfold_result_op_type(const bnfold_result *r, size_t i, const char **domain, const char **op_type,
+			  size_t *before, size_t *after)
+{
+	const bnf_op_count *c;
+	if (!r || i >= r->r.ops.n)
+		return -1;
+	c = &r->r.ops.v[i];
+	if (domain)
+		*domain = c->domain;
+	if (op_type)
+		*op_type = c->op_type;
+	if (before)
+		*before = c->before;
+	if (after)
+		*after = c->after;
+	return 0;
+}
+
+void bnfold_result_sizes(const bnfold_result *r, size_t *model_before, size_t *data_before, size_t *model_after,
+			 size_t *data_after)
+{
+	if (model_before)
+		*model_before = r ? r->r.bytes_in : 0;
+	if (data_before)
+		*data_before = r ? r->r.bytes_in_data : 0;
+	if (model_after)
+		*model_after = r ? r->r.bytes_out : 0;
+	if (data_after)
+		*data_after = r ? r->r.bytes_out_data : 0;
+}
+
 const char *bnfold_result_json(bnfold_result *r)
 {
 	if (r && !r->json)
