@@ -202,6 +202,9 @@ const char *bnfold_reason_text(size_t i)
 	return i < BNF_REASON_COUNT - 1 ? bnf_reason_text((bnf_reason)(i + 1)) : NULL;
 }
 
+/* The quote around a name in a message, none around a label. */
+#define Q(name) ((name) && (name)[0] ? "'" : "")
+
 int bnf_api_verify_error(const bnf_result *res, const char *input, bnf_err *e)
 {
 	const bnf_fusion *worst = NULL;
@@ -224,14 +227,17 @@ int bnf_api_verify_error(const bnf_result *res, const char *input, bnf_err *e)
 	}
 	if (!worst)
 		return bnf_fail(e, BNFOLD_E_VERIFY, "%s: a fusion failed verification; nothing written", input);
+	/* named nodes in quotes; an unnamed one by its label "(unnamed OP, output NAME)" */
 	if (worst->verify.problem)
-		snprintf(what, sizeof(what), "%s '%s' (output '%s') folded into %s '%s' cannot be verified: %s",
-			 worst->node_op, worst->bn, worst->bn_output, worst->layer_op, worst->layer, worst->verify.problem);
+		snprintf(what, sizeof(what), "%s %s%s%s (output '%s') folded into %s %s%s%s cannot be verified: %s",
+			 worst->node_op, Q(worst->bn), worst->bn_label, Q(worst->bn), worst->bn_output, worst->layer_op,
+			 Q(worst->layer), worst->layer_label, Q(worst->layer), worst->verify.problem);
 	else
 		snprintf(what, sizeof(what),
-			 "%s '%s' (output '%s') folded into %s '%s' fails verification: max_rel_err %.3g > tolerance %.3g "
-			 "(max_abs_err %.3g, channel %zu)",
-			 worst->node_op, worst->bn, worst->bn_output, worst->layer_op, worst->layer, worst->verify.max_rel_err,
+			 "%s %s%s%s (output '%s') folded into %s %s%s%s fails verification: max_rel_err %.3g > tolerance "
+			 "%.3g (max_abs_err %.3g, channel %zu)",
+			 worst->node_op, Q(worst->bn), worst->bn_label, Q(worst->bn), worst->bn_output, worst->layer_op,
+			 Q(worst->layer), worst->layer_label, Q(worst->layer), worst->verify.max_rel_err,
 			 worst->verify.tolerance, worst->verify.max_abs_err, worst->verify.worst_channel);
 	if (n > 1)
 		return bnf_fail(e, BNFOLD_E_VERIFY, "%s: %s; %zu fusions fail; nothing written", input, what, n);

@@ -414,7 +414,7 @@ int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr)
 	bool bias_inplace = p->has_bias && p->bias.tensor && p->bias.exclusive && p->bias.view.rank == 1 &&
 			    p->bias.view.numel == p->bias_len;
 	bool new_tensor = (p->scale_weight && !weight_inplace) || (p->write_bias && !bias_inplace);
-	char *layer_op = NULL;
+	char *layer_op = NULL, *layer_label = NULL;
 
 	if (new_tensor && no_room_for_tensors(c, p, weight_inplace)) {
 		if (!p->reported)
@@ -423,7 +423,8 @@ int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr)
 			goto oom;
 		return 0;
 	}
-	if (!(layer_op = bnf_strdup(layer->op_type)))
+	/* the layer named as it was: it may take the BN's output name below */
+	if (!(layer_op = bnf_strdup(layer->op_type)) || !(layer_label = bnf_node_label_copy(layer)))
 		goto oom;
 	if (p->scale_weight && write_weight(c, p, layer, &wbytes) < 0)
 		goto oom;
@@ -448,11 +449,14 @@ int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr)
 	if (bnf_result_add_fusion(c->res, c->gname, p, node, layer, layer_op, p->scale_weight && !weight_inplace,
 				  p->write_bias && !p->has_bias, vr) < 0)
 		goto oom;
+	free(c->res->fusions[c->res->n_fusions - 1].layer_label);
+	c->res->fusions[c->res->n_fusions - 1].layer_label = layer_label;
 	free(layer_op);
 	return 1;
 oom: /* unless a step recorded its own failure first */
 	bnf_fail(c->run->fail, BNFOLD_E_NOMEM, "%s: out of memory folding '%s'", c->path, node->output[0]);
 	free(layer_op);
+	free(layer_label);
 	return -1;
 }
 
