@@ -135,6 +135,24 @@ static bool model_and_its_output(const bnf_run_options *o, char **inputs)
 	return pair;
 }
 
+/* Writing models: 'bnfold IN OUT' (which would leave OUT unfolded) and a
+ * model to a terminal are refused.  EXIT_OK or EXIT_USAGE. */
+static int check_habits(const bnf_run_options *o, char **inputs, int n)
+{
+	if (n == 2 && !o->output && !o->out_dir && !o->in_place && !model_and_its_output(o, inputs))
+		return usage_error("two models given without -o: to fold IN into OUT, run: bnfold IN -o OUT "
+				   "(to fold both, give -O DIR or --in-place)");
+	if (n == 1 && !o->force && isatty(STDOUT_FILENO)) {
+		char *out = bnf_run_output_path(o, inputs[0]);
+		bool tty = out && is_stdio(out);
+		free(out);
+		if (tty)
+			return usage_error("refusing to write a model to a terminal; redirect standard output, "
+					   "give -o FILE, or -f to force it");
+	}
+	return EXIT_OK;
+}
+
 /* Usage errors that need every option and input: returns EXIT_OK or EXIT_USAGE. */
 static int check_combination(const bnf_run_options *o, const char *report_path, char **inputs, int n)
 {
@@ -169,17 +187,8 @@ static int check_combination(const bnf_run_options *o, const char *report_path, 
 		return usage_error("-O needs input files, not stdin; use -o");
 	if (n_stdin && n > 1)
 		return usage_error("stdin ('-') cannot be one of several inputs when writing models");
-	if (n == 2 && !o->output && !o->out_dir && !o->in_place && !model_and_its_output(o, inputs))
-		return usage_error("two models given without -o: to fold IN into OUT, run: bnfold IN -o OUT "
-				   "(to fold both, give -O DIR or --in-place)");
-	if (n == 1 && !o->force && isatty(STDOUT_FILENO)) {
-		char *out = bnf_run_output_path(o, inputs[0]);
-		bool tty = out && is_stdio(out);
-		free(out);
-		if (tty)
-			return usage_error("refusing to write a model to a terminal; redirect standard output, "
-					   "give -o FILE, or -f to force it");
-	}
+	if (check_habits(o, inputs, n) != EXIT_OK)
+		return EXIT_USAGE;
 	if (n == 1 && report_path && is_stdio(report_path)) {
 		char *out = bnf_run_output_path(o, inputs[0]);
 		bool both = !out || is_stdio(out);
