@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli_table.h"
 #include "messages.h"
 #include "signals.h"
 
@@ -39,6 +40,8 @@ char *bnf_run_output_path(const bnf_run_options *o, const char *input)
 int bnf_run_check_dir(const char *dir)
 {
 	struct stat st;
+	if (stat(dir, &st) < 0 && errno == ENOENT && mkdir(dir, 0777) < 0 && errno != EEXIST)
+		return cli_error("%s: cannot create the output directory: %s", dir, strerror(errno));
 	if (stat(dir, &st) < 0)
 		return cli_error("%s: cannot use as output directory: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
@@ -47,6 +50,24 @@ int bnf_run_check_dir(const char *dir)
 }
 
 /* --- lines on stderr --- */
+
+/* A node for people: 'NAME', or the library's label for a node without a
+ * name, "(unnamed OP, output TENSOR)". */
+static const char *who(char *buf, size_t len, const char *name, const char *label)
+{
+	if (name && name[0]) {
+		snprintf(buf, len, "'%s'", name);
+		return buf;
+	}
+	return label ? label : "-";
+}
+
+/* "1 channel", "8 channels" */
+static const char *channels(char *buf, size_t len, size_t n)
+{
+	snprintf(buf, len, "%zu channel%s", n, n == 1 ? "" : "s");
+	return buf;
+}
 
 /* " (reason n, reason n)" for the skips of r, or "" */
 static void reason_counts(const bnfold_result *r, char *buf, size_t size)
@@ -68,9 +89,26 @@ static void reason_counts(const bnfold_result *r, char *buf, size_t size)
 		strcat(buf, ")");
 }
 
-static void fold_summary(const bnfold_result *r, const char *input, const char *output)
+/* "Conv 'conv' <- BatchNormalization 'bn' (conv_bn, main, 8 channels, float32" */
+static void fusion_line(const bnfold_fusion *f, char *buf, size_t len)
 {
-	char reasons[512];
+	char l[300], n[300], c[40];
+	snprintf(buf, len, "%s %s <- %s %s (%s, %s, %s, %s", f->layer_op, who(l, sizeof(l), f->layer, f->layer_label),
+		 f->node_op, who(n, sizeof(n), f->node, f->node_label), f->pattern, f->graph,
+		 channels(c, sizeof(c), f->channels), f->dtype);
+}
+
+/* "BatchNormalization 'bn' (output 'y', main): reason: message" */
+static void skip_line(const bnfold_skip *s, char *buf, size_t len)
+{
+	char n[300];
+	snprintf(buf, len, "%s %s (output '%s', %s): %s: %s", s->node_op, who(n, sizeof(n), s->bn, s->bn_label),
+		 s->bn_output, s->graph, s->reason, s->message);
+}
+
+static void fold_summary(const bnfold_result *r, const char *input, const char *output, bool stats)
+{
+	char reasons[512], line[1600];
 	bnfold_counts n;
 
 	bnfold_result_counts(r, &n);
@@ -86,22 +124,26 @@ static void fold_summary(const bnfold_result *r, const char *input, const char *
 		if (f->check.done)
 			snprintf(check, sizeof(check), "; verify max_rel_err %.2e <= %.2e, max_abs_err %.2e, %zu outputs",
 				 f->check.max_rel_err, f->check.tolerance, f->check.max_abs_err, f->check.outputs);
-		cli_info(2, "  folded   %s '%s' <- %s '%s' (%s, %s, %zu channels, %s%s%s%s)", f->layer_op, f->layer,
-			 f->node_op, f->node, f->pattern, f->graph, f->channels, f->dtype,
-			 f->weight_copied ? ", weight copied" : "", f->bias_created ? ", bias added" : "", check);
+		fusion_line(f, line, sizeof(line));
+		cli_info(2, "  folded   %s%s%s%s)", line, f->weight_copied ? ", weight copied" : "",
+			 f->bias_created ? ", bias added" : "", check);
 	}
 	for (size_t i = 0; i < bnfold_result_n_skips(r); i++) {
-		const bnfold_skip *s = bnfold_result_skip(r, i);
-		cli_info(2, "  skipped  %s '%s' (output '%s', %s): %s: %s", s->node_op, s->bn, s->bn_output,
-			 s->graph, s->reason, s->message);
+		skip_line(bnfold_result_skip(r, i), line, sizeof(line));
+		cli_info(2, "  skipped  %s", line);
 	}
+	cli_stats_table(r, input, stats ? 1 : 2, true);
 }
 
 /* The fusion, for messages: "BatchNormalization 'bn' (output 'y') folded into Conv 'conv'". */
 static void fusion_name(const bnfold_fusion *f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s '%s' (output '%s') folded into %s '%s'", f->node_op, f->node, f->node_output,
-		 f->layer_op, f->layer);
+	char l[300], n[300];
+	/* a name past the buffer is cut: the line stays one line */
+	if (snprintf(buf, len, "%s %s (output '%s') folded into %s %s", f->node_op,
+		     who(n, sizeof(n), f->node, f->node_label), f->node_output, f->layer_op,
+		     who(l, sizeof(l), f->layer, f->layer_label)) < 0)
+		buf[0] = '\0';
 }
 
 static void verify_message(const bnfold_fusion *f, char *buf, size_t len)
@@ -150,182 +192,52 @@ static void verify_failures(const bnfold_result *r, const char *input)
 		cli_error("%s: %s; nothing written", input, msg);
 }
 
-/* The CI gate's findings: one line per BN that would fold, "FILE: ..." so
- * that they read like a compiler's diagnostics. */
-static void check_lines(const bnfold_result *r, const char *input, bool each)
+/* True when over (the same model inspected with --fold-overridable) folds
+ * the BatchNormalization that s left: it was left only because its
+ * parameters are graph inputs. */
+static bool folds_when_overridable(const bnfold_skip *s, const bnfold_result *over)
 {
-	char reasons[512];
+	if (!over || !s->is_bn || strcmp(s->reason, "param_is_graph_input") != 0)
+		return false;
+	for (size_t i = 0; i < bnfold_result_n_fusions(over); i++) {
+		const bnfold_fusion *f = bnfold_result_fusion(over, i);
+		bool same = s->model_order != SIZE_MAX ? f->model_order == s->model_order
+						       : strcmp(f->graph, s->graph) == 0 && strcmp(f->node_output, s->bn_output) == 0;
+		if (same && f->is_bn)
+			return !f->check.done || f->check.ok;
+	}
+	return false;
+}
+
+/* The CI gate's findings, "FILE: ..." so that they read like a compiler's
+ * diagnostics: one line per BN that would fold; one per BN left that
+ * --fold-overridable folds (over: the model inspected with it, or NULL);
+ * with strict, one per BN left, whatever its reason; the others with -v.
+ * each false prints the summary alone. */
+static void check_lines(const bnfold_result *r, const bnfold_result *over, const char *input, bool each, bool strict)
+{
+	char reasons[512], line[1600], more[96] = "";
+	size_t n_over = 0;
 	bnfold_counts n;
 
 	bnfold_result_counts(r, &n);
 	for (size_t i = 0; each && i < bnfold_result_n_fusions(r); i++) {
-		const bnfold_fusion *f = bnfold_result_fusion(r, i);
-		cli_info(1, "%s: foldable %s '%s' <- %s '%s' (%s, %s, %zu channels, %s)", input, f->layer_op, f->layer,
-			 f->node_op, f->node, f->pattern, f->graph, f->channels, f->dtype);
+		fusion_line(bnfold_result_fusion(r, i), line, sizeof(line));
+		cli_info(1, "%s: foldable %s)", input, line);
 	}
 	for (size_t i = 0; each && i < bnfold_result_n_skips(r); i++) {
 		const bnfold_skip *s = bnfold_result_skip(r, i);
-		cli_info(2, "%s: skipped %s '%s' (output '%s', %s): %s: %s", input, s->node_op, s->bn, s->bn_output,
-			 s->graph, s->reason, s->message);
+		bool overridable = folds_when_overridable(s, over);
+		n_over += overridable;
+		skip_line(s, line, sizeof(line));
+		cli_info(overridable || (strict && s->is_bn) ? 1 : 2, "%s: skipped %s%s", input, line,
+			 overridable ? "; --fold-overridable folds it" : "");
 	}
+	if (n_over)
+		snprintf(more, sizeof(more), "; %zu more would fold with --fold-overridable", n_over);
 	reason_counts(r, reasons, sizeof(reasons));
-	cli_info(1, "bnfold: %s: foldable %zu of %zu BatchNormalization, skipped %zu%s", input, n.bn_folded,
-		 n.bn_found, n.skipped, reasons);
-}
-
-/* --- the inspection table --- */
-
-typedef struct row {
-	size_t order;
-	const bnfold_fusion *f;
-	const bnfold_skip *s;
-} row;
-
-static int row_cmp(const void *a, const void *b)
-{
-	const row *x = a, *y = b;
-	return (x->order > y->order) - (x->order < y->order);
-}
-
-enum { COL_LAYER, COL_BN, COL_PATTERN, COL_CHANNELS, COL_DTYPE, COL_ACTION, COL_REASON, COL_DETAILS, NCOL };
-static const char *const col_names[NCOL] = {"LAYER", "BN", "PATTERN", "CHANNELS", "DTYPE", "ACTION", "REASON", "DETAILS"};
-
-/* Characters, not bytes, so that UTF-8 names line up. */
-static size_t text_width(const char *s)
-{
-	size_t w = 0;
-	for (; *s; s++)
-		w += ((unsigned char)*s & 0xC0) != 0x80;
-	return w;
-}
-
-/* A node's name for the table; an unnamed node is shown by what it is. */
-static char *shown(const char *name, const char *unnamed_what, const char *unnamed_output)
-{
-	if (!name)
-		return cli_strdup("-");
-	if (name[0])
-		return cli_strdup(name);
-	if (unnamed_output)
-		return cli_asprintf("(output %s)", unnamed_output);
-	return cli_asprintf("(unnamed %s)", unnamed_what);
-}
-
-static char *fusion_details(const bnfold_fusion *f)
-{
-	return cli_asprintf("graph '%s', output '%s', %s, epsilon %g, weight '%s'%s, bias '%s'%s; shapes: %s", f->graph,
-			    f->node_output, f->layer_op, f->epsilon, f->weight, f->weight_copied ? " (copied)" : "",
-			    f->bias, f->bias_created ? " (added)" : "", f->shapes);
-}
-
-static char *skip_details(const bnfold_skip *s)
-{
-	return cli_asprintf("graph '%s', output '%s': %s; shapes: %s", s->graph, s->bn_output, s->message, s->shapes);
-}
-
-/* The rows of the table, in model order (a row whose BN is not found in
- * the model comes after the others, as reported). */
-static row *table_rows(const bnfold_result *r, size_t nrows)
-{
-	size_t nf = bnfold_result_n_fusions(r);
-	row *rows = calloc(nrows + 1, sizeof(*rows));
-	if (!rows)
-		return NULL;
-	for (size_t i = 0; i < nrows; i++) {
-		row *w = &rows[i];
-		size_t order;
-		if (i < nf) {
-			w->f = bnfold_result_fusion(r, i);
-			order = w->f->model_order;
-		} else {
-			w->s = bnfold_result_skip(r, i - nf);
-			order = w->s->model_order;
-		}
-		w->order = order != SIZE_MAX ? order : SIZE_MAX / 2 + i;
-	}
-	qsort(rows, nrows, sizeof(*rows), row_cmp);
-	return rows;
-}
-
-/* The cells of the table: a heading row, then one per row. */
-static char **table_cells(const row *rows, size_t nrows)
-{
-	char **cells = calloc((nrows + 1) * NCOL, sizeof(*cells));
-	if (!cells)
-		return NULL;
-	for (size_t c = 0; c < NCOL; c++)
-		cells[c] = cli_strdup(col_names[c]);
-	for (size_t i = 0; i < nrows; i++) {
-		char **cl = &cells[(i + 1) * NCOL];
-		const bnfold_fusion *f = rows[i].f;
-		const bnfold_skip *s = rows[i].s;
-		cl[COL_LAYER] = shown(f ? f->layer : s->layer, f ? f->layer_op : "layer", NULL);
-		cl[COL_BN] = shown(f ? f->node : s->bn, f ? f->node_op : s->node_op, f ? f->node_output : s->bn_output);
-		cl[COL_PATTERN] = cli_strdup(f ? f->pattern : "-");
-		cl[COL_CHANNELS] = f ? cli_asprintf("%zu", f->channels) : cli_strdup("-");
-		cl[COL_DTYPE] = cli_strdup(f ? f->dtype : "-");
-		cl[COL_ACTION] = cli_strdup(f ? "fold" : "skip");
-		cl[COL_REASON] = cli_strdup(f ? "-" : s->reason);
-		cl[COL_DETAILS] = f ? fusion_details(f) : skip_details(s);
-	}
-	return cells;
-}
-
-/* Print the cells, columns padded to their widest cell. */
-static void print_table(char **cells, size_t nrows, size_t ncol)
-{
-	size_t width[NCOL] = {0};
-
-	for (size_t i = 0; i <= nrows; i++)
-		for (size_t c = 0; c < ncol; c++) {
-			size_t w = text_width(cells[i * NCOL + c]);
-			width[c] = w > width[c] ? w : width[c];
-		}
-	for (size_t i = 0; i <= nrows; i++) {
-		for (size_t c = 0; c < ncol; c++) {
-			const char *cell = cells[i * NCOL + c];
-			size_t pad = width[c] - text_width(cell);
-			if (c == COL_CHANNELS) /* numbers to the right */
-				printf("%*s%s", (int)pad, "", cell);
-			else if (c == ncol - 1)
-				fputs(cell, stdout);
-			else
-				printf("%s%*s", cell, (int)pad, "");
-			if (c != ncol - 1)
-				fputs("  ", stdout);
-		}
-		putchar('\n');
-	}
-}
-
-/* The table of every BN on stdout: fold rows and skip rows in model order;
- * -v adds a DETAILS column. */
-static int list_table(const bnfold_result *r, const char *input, bool heading)
-{
-	size_t nrows = bnfold_result_n_fusions(r) + bnfold_result_n_skips(r);
-	size_t ncol = cli_display_level >= 2 ? NCOL : NCOL - 1;
-	row *rows = table_rows(r, nrows);
-	char **cells = rows ? table_cells(rows, nrows) : NULL;
-	int rc = -1;
-
-	for (size_t i = 0; cells && i < (nrows + 1) * NCOL; i++)
-		if (!cells[i])
-			goto out;
-	if (!cells)
-		goto out;
-	if (heading)
-		printf("%s:\n", input);
-	print_table(cells, nrows, ncol);
-	rc = 0;
-out:
-	if (cells)
-		for (size_t i = 0; i < (nrows + 1) * NCOL; i++)
-			free(cells[i]);
-	free(cells);
-	free(rows);
-	if (rc < 0)
-		cli_error("%s: out of memory printing the table", input);
-	return rc;
+	cli_info(1, "bnfold: %s: foldable %zu of %zu BatchNormalization, skipped %zu%s%s", input, n.bn_folded,
+		 n.bn_found, n.skipped, reasons, more);
 }
 
 /* --- the report --- */
@@ -385,29 +297,76 @@ static void note_reading(const char *input)
 		bnf_signals_reading(input);
 }
 
+/* The model at input inspected again with --fold-overridable, when --check
+ * left BNs only because their parameters are graph inputs (a file can be
+ * read twice, stdin cannot); NULL otherwise, or when that inspection fails. */
+static bnfold_result *inspect_overridable(const bnf_run_options *o, const bnfold_result *res, const char *input)
+{
+	bnfold_options lib = o->lib;
+	bnfold_result *over = NULL;
+	bool any = false;
+
+	for (size_t i = 0; i < bnfold_result_n_skips(res) && !any; i++)
+		any = bnfold_result_skip(res, i)->is_bn && strcmp(bnfold_result_skip(res, i)->reason, "param_is_graph_input") == 0;
+	if (!any || o->lib.fold_overridable || strcmp(input, "-") == 0)
+		return NULL;
+	lib.fold_overridable = true;
+	if (bnfold_inspect_file(input, &lib, &over, NULL) != BNFOLD_OK && over) {
+		bnfold_result_free(over);
+		over = NULL;
+	}
+	return over;
+}
+
 /* Print what the job found for one input. */
 static int job_lines(bnf_run *run, const bnf_run_options *o, const bnfold_result *res, const char *input,
 		     const char *output)
 {
+	bnfold_result *over;
+
 	switch (o->job) {
 	case BNF_JOB_FOLD:
-		fold_summary(res, input, output);
+		fold_summary(res, input, output, o->stats);
 		break;
 	case BNF_JOB_CHECK:
-		check_lines(res, input, true);
+		over = inspect_overridable(o, res, input);
+		check_lines(res, over, input, true, o->strict);
+		bnfold_result_free(over);
+		cli_stats_table(res, input, o->stats ? 1 : 2, false);
 		break;
 	case BNF_JOB_LIST:
 		if (cli_display_level >= 1) {
 			if (o->headings && run->tables)
 				putchar('\n');
-			if (list_table(res, input, o->headings) < 0)
+			if (cli_list_table(res, input, o->headings) < 0)
 				return -1;
 			run->tables++;
 		}
-		check_lines(res, input, false);
+		check_lines(res, NULL, input, false, false);
+		cli_stats_table(res, input, o->stats ? 1 : 2, false);
 		break;
 	}
 	return 0;
+}
+
+bool bnf_run_is_output_name(const char *path)
+{
+	size_t n = strlen(path), k = strlen(".folded.onnx");
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	return n > k && strcmp(path + n - k, ".folded.onnx") == 0 && strlen(base) > k;
+}
+
+/* Inputs named as bnfold names its outputs are not folded again when the
+ * output would be derived from their name (as gzip leaves NAME.gz): a
+ * second run over a folder's models must not write NAME.folded.folded.onnx. */
+static bool skip_own_output(bnf_run *run, const bnf_run_options *o, const char *input)
+{
+	if (o->job != BNF_JOB_FOLD || o->output || o->in_place || !bnf_run_is_output_name(input))
+		return false;
+	cli_info(1, "bnfold: %s: skipped: already a bnfold output (NAME.folded.onnx); give -o to fold it anyway", input);
+	run->own_outputs++;
+	return true;
 }
 
 int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
@@ -421,6 +380,8 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	char *output = NULL;
 	int rc = -1;
 
+	if (skip_own_output(run, o, input))
+		return 0;
 	run->files++;
 	if (o->job == BNF_JOB_FOLD && !(output = fold_output(o, input)))
 		goto done;
@@ -451,6 +412,7 @@ int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input)
 	run->bn_found += n.bn_found;
 	run->folded += n.bn_folded;
 	run->files_foldable += n.bn_folded > 0;
+	run->bn_left += n.skipped;
 	rc = 0;
 done:
 	if (rc < 0) {
@@ -465,10 +427,13 @@ verify_failed:
 
 void bnf_run_totals(const bnf_run *run, const bnf_run_options *o)
 {
-	char failed[64] = "";
+	char failed[160] = "";
 
 	if (run->failed)
 		snprintf(failed, sizeof(failed), "; %zu failed", run->failed);
+	if (run->own_outputs)
+		snprintf(failed + strlen(failed), sizeof(failed) - strlen(failed), "; %zu bnfold output%s skipped",
+			 run->own_outputs, run->own_outputs == 1 ? "" : "s");
 	if (o->job == BNF_JOB_FOLD)
 		cli_info(1, "bnfold: %zu files: folded %zu of %zu BatchNormalization%s", run->files, run->folded,
 			 run->bn_found, failed);

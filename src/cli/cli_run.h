@@ -23,7 +23,9 @@ typedef struct bnf_run_options {
 	const char *output;  /* FOLD: -o FILE for the only input, or NULL */
 	const char *out_dir; /* FOLD: -O DIR, or NULL */
 	bool in_place;       /* FOLD: replace each input */
-	bool force;          /* FOLD: replace an existing derived output */
+	bool force;          /* FOLD: replace an existing derived output, or write to a terminal */
+	bool strict;         /* CHECK: every BN left counts, foldable or not (exit 3) */
+	bool stats;          /* print the op types and file sizes, before and after */
 	bool headings;       /* LIST: "FILE:" above each table (several inputs) */
 	bool report;         /* collect the JSON report */
 } bnf_run_options;
@@ -36,6 +38,8 @@ typedef struct bnf_run {
 	size_t bn_found, folded;   /* FOLD: folded; CHECK/LIST: would fold */
 	size_t files_foldable;     /* CHECK/LIST: inputs with a BN that would fold */
 	cli_report *report;        /* the report's document, made at the first input */
+	size_t bn_left;            /* BatchNormalization nodes left (skipped), all inputs */
+	size_t own_outputs;        /* FOLD: inputs skipped as bnfold's own outputs */
 	bool report_failed;        /* out of memory while collecting */
 } bnf_run;
 
@@ -45,12 +49,19 @@ typedef struct bnf_run {
  * when memory runs out. */
 char *bnf_run_output_path(const bnf_run_options *o, const char *input);
 
-/* -1 after an error naming dir unless it is an existing directory. */
+/* True when path is named as bnfold names an output beside its input:
+ * NAME.folded.onnx. */
+bool bnf_run_is_output_name(const char *path);
+
+/* -1 after an error naming dir unless it is a directory: a missing one is
+ * created (one level, as mkdir(1) does; its parent must exist). */
 int bnf_run_check_dir(const char *dir);
 
 /* Do the job for one input and print its lines (errors, summary, the
  * table or the foldable list, by display level).  Returns 0, or -1 after
- * an error naming the file; nothing is written for it then. */
+ * an error naming the file; nothing is written for it then.  An input
+ * named NAME.folded.onnx whose output would be derived from its name
+ * (no -o, no --in-place) is skipped with a note (0). */
 int bnf_run_file(bnf_run *run, const bnf_run_options *o, const char *input);
 
 /* One line of totals on stderr after several inputs. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bnfold.h"
 #include "cli_run.h"
@@ -18,7 +19,7 @@ enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY 
 /* Long options without a short form. */
 enum {
 	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE, OPT_NO_FSYNC,
-	OPT_VERIFY, OPT_NO_VERIFY, OPT_TOLERANCE,
+	OPT_VERIFY, OPT_NO_VERIFY, OPT_TOLERANCE, OPT_STRICT, OPT_STATS,
 };
 
 static void usage(FILE *f)
@@ -27,11 +28,14 @@ static void usage(FILE *f)
 	      "       bnfold [OPTIONS] INPUT.onnx... [-O DIR | --in-place]\n"
 	      "       bnfold --check [OPTIONS] INPUT.onnx...\n"
 	      "       bnfold --list [OPTIONS] INPUT.onnx...\n"
-	      "Fold BatchNormalization nodes into the layer before them, exactly.\n"
+	      "Fold BatchNormalization nodes into the layer next to them (the Conv, Gemm\n"
+	      "or MatMul before, or a Conv after), exactly.\n"
 	      "\n"
 	      "Jobs (default: write the folded model):\n"
 	      "      --check             write no model; exit 3 if a BatchNormalization would\n"
 	      "                          fold in any INPUT, listing each one on stderr\n"
+	      "      --strict            with --check: exit 3 if any BatchNormalization\n"
+	      "                          remains, foldable or not, listing each and why\n"
 	      "  -l, --list, --dry-run   write no model; print a table of every\n"
 	      "                          BatchNormalization (fold or skip, and why) on stdout\n"
 	      "\n"
@@ -39,10 +43,13 @@ static void usage(FILE *f)
 	      "  -o, --output FILE       write the folded model of the only INPUT to FILE\n"
 	      "                          ('-' = stdout)\n"
 	      "  -O, --output-dir DIR    write each folded model to DIR under its input's name\n"
+	      "                          (DIR is created if missing, not its parent)\n"
 	      "      --in-place          replace each INPUT with its folded model (atomically)\n"
 	      "  -f, --force             replace an existing file at a derived output path\n"
 	      "                          (default: INPUT with .onnx replaced by .folded.onnx,\n"
-	      "                          or stdout when INPUT is '-')\n"
+	      "                          or stdout when INPUT is '-'), or write a model to a\n"
+	      "                          terminal.  An INPUT named NAME.folded.onnx is\n"
+	      "                          skipped unless -o or --in-place says where it goes\n"
 	      "      --report FILE       write a JSON report of every INPUT, fusion, skip\n"
 	      "                          and error ('-' = stdout)\n"
 	      "      --no-fsync          do not wait for the output to reach the disk before\n"
@@ -67,13 +74,21 @@ static void usage(FILE *f)
 	      "\n"
 	      "Messages:\n"
 	      "  -q, --quiet             print errors only (no summary, list or table)\n"
-	      "  -v, --verbose           print every fusion and skip; --list adds DETAILS\n"
+	      "  -v, --verbose           print every fusion and skip, and the --stats table;\n"
+	      "                          --list adds DETAILS\n"
+	      "      --stats             print the nodes per op type before and after, and\n"
+	      "                          the sizes of the files read and written\n"
 	      "  -V, --version           print the version\n"
 	      "  -h, --help              print this help\n"
 	      "\n"
+	      "Two INPUTs and no -o, -O, --in-place, --check or --list are refused (exit 2):\n"
+	      "'bnfold IN OUT' does not write OUT; run 'bnfold IN -o OUT'.  A model is not\n"
+	      "read from a terminal, nor written to one without -f.\n"
+	      "\n"
 	      "Exit status: 0 success (--check: nothing left to fold), 1 input or output\n"
 	      "error in any INPUT (the others are still processed), 2 usage error,\n"
-	      "3 --check found a BatchNormalization that would fold, 4 a fusion failed\n"
+	      "3 --check found a BatchNormalization that would fold (with --strict: any\n"
+	      "BatchNormalization left), 4 a fusion failed\n"
 	      "verification (nothing written for that INPUT).  1 wins over 4, 4 over 3.\n"
 	      "\n"
 	      "Examples:\n"
@@ -105,6 +120,39 @@ static bool is_stdio(const char *path)
 	return strcmp(path, "-") == 0;
 }
 
+/* The two inputs are a model and the file bnfold would write it to
+ * (NAME.onnx and NAME.folded.onnx, either order): the named output is
+ * skipped as bnfold's own and the model folded into it, which is what
+ * 'bnfold IN OUT' meant; any other pair is ambiguous. */
+static bool model_and_its_output(const bnf_run_options *o, char **inputs)
+{
+	bool pair = false;
+	for (int k = 0; k < 2 && !pair; k++) {
+		char *out = bnf_run_is_output_name(inputs[1 - k]) ? bnf_run_output_path(o, inputs[k]) : NULL;
+		pair = out && strcmp(out, inputs[1 - k]) == 0;
+		free(out);
+	}
+	return pair;
+}
+
+/* Writing models: 'bnfold IN OUT' (which would leave OUT unfolded) and a
+ * model to a terminal are refused.  EXIT_OK or EXIT_USAGE. */
+static int check_habits(const bnf_run_options *o, char **inputs, int n)
+{
+	if (n == 2 && !o->output && !o->out_dir && !o->in_place && !model_and_its_output(o, inputs))
+		return usage_error("two models given without -o: to fold IN into OUT, run: bnfold IN -o OUT "
+				   "(to fold both, give -O DIR or --in-place)");
+	if (n == 1 && !o->force && isatty(STDOUT_FILENO)) {
+		char *out = bnf_run_output_path(o, inputs[0]);
+		bool tty = out && is_stdio(out);
+		free(out);
+		if (tty)
+			return usage_error("refusing to write a model to a terminal; redirect standard output, "
+					   "give -o FILE, or -f to force it");
+	}
+	return EXIT_OK;
+}
+
 /* Usage errors that need every option and input: returns EXIT_OK or EXIT_USAGE. */
 static int check_combination(const bnf_run_options *o, const char *report_path, char **inputs, int n)
 {
@@ -115,6 +163,10 @@ static int check_combination(const bnf_run_options *o, const char *report_path, 
 		n_stdin += is_stdio(inputs[i]);
 	if (n_stdin > 1)
 		return usage_error("stdin ('-') can be read only once");
+	if (o->strict && o->job != BNF_JOB_CHECK)
+		return usage_error("--strict is an option of --check");
+	if (n_stdin && isatty(STDIN_FILENO))
+		return usage_error("refusing to read a model from a terminal; redirect standard input or name a file");
 	if (o->job != BNF_JOB_FOLD) {
 		if (o->output || o->out_dir || o->in_place)
 			return usage_error("%s writes no model; %s cannot be used with it", job,
@@ -135,6 +187,8 @@ static int check_combination(const bnf_run_options *o, const char *report_path, 
 		return usage_error("-O needs input files, not stdin; use -o");
 	if (n_stdin && n > 1)
 		return usage_error("stdin ('-') cannot be one of several inputs when writing models");
+	if (check_habits(o, inputs, n) != EXIT_OK)
+		return EXIT_USAGE;
 	if (n == 1 && report_path && is_stdio(report_path)) {
 		char *out = bnf_run_output_path(o, inputs[0]);
 		bool both = !out || is_stdio(out);
@@ -181,6 +235,8 @@ static int parse_options(int argc, char **argv, bnf_run_options *o, const char *
 		{"in-place", no_argument, NULL, OPT_IN_PLACE},
 		{"force", no_argument, NULL, 'f'},
 		{"check", no_argument, NULL, OPT_CHECK},
+		{"strict", no_argument, NULL, OPT_STRICT},
+		{"stats", no_argument, NULL, OPT_STATS},
 		{"list", no_argument, NULL, 'l'},
 		{"dry-run", no_argument, NULL, 'l'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -213,6 +269,8 @@ static int parse_options(int argc, char **argv, bnf_run_options *o, const char *
 		case OPT_IN_PLACE: o->in_place = true; break;
 		case 'f': o->force = true; break;
 		case OPT_CHECK: *check = true; break;
+		case OPT_STRICT: o->strict = true; break;
+		case OPT_STATS: o->stats = true; break;
 		case 'l': *list = true; break;
 		case 'q': cli_display_level = 0; break;
 		case 'v': cli_display_level = 2; break;
@@ -274,7 +332,7 @@ int main(int argc, char **argv)
 
 	rc = run.failed ? EXIT_IO
 	     : run.verify_failed ? EXIT_VERIFY
-	     : o.job == BNF_JOB_CHECK && run.folded ? EXIT_FOLDABLE : EXIT_OK;
+	     : o.job == BNF_JOB_CHECK && (run.folded || (o.strict && run.bn_left)) ? EXIT_FOLDABLE : EXIT_OK;
 	bnf_run_free(&run);
 	return rc;
 }

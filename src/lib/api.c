@@ -99,14 +99,20 @@ static int bn_order(Onnx__ModelProto *m, bnf_strlist *names)
 	return m->graph ? bnf_visit_graph(m->graph, &v) : 0;
 }
 
-/* The model's size with its external data files. */
-static size_t input_bytes(const bnf_input *in)
+/* The size of the model's external data files. */
+static size_t external_bytes(const bnf_input *in)
 {
-	size_t n = in->len;
+	size_t n = 0;
 	for (size_t i = 0; i < in->payloads.n_srcs; i++)
 		if (in->payloads.srcs[i]->external)
 			n += in->payloads.srcs[i]->len;
 	return n;
+}
+
+/* The model's size with its external data files. */
+static size_t input_bytes(const bnf_input *in)
+{
+	return in->len + external_bytes(in);
 }
 
 /* Every step records why it failed before it returns -1, so this only
@@ -143,7 +149,21 @@ static int read_and_fold(const char *input, const bnfold_options *o, bool defer,
 		fold.max_new_bytes = input_bytes(in) > BNF_MAX_NEW_BYTES ? input_bytes(in) : BNF_MAX_NEW_BYTES;
 	if (bn_order(in->model, order) < 0)
 		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
-	return bnf_fold_model(in->model, input, &fold, res, e);
+	if (bnf_fold_model(in->model, input, &fold, res, e) < 0)
+		return -1;
+	res->bytes_in = in->len;
+	res->bytes_in_data = external_bytes(in);
+	return 0;
+}
+
+/* Replacing the input with a model where nothing folded: the file is left
+ * as it is (same inode, same times), unless its weights are to be moved
+ * into the model (inline_external). */
+static bool unchanged_in_place(const char *input, const char *output, const bnfold_options *o, const bnf_input *in,
+			       const bnf_result *res)
+{
+	return o->replace_input && res->n_fusions == 0 && res->inputs_removed == 0 &&
+	       !(in->has_external && o->inline_external) && bnf_same_file(input, output);
 }
 
 /* Write the folded model (or, when nothing changed, the input byte for
@@ -156,6 +176,13 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 	bnf_output out;
 	int r;
 
+	if (unchanged_in_place(input, output, o, in, res)) {
+		res->bytes_out = res->bytes_in;
+		res->bytes_out_data = res->bytes_in_data;
+		if (result && !(*result = bnf_api_result_new(res, order, input, output)))
+			return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+		return 0;
+	}
 	if (bnf_output_open(output, &out, o->tempfile, o->tempfile_ctx, e) < 0)
 		return -1;
 	out.no_sync = o->sync == BNFOLD_SYNC_NEVER;
@@ -173,6 +200,8 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 		bnf_output_abort(&out);
 		return bnf_api_verify_error(res, input, e);
 	}
+	res->bytes_out = (size_t)(out.written + out.used);
+	res->bytes_out_data = out.data ? (size_t)(out.data->written + out.data->used) : 0;
 	/* The result first: once the output is in place, nothing may fail. */
 	if (result && !(*result = bnf_api_result_new(res, order, input, output))) {
 		bnf_output_abort(&out);
@@ -295,12 +324,15 @@ static bnfold_status run_buffer(const void *data, size_t len, const char *name, 
 	}
 	if (bnf_fold_model(m, name, &fold, &res, &e) < 0)
 		goto done;
+	res.bytes_in = len;
 	if (bnf_result_verify_failed(&res) > 0)
 		r = bnf_api_verify_error(&res, name, &e);
 	else if (out && bnf_api_pack(m, data, len, res.n_fusions > 0, out, out_len) < 0)
 		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory writing the model", name);
 	else
 		r = 0;
+	if (out)
+		res.bytes_out = *out_len;
 	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result && !(*result = bnf_api_result_new(&res, &order, name, NULL)))
 		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
 done:

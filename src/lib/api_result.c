@@ -144,6 +144,42 @@ const bnfold_skip *bnfold_result_skip(const bnfold_result *r, size_t i)
 	return r && i < r->r.n_skips ? &r->skips[i] : NULL;
 }
 
+size_t bnfold_result_n_op_types(const bnfold_result *r)
+{
+	return r ? r->r.ops.n : 0;
+}
+
+int bnfold_result_op_type(const bnfold_result *r, size_t i, const char **domain, const char **op_type,
+			  size_t *before, size_t *after)
+{
+	const bnf_op_count *c;
+	if (!r || i >= r->r.ops.n)
+		return -1;
+	c = &r->r.ops.v[i];
+	if (domain)
+		*domain = c->domain;
+	if (op_type)
+		*op_type = c->op_type;
+	if (before)
+		*before = c->before;
+	if (after)
+		*after = c->after;
+	return 0;
+}
+
+void bnfold_result_sizes(const bnfold_result *r, size_t *model_before, size_t *data_before, size_t *model_after,
+			 size_t *data_after)
+{
+	if (model_before)
+		*model_before = r ? r->r.bytes_in : 0;
+	if (data_before)
+		*data_before = r ? r->r.bytes_in_data : 0;
+	if (model_after)
+		*model_after = r ? r->r.bytes_out : 0;
+	if (data_after)
+		*data_after = r ? r->r.bytes_out_data : 0;
+}
+
 const char *bnfold_result_json(bnfold_result *r)
 {
 	if (r && !r->json)
@@ -165,6 +201,9 @@ const char *bnfold_reason_text(size_t i)
 {
 	return i < BNF_REASON_COUNT - 1 ? bnf_reason_text((bnf_reason)(i + 1)) : NULL;
 }
+
+/* The quote around a name in a message, none around a label. */
+#define Q(name) ((name) && (name)[0] ? "'" : "")
 
 int bnf_api_verify_error(const bnf_result *res, const char *input, bnf_err *e)
 {
@@ -188,14 +227,17 @@ int bnf_api_verify_error(const bnf_result *res, const char *input, bnf_err *e)
 	}
 	if (!worst)
 		return bnf_fail(e, BNFOLD_E_VERIFY, "%s: a fusion failed verification; nothing written", input);
+	/* named nodes in quotes; an unnamed one by its label "(unnamed OP, output NAME)" */
 	if (worst->verify.problem)
-		snprintf(what, sizeof(what), "%s '%s' (output '%s') folded into %s '%s' cannot be verified: %s",
-			 worst->node_op, worst->bn, worst->bn_output, worst->layer_op, worst->layer, worst->verify.problem);
+		snprintf(what, sizeof(what), "%s %s%s%s (output '%s') folded into %s %s%s%s cannot be verified: %s",
+			 worst->node_op, Q(worst->bn), worst->bn_label, Q(worst->bn), worst->bn_output, worst->layer_op,
+			 Q(worst->layer), worst->layer_label, Q(worst->layer), worst->verify.problem);
 	else
 		snprintf(what, sizeof(what),
-			 "%s '%s' (output '%s') folded into %s '%s' fails verification: max_rel_err %.3g > tolerance %.3g "
-			 "(max_abs_err %.3g, channel %zu)",
-			 worst->node_op, worst->bn, worst->bn_output, worst->layer_op, worst->layer, worst->verify.max_rel_err,
+			 "%s %s%s%s (output '%s') folded into %s %s%s%s fails verification: max_rel_err %.3g > tolerance "
+			 "%.3g (max_abs_err %.3g, channel %zu)",
+			 worst->node_op, Q(worst->bn), worst->bn_label, Q(worst->bn), worst->bn_output, worst->layer_op,
+			 Q(worst->layer), worst->layer_label, Q(worst->layer), worst->verify.max_rel_err,
 			 worst->verify.tolerance, worst->verify.max_abs_err, worst->verify.worst_channel);
 	if (n > 1)
 		return bnf_fail(e, BNFOLD_E_VERIFY, "%s: %s; %zu fusions fail; nothing written", input, what, n);

@@ -227,30 +227,6 @@ out:
 	return rc;
 }
 
-/* Counts the nodes of a graph and of the graphs nested in it. */
-static int count_node(Onnx__GraphProto *g, Onnx__NodeProto *node, size_t index, int depth, void *ctx)
-{
-	(void)g, (void)node, (void)index, (void)depth;
-	(*(size_t *)ctx)++;
-	return 0;
-}
-
-/* Nodes of the model: graph, subgraphs and function bodies. */
-static size_t count_model_nodes(const Onnx__ModelProto *m)
-{
-	size_t n = 0;
-	bnf_visitor v = {.node = count_node, .ctx = &n};
-	bnf_visit_graph(m->graph, &v);
-	for (size_t i = 0; i < m->n_functions; i++) {
-		Onnx__GraphProto body;
-		onnx__graph_proto__init(&body);
-		body.n_node = m->functions[i]->n_node;
-		body.node = m->functions[i]->node;
-		bnf_visit_graph(&body, &v);
-	}
-	return n;
-}
-
 /* The default-domain opset imported by a list, or def. */
 static int default_opset(Onnx__OperatorSetIdProto *const *imports, size_t n, int def)
 {
@@ -332,7 +308,8 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 		return bnf_fail(fail, BNFOLD_E_NOT_ONNX, "%s: the model has no graph", path);
 	if (opset < 0)
 		opset = 1; /* no default-domain import: the oldest rules apply */
-	res->nodes_before = count_model_nodes(m);
+	if (bnf_op_counts_add(&res->ops, m, false, &res->nodes_before) < 0)
+		return bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 	run.path = path;
 	run.fail = fail;
 	run.ir = (int)res->ir_version;
@@ -357,6 +334,7 @@ int bnf_fold_model(Onnx__ModelProto *m, const char *path, const bnf_fold_options
 	bnf_graph_free(&run.names);
 	if (rc < 0)
 		return -1;
-	res->nodes_after = count_model_nodes(m);
+	if (bnf_op_counts_add(&res->ops, m, true, &res->nodes_after) < 0)
+		return bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", path);
 	return 0;
 }

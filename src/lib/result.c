@@ -218,6 +218,7 @@ void bnf_result_free(bnf_result *r)
 	free(r->skips);
 	free(r->producer_name);
 	free(r->producer_version);
+	bnf_op_counts_free(&r->ops);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -10,6 +10,7 @@
 #include "common.h"
 
 #include "onnx.pb-c.h"
+#include "op_counts.h"
 #include "plan.h"
 #include "verify.h"
 
@@ -49,6 +50,10 @@ typedef struct bnf_result {
 	size_t n_skips, cap_skips;
 	size_t bn_found;
 	size_t nodes_before, nodes_after;
+	bnf_op_counts ops;     /* nodes per op type, before and after */
+	/* Bytes of the input model file and of its external data files; of
+	 * the output model and of its data file (0 until written). */
+	size_t bytes_in, bytes_in_data, bytes_out, bytes_out_data;
 	size_t inputs_removed; /* graph inputs dropped with --fold-overridable */
 	size_t new_bytes;      /* bytes of the new weight tensors created */
 	bool unscanned_nonfinite; /* a weight left unscanned (defer_scan) folded to NaN or Inf */

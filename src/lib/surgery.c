@@ -423,6 +423,7 @@ int bnf_edit_apply(bnf_edit *c, bnf_plan *p, const bnf_verify *vr)
 			goto oom;
 		return 0;
 	}
+	/* the layer named as it was: it may take the BN's output name below */
 	if (!(layer_op = bnf_strdup(layer->op_type)) || !(layer_label = bnf_node_label_copy(layer)))
 		goto oom;
 	if (p->scale_weight && write_weight(c, p, layer, &wbytes) < 0)

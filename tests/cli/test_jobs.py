@@ -31,7 +31,7 @@ BNFOLD = os.path.abspath(args.bnfold)
 TESTDATA = os.path.abspath(args.testdata)
 SCHEMA = json.load(open(args.schema))
 EXPECTED = {fx["file"]: fx for fx in json.load(open(os.path.join(TESTDATA, "expected.json")))["fixtures"]}
-COLUMNS = ["LAYER", "BN", "PATTERN", "CHANNELS", "DTYPE", "ACTION", "REASON"]
+COLUMNS = ["LAYER", "NODE", "PATTERN", "CHANNELS", "DTYPE", "ACTION", "REASON"]
 tap = bnftest.Tap()
 check = tap.check
 
@@ -68,7 +68,7 @@ def bn_names(path):
     def walk(g):
         for n in g.node:
             if n.op_type == "BatchNormalization":
-                names.append(n.name or "(output %s)" % n.output[0])
+                names.append(n.name or "(unnamed BatchNormalization, output %s)" % n.output[0])
             for a in n.attribute:
                 if a.HasField("g"):
                     walk(a.g)
@@ -219,8 +219,8 @@ try:
     names, rows, bad = parse_table(out)
     check(rc == 0 and names == COLUMNS, "--list header has the documented columns", out[:200])
     check(not bad, "--list columns are aligned", bad)
-    check([r["BN"] for r in rows] == bn_names(demo), "--list has one row per BN, in model order",
-          [r["BN"] for r in rows])
+    check([r["NODE"] for r in rows] == bn_names(demo), "--list has one row per BN, in model order",
+          [r["NODE"] for r in rows])
     check(all(r["ACTION"] == "fold" and r["REASON"] == "-" and r["PATTERN"] == "conv_bn" and r["DTYPE"] == "float32"
               and r["CHANNELS"] == "8" for r in rows), "--list fold rows: pattern, channels, dtype, action", out)
     m = onnx.load(demo)
@@ -257,26 +257,28 @@ try:
             continue
         # Mul/Add next to a layer, folded or not, get rows of their own
         names = bn_names(fixture(name))
-        bn_rows = [r for r in rows if r["BN"] in names]
-        other = [r for r in rows if r["BN"] not in names]
+        bn_rows = [r for r in rows if r["NODE"] in names]
+        other = [r for r in rows if r["NODE"] not in names]
         skips, aff_skips = {}, {}
         for r in rows:
             if r["ACTION"] == "skip":
-                d = skips if r["BN"] in names else aff_skips
+                d = skips if r["NODE"] in names else aff_skips
                 d[r["REASON"]] = d.get(r["REASON"], 0) + 1
         folds = sum(r["ACTION"] == "fold" for r in bn_rows)
         affine = sum(r["ACTION"] == "fold" for r in other)
         if rc != 0 or bad or folds != fx["folded"] or affine != fx.get("affine_folded", 0) or \
                 skips != fx["skipped"] or aff_skips != fx.get("affine_skipped", {}) or \
-                [r["BN"] for r in bn_rows] != names:
+                [r["NODE"] for r in bn_rows] != names:
             disagree.append("%s: exit %d, folds %d, Mul/Add %d, skips %s, Mul/Add left %s, misaligned %s" % (
                 name, rc, folds, affine, skips, aff_skips, bad))
     check(not disagree, "--list agrees with testdata/expected.json and the model for every fixture", disagree)
 
     rc, out, err = run(["--list", fixture("conv_bn_empty_names.onnx")])
     _, rows, _ = parse_table(out)
-    check(rows and all(r["LAYER"] == "(unnamed Conv)" and r["BN"].startswith("(output ") for r in rows),
-          "--list shows unnamed nodes by op type and BN output", out)
+    check(rows and [(r["LAYER"], r["NODE"]) for r in rows] ==
+          [("(unnamed Conv, output conv1_out)", "(unnamed BatchNormalization, output bn1_out)"),
+           ("(unnamed Conv, output conv2_out)", "(unnamed BatchNormalization, output Y)")],
+          "--list shows unnamed nodes by op type and output (the layer's own output, before the fold)", out)
 
     rc, out, err = run(["--list", "-v", demo])
     names, rows, bad = parse_table(out)
@@ -307,17 +309,22 @@ try:
     # ------------------------------------------------- several inputs, writing
     d = os.path.join(tmp, "multi")
     os.mkdir(d)
-    a, b = os.path.join(d, "a.onnx"), os.path.join(d, "b.onnx")
+    a, b, c = os.path.join(d, "a.onnx"), os.path.join(d, "b.onnx"), os.path.join(d, "c.onnx")
     shutil.copy(demo, a)
     shutil.copy(nothing, b)
-    rc, _, err = run([a, b])
+    shutil.copy(nothing, c)
+    # three: two positional models alone read as 'bnfold IN OUT' (test_habits.py)
+    rc, _, err = run([a, b, c])
     check(rc == 0 and bn_count(os.path.join(d, "a.folded.onnx")) == 0 and
           sha(os.path.join(d, "b.folded.onnx")) == sha(b), "several inputs: each to NAME.folded.onnx", err)
-    check(re.search(r"^bnfold: 2 files: folded 3 of 3 BatchNormalization$", err, re.M), "totals line after several inputs", err)
-    rc, _, err = run([a, b])
-    check(rc == 1 and err.count("already exists; use -f") == 2, "several inputs: existing outputs refused without -f", err)
-    rc, _, err = run(["-f", a, b])
+    check(re.search(r"^bnfold: 3 files: folded 3 of 3 BatchNormalization$", err, re.M), "totals line after several inputs", err)
+    # a.folded.onnx... are skipped as bnfold outputs; the others exist
+    rc, _, err = run([a, b, c] + [os.path.join(d, x + ".folded.onnx") for x in "abc"])
+    check(rc == 1 and err.count("already exists; use -f") == 3 and err.count("skipped: already a bnfold output") == 3,
+          "several inputs: existing outputs refused without -f", err)
+    rc, _, err = run(["-f", a, b, c])
     check(rc == 0, "several inputs: -f replaces them", err)
+    os.unlink(c)
 
     od = os.path.join(tmp, "out")
     os.mkdir(od)
@@ -337,8 +344,10 @@ try:
           "-O DIR/ with -f: replaced, no doubled slash in the name", err)
     rc, _, err = run(["-O", d, a])
     check(rc == 1 and "refusing to overwrite the input" in err and sha(a) == sha(demo), "-O to the input's own directory is refused", err)
-    rc, _, err = run(["-O", os.path.join(tmp, "no-such-dir"), a])
-    check(rc == 1 and "no-such-dir: cannot use as output directory" in err, "-O to a missing directory is an error", err)
+    rc, _, err = run(["-O", os.path.join(tmp, "no-such-dir", "sub"), a])
+    check(rc == 1 and "no-such-dir/sub: cannot create the output directory: No such file or directory" in err and
+          not os.path.exists(os.path.join(tmp, "no-such-dir")),
+          "-O to a directory whose parent is missing is an error", err)
     rc, _, err = run(["-O", a, b])
     check(rc == 1 and "not a directory" in err, "-O to a file is an error", err)
 
@@ -365,7 +374,8 @@ try:
         ([demo, "-"], r"stdin \('-'\) cannot be one of several inputs"),
         ([a, demo], None),  # different names: fine (checked below)
         (["-O", od, a, os.path.join(tmp, "a.onnx")], r"would both be written to"),
-        ([demo, demo], r"would both be written to"),
+        ([demo, demo, demo], r"would both be written to"),
+        ([demo, demo], r"two models given without -o"),
         (["-O"], r"option '-O' needs an argument"),
         (["--output-dir"], r"option '--output-dir' needs an argument"),
         (["--check"], r"no input file given"),

@@ -254,6 +254,37 @@ static void test_fixtures(void)
 
 /* ---------------------------------------------------------------- results */
 
+/* The op-type rows of demo.onnx (a resnet block: 3 Conv + BN pairs) and
+ * the sizes of a buffer folded into out_len bytes. */
+static void test_op_types(const bnfold_result *r, const bnfold_counts *n, size_t in_len, size_t out_len)
+{
+	size_t rows = bnfold_result_n_op_types(r), sum_before = 0, sum_after = 0, before, after, sz[4];
+	const char *prev = "", *domain, *op;
+	int sorted = 1, bn = 0;
+
+	for (size_t i = 0; i < rows; i++) {
+		if (bnfold_result_op_type(r, i, &domain, &op, &before, &after) < 0)
+			break;
+		sorted = sorted && strcmp(prev, op) < 0 && domain[0] == '\0';
+		prev = op;
+		sum_before += before;
+		sum_after += after;
+		bn += strcmp(op, "BatchNormalization") == 0 && before == 3 && after == 0;
+	}
+	OK(rows == 7 && sorted && bn == 1 && sum_before == n->nodes_before && sum_after == n->nodes_after,
+	   "demo.onnx: 7 op types in order, BatchNormalization 3 -> 0, summing to nodes_before and nodes_after");
+	OK(bnfold_result_op_type(r, rows, &domain, &op, &before, &after) == -1 &&
+	   bnfold_result_op_type(r, 0, NULL, NULL, NULL, NULL) == 0 && bnfold_result_n_op_types(NULL) == 0 &&
+	   bnfold_result_op_type(NULL, 0, NULL, NULL, NULL, NULL) == -1,
+	   "op type past the end or of a NULL result: -1; NULL pointers are not filled");
+	bnfold_result_sizes(r, &sz[0], &sz[1], &sz[2], &sz[3]);
+	OK(sz[0] == in_len && sz[1] == 0 && sz[2] == out_len && sz[3] == 0,
+	   "sizes of a buffer: %zu in, %zu out, no external data", sz[0], sz[2]);
+	bnfold_result_sizes(NULL, &sz[0], &sz[1], &sz[2], &sz[3]);
+	bnfold_result_sizes(r, NULL, NULL, NULL, NULL);
+	OK(sz[0] == 0 && sz[1] == 0 && sz[2] == 0 && sz[3] == 0, "sizes of a NULL result: 0");
+}
+
 static void test_result_views(void)
 {
 	char in_path[1024];
@@ -283,6 +314,7 @@ static void test_result_views(void)
 	OK(all && seen == 7, "demo.onnx: each fusion a checked conv_bn in graph 'resnet_block', float32, model_order 0, 1, 2");
 	OK(bnfold_result_fusion(b.r, 3) == NULL && bnfold_result_skip(b.r, 0) == NULL, "past the end: NULL");
 	OK(report_ok(b.r, "<buffer>", NULL), "the report of a buffer without a name names \"<buffer>\"");
+	test_op_types(b.r, &b.n, len, b.out_len);
 	bnfold_result_counts(NULL, &none);
 	OK(none.bn_found == 0 && none.skipped == 0 && bnfold_result_n_fusions(NULL) == 0 &&
 	   bnfold_result_n_skips(NULL) == 0 && bnfold_result_fusion(NULL, 0) == NULL &&

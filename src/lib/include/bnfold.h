@@ -196,6 +196,23 @@ BNFOLD_API size_t bnfold_result_n_fusions(const bnfold_result *r);
 BNFOLD_API const bnfold_fusion *bnfold_result_fusion(const bnfold_result *r, size_t i);
 BNFOLD_API size_t bnfold_result_n_skips(const bnfold_result *r);
 BNFOLD_API const bnfold_skip *bnfold_result_skip(const bnfold_result *r, size_t i);
+/* The nodes of the model by op type, before and after folding (the graph,
+ * its subgraphs and the function bodies, as nodes_before and nodes_after
+ * count them; for bnfold_inspect_*, after is what a fold would leave): one
+ * row per op type and domain, sorted by op type, then domain.
+ * bnfold_result_op_type fills what is asked for (each pointer may be NULL)
+ * for row i < bnfold_result_n_op_types(r) and returns 0, or returns -1
+ * and fills nothing past the last row.  domain is "" for the default
+ * domain ("ai.onnx"); strings belong to the result. */
+BNFOLD_API size_t bnfold_result_n_op_types(const bnfold_result *r);
+BNFOLD_API int bnfold_result_op_type(const bnfold_result *r, size_t i, const char **domain, const char **op_type,
+				     size_t *before, size_t *after);
+/* Sizes in bytes of the input model file and of the external data files
+ * it reads, and of the output model and of the data file written beside it
+ * (0 when there is none, and both 0 for bnfold_inspect_*).  Each pointer
+ * may be NULL. */
+BNFOLD_API void bnfold_result_sizes(const bnfold_result *r, size_t *model_before, size_t *data_before,
+				    size_t *model_after, size_t *data_after);
 /* This result as one input's entry of the JSON report: the object the
  * bnfold program lists in its report's "inputs" (schema:
  * share/bnfold/report.schema.json, definitions/input; docs/report.md).
