@@ -187,6 +187,16 @@ for rel in pages:
         for name, src in b.fixtures:
             check(os.path.isfile(os.path.join(SRC, "testdata", src)), "%s: fixture testdata/%s exists" % (where, src))
 
+for rel in pages:
+    fenced = set()
+    for b in blocks[rel]:
+        fenced.update(range(b.line, b.line + len(b.body) + 2))
+    spans = [(n, m) for n, line in enumerate(read(rel).split("\n"), 1) if n not in fenced
+             for m in re.findall(r"`(bnfold [^`]*)`", line)]
+    bad = ["line %d: %s" % (n, w) for n, m in spans for w in bnfold_options_ok(m)]
+    check(not bad, "%s: every `bnfold ...` in the text names only options the program has (%d)" % (rel, len(spans)),
+          bad)
+
 # ------------------------------------------------------------ the examples
 testdata = os.path.join(SRC, "testdata")
 n_examples = 0
