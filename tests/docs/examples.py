@@ -235,6 +235,9 @@ def run_block(block, bnfold, testdata, wrapper=()):
                 p = missing_program(c.text, path, folder)
                 if p:
                     stop = "%s is not installed" % p if "/" not in p else "%s is not in the example's folder" % p
+                    outcomes.append(Outcome(c, skipped=stop))
+                    stop = "it follows a command not run (%s)" % stop
+                    continue
             if stop:
                 outcomes.append(Outcome(c, skipped=stop))
                 continue
