@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 	       n.affine_folded);
 
 	/* Each BatchNormalization left in place, with a stable reason code
-	 * (README.md lists them) and a sentence saying what exactly. */
+	 * (docs/reasons.md lists them) and a sentence saying what exactly. */
 	for (size_t i = 0; i < bnfold_result_n_skips(res); i++) {
 		const bnfold_skip *s = bnfold_result_skip(res, i);
 		printf("skipped '");

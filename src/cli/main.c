@@ -13,7 +13,7 @@
 #include "messages.h"
 #include "signals.h"
 
-/* Documented in --help, bnfold.1 and README.md. */
+/* Documented in --help, bnfold.1 and docs/usage.md. */
 enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY = 4 };
 
 /* Long options without a short form. */

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 
 /* Every reason a BN (or a Mul/Add next to a layer) is left in place: stable snake_case codes used in the
- * report (src/report.schema.json) and documented in README.md. */
+ * report (src/report.schema.json) and documented in docs/reasons.md. */
 #define BNF_REASONS(X)                                                                        \
 	X(BNF_FOLD, "fold", "folds")                                                          \
 	X(BNF_NO_LINEAR_PRODUCER, "no_linear_producer",                                       \

@@ -668,13 +668,13 @@ def run_case(tmp, desc, data, expect, n):
 
 
 def reason_tables(root):
-    """Reason codes as patterns.h, the report schema and the README list them."""
+    """Reason codes as patterns.h, the report schema and docs/reasons.md list them."""
     fold_h = open(os.path.join(root, "src", "lib", "patterns.h")).read()
     codes = re.findall(r'X\(BNF_\w+,\s*"(\w+)"', fold_h)
     schema = json.load(open(os.path.join(root, "src", "lib", "report.schema.json")))
     enum = schema["definitions"]["reason"]["enum"]
-    readme = open(os.path.join(root, "README.md")).read()
-    table = re.findall(r"^\| `(\w+)` \|", readme.split("### Why a BN is skipped", 1)[1].split("\n## ", 1)[0], re.M)
+    page = open(os.path.join(root, "docs", "reasons.md")).read()
+    table = re.findall(r"^\| `(\w+)` \|", page.split("## Why a BN is skipped", 1)[1].split("\n## ", 1)[0], re.M)
     return [c for c in codes if c != "fold"], enum, table
 
 
@@ -764,8 +764,8 @@ try:
     codes, enum, table = reason_tables(args.source_root)
     tap.check(sorted(codes) == sorted(enum), "patterns.h reason codes == report schema enum",
               f"only in patterns.h: {sorted(set(codes) - set(enum))}; only in the schema: {sorted(set(enum) - set(codes))}")
-    tap.check(sorted(codes) == sorted(table), "patterns.h reason codes == README table",
-              f"only in patterns.h: {sorted(set(codes) - set(table))}; only in the README: {sorted(set(table) - set(codes))}")
+    tap.check(sorted(codes) == sorted(table), "patterns.h reason codes == docs/reasons.md table",
+              f"only in patterns.h: {sorted(set(codes) - set(table))}; only in docs/reasons.md: {sorted(set(table) - set(codes))}")
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

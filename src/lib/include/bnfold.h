@@ -137,7 +137,7 @@ typedef struct bnfold_counts {
 	size_t verify_failed;        /* of them, failed (the call returned BNFOLD_E_VERIFY) */
 } bnfold_counts;
 
-/* The numeric check of one fusion (README.md, "Verification"). */
+/* The numeric check of one fusion (docs/verification.md). */
 typedef struct bnfold_check {
 	bool done;               /* the fusion was checked (verify on) */
 	bool ok;                 /* max_rel_err <= tolerance, and problem is NULL */
@@ -179,7 +179,7 @@ typedef struct bnfold_skip {
 	const char *graph;
 	const char *bn, *bn_output;
 	const char *layer;       /* the layer it would have folded into, or NULL */
-	const char *reason;      /* a stable code: "no_linear_producer", ... (README.md,
+	const char *reason;      /* a stable code: "no_linear_producer", ... (docs/reasons.md,
 				  * "Why a BN is skipped"; bnfold_reason_code lists them) */
 	const char *message;     /* what exactly, in words */
 	size_t model_order;      /* as in bnfold_fusion */
