@@ -1,4 +1,8 @@
-#define _GNU_SOURCE /* copy_file_range, sync_file_range */
+/* copy_file_range and sync_file_range are Linux's; BNF_USE_COPY_FILE_RANGE
+ * and BNF_USE_SYNC_FILE_RANGE (meson.build) say whether this build calls
+ * them: without, bytes are copied through the buffer and the final fsync
+ * alone writes a temp file back. */
+#define _GNU_SOURCE
 #include "outfile.h"
 
 #include <errno.h>
@@ -204,7 +208,7 @@ void bnf_output_attach(bnf_output *out, bnf_output *data)
 static void wrote(bnf_output *out, uint64_t n)
 {
 	out->written += n;
-#ifdef SYNC_FILE_RANGE_WRITE
+#if BNF_USE_SYNC_FILE_RANGE
 	if (out->written - out->flushing >= WRITEBACK_STEP && bnf_output_syncs(out)) {
 		/* advice only: an error here shows again at fsync */
 		(void)sync_file_range(out->fd, (off_t)out->flushing, (off_t)(out->written - out->flushing),
@@ -261,14 +265,27 @@ void bnf_output_advance(bnf_output *out, size_t n)
 	out->used += n;
 }
 
+/* Copy up to len bytes at off of fd to the end of out's temp file in the
+ * kernel: the count copied, 0 at the end of fd, or -1 when the kernel
+ * cannot copy between these files (or this build does not ask it to). */
+static ssize_t kernel_copy(bnf_output *out, int fd, uint64_t off, size_t len)
+{
+#if BNF_USE_COPY_FILE_RANGE
+	loff_t in_off = (loff_t)off;
+	return out->tmp_path ? copy_file_range(fd, &in_off, out->fd, NULL, len, 0) : -1;
+#else
+	(void)out, (void)fd, (void)off, (void)len;
+	return -1;
+#endif
+}
+
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len)
 {
 	if (out->err)
 		return;
 	flush(out);
 	while (len > 0 && !out->err) {
-		loff_t in_off = (loff_t)off;
-		ssize_t n = out->tmp_path ? copy_file_range(fd, &in_off, out->fd, NULL, len, 0) : -1;
+		ssize_t n = kernel_copy(out, fd, off, len);
 		size_t k = len < BNF_OUT_BUF ? len : BNF_OUT_BUF, got;
 		if (n > 0) {
 			off += (uint64_t)n;

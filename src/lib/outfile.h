@@ -66,8 +66,8 @@ uint8_t *bnf_output_reserve(bnf_output *out, size_t want, size_t *room);
 void bnf_output_advance(bnf_output *out, size_t n);
 
 /* Append [off, off + len) of the open file fd: in the kernel
- * (copy_file_range) when the output is a temp file, else through the
- * buffer.  A failed read is remembered as one of path (may be NULL: then
+ * (copy_file_range, where the build uses it) when the output is a temp
+ * file, else through the buffer.  A failed read is remembered as one of path (may be NULL: then
  * reported as a write error). */
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len);
 
