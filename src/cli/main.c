@@ -17,7 +17,7 @@ enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY 
 
 /* Long options without a short form. */
 enum {
-	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE, OPT_NO_FSYNC,
+	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE, OPT_NO_SYNC,
 	OPT_VERIFY, OPT_NO_VERIFY, OPT_TOLERANCE, OPT_SYNC,
 };
 
@@ -178,8 +178,8 @@ static int parse_options(int argc, char **argv, bnf_run_options *o, const char *
 		{"no-stream", no_argument, NULL, OPT_NO_STREAM},
 		{"inline", no_argument, NULL, OPT_INLINE},
 		{"sync", no_argument, NULL, OPT_SYNC},
-		{"no-sync", no_argument, NULL, OPT_NO_FSYNC},
-		{"no-fsync", no_argument, NULL, OPT_NO_FSYNC}, /* the older name of --no-sync */
+		{"no-sync", no_argument, NULL, OPT_NO_SYNC},
+		{"no-fsync", no_argument, NULL, OPT_NO_SYNC}, /* the older name of --no-sync */
 		{"verify", no_argument, NULL, OPT_VERIFY},
 		{"no-verify", no_argument, NULL, OPT_NO_VERIFY},
 		{"tolerance", required_argument, NULL, OPT_TOLERANCE},
@@ -206,7 +206,7 @@ static int parse_options(int argc, char **argv, bnf_run_options *o, const char *
 		case OPT_NO_STREAM: o->lib.stream = false; break;
 		case OPT_INLINE: o->lib.inline_external = true; break;
 		case OPT_SYNC: o->lib.sync = BNFOLD_SYNC_ALWAYS; break;
-		case OPT_NO_FSYNC: o->lib.sync = BNFOLD_SYNC_NEVER; break;
+		case OPT_NO_SYNC: o->lib.sync = BNFOLD_SYNC_NEVER; break;
 		case OPT_VERIFY: o->lib.verify = true; break;
 		case OPT_NO_VERIFY: o->lib.verify = false; break;
 		case OPT_TOLERANCE: {
