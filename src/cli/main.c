@@ -18,8 +18,8 @@ enum { EXIT_OK = 0, EXIT_IO = 1, EXIT_USAGE = 2, EXIT_FOLDABLE = 3, EXIT_VERIFY 
 
 /* Long options without a short form. */
 enum {
-	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE, OPT_NO_FSYNC,
-	OPT_VERIFY, OPT_NO_VERIFY, OPT_TOLERANCE, OPT_STRICT, OPT_STATS,
+	OPT_REPORT = 256, OPT_FOLD_OVERRIDABLE, OPT_IN_PLACE, OPT_CHECK, OPT_NO_STREAM, OPT_INLINE, OPT_NO_SYNC,
+	OPT_VERIFY, OPT_NO_VERIFY, OPT_TOLERANCE, OPT_SYNC, OPT_STRICT, OPT_STATS,
 };
 
 static void usage(FILE *f)
@@ -52,9 +52,12 @@ static void usage(FILE *f)
 	      "                          skipped unless -o or --in-place says where it goes\n"
 	      "      --report FILE       write a JSON report of every INPUT, fusion, skip\n"
 	      "                          and error ('-' = stdout)\n"
-	      "      --no-fsync          do not wait for the output to reach the disk before\n"
-	      "                          renaming it into place (faster; after a crash or\n"
-	      "                          power loss the output may be empty or partial)\n"
+	      "      --sync              wait for every output to reach the disk before\n"
+	      "                          renaming it into place (by default only one that\n"
+	      "                          replaces a file: --in-place, or over a file)\n"
+	      "      --no-sync           never wait, not even in place (after a crash or\n"
+	      "                          power loss the output may be empty or partial);\n"
+	      "                          --no-fsync is its older name\n"
 	      "\n"
 	      "Folding:\n"
 	      "      --fold-overridable  also fold initializers listed as graph inputs\n"
@@ -228,7 +231,9 @@ static int parse_options(int argc, char **argv, bnf_run_options *o, const char *
 		{"fold-overridable", no_argument, NULL, OPT_FOLD_OVERRIDABLE},
 		{"no-stream", no_argument, NULL, OPT_NO_STREAM},
 		{"inline", no_argument, NULL, OPT_INLINE},
-		{"no-fsync", no_argument, NULL, OPT_NO_FSYNC},
+		{"sync", no_argument, NULL, OPT_SYNC},
+		{"no-sync", no_argument, NULL, OPT_NO_SYNC},
+		{"no-fsync", no_argument, NULL, OPT_NO_SYNC}, /* the older name of --no-sync */
 		{"verify", no_argument, NULL, OPT_VERIFY},
 		{"no-verify", no_argument, NULL, OPT_NO_VERIFY},
 		{"tolerance", required_argument, NULL, OPT_TOLERANCE},
@@ -256,7 +261,8 @@ static int parse_options(int argc, char **argv, bnf_run_options *o, const char *
 		case OPT_FOLD_OVERRIDABLE: o->lib.fold_overridable = true; break;
 		case OPT_NO_STREAM: o->lib.stream = false; break;
 		case OPT_INLINE: o->lib.inline_external = true; break;
-		case OPT_NO_FSYNC: o->lib.sync = BNFOLD_SYNC_NEVER; break;
+		case OPT_SYNC: o->lib.sync = BNFOLD_SYNC_ALWAYS; break;
+		case OPT_NO_SYNC: o->lib.sync = BNFOLD_SYNC_NEVER; break;
 		case OPT_VERIFY: o->lib.verify = true; break;
 		case OPT_NO_VERIFY: o->lib.verify = false; break;
 		case OPT_TOLERANCE: {

@@ -41,7 +41,7 @@ void bnfold_options_init_sized(bnfold_options *o, size_t size)
 	d.verify = true;
 	d.tolerance = -1.0;
 	d.stream = true;
-	d.sync = BNFOLD_SYNC_ALWAYS;
+	d.sync = BNFOLD_SYNC_AUTO;
 	memcpy(o, &d, size < sizeof(d) ? size : sizeof(d));
 }
 
@@ -65,6 +65,8 @@ static int read_options(const bnfold_options *in, bnfold_options *o, bnf_err *e)
 		return bnf_fail(e, BNFOLD_E_INVALID, "the tolerance is NaN");
 	if (o->threads < 0)
 		return bnf_fail(e, BNFOLD_E_INVALID, "threads is negative");
+	if (o->sync != BNFOLD_SYNC_ALWAYS && o->sync != BNFOLD_SYNC_NEVER && o->sync != BNFOLD_SYNC_AUTO)
+		return bnf_fail(e, BNFOLD_E_INVALID, "sync is not a bnfold_sync value");
 	return 0;
 }
 
@@ -185,7 +187,7 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 	}
 	if (bnf_output_open(output, &out, o->tempfile, o->tempfile_ctx, e) < 0)
 		return -1;
-	out.no_sync = o->sync == BNFOLD_SYNC_NEVER;
+	out.sync = o->sync;
 	r = res->n_fusions == 0 && !in->has_external ? bnf_output_write_input(&out, in) /* unchanged, byte for byte */
 						     : bnf_output_write_model(&out, in->model, &in->payloads, o->inline_external);
 	if (r < 0 || bnf_result_verify_finish(res, e) < 0) {
@@ -378,7 +380,6 @@ bnfold_status bnfold_write_file(const char *path, const void *data, size_t len, 
 {
 	bnf_err e = {0};
 	bnfold_options o;
-	bnf_output out;
 	int r = -1;
 
 	if (read_options(opt, &o, &e) < 0)
@@ -387,11 +388,7 @@ bnfold_status bnfold_write_file(const char *path, const void *data, size_t len, 
 		bnf_fail(&e, BNFOLD_E_INVALID, "no file or no data given");
 		goto done;
 	}
-	if (bnf_output_open(path, &out, o.tempfile, o.tempfile_ctx, &e) < 0)
-		goto done;
-	out.no_sync = o.sync == BNFOLD_SYNC_NEVER;
-	bnf_output_write(&out, data, len);
-	r = bnf_output_commit(&out);
+	r = bnf_write_file(path, data, len, o.sync, o.tempfile, o.tempfile_ctx, &e);
 done:
 	if (r < 0)
 		unexplained_failure(&e, path ? path : "-");

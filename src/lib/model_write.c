@@ -183,7 +183,7 @@ static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloa
 		out->data = NULL;
 		return -1;
 	}
-	out->data->no_sync = out->no_sync;
+	bnf_output_attach(out, out->data);
 	if (!(location = bnf_asprintf("%s.data", base)))
 		return bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory", out->path);
 	x.data = out->data;

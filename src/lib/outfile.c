@@ -1,4 +1,8 @@
-#define _GNU_SOURCE /* copy_file_range, sync_file_range */
+/* copy_file_range and sync_file_range are Linux's; BNF_USE_COPY_FILE_RANGE
+ * and BNF_USE_SYNC_FILE_RANGE (meson.build) say whether this build calls
+ * them: without, bytes are copied through the buffer and the final fsync
+ * alone writes a temp file back. */
+#define _GNU_SOURCE
 #include "outfile.h"
 
 #include <errno.h>
@@ -121,8 +125,10 @@ static int open_temp(bnf_output *out, const char *path)
 	}
 	um = read_umask();
 	out->mode = um >= 0 ? (int)(0666 & ~um) : -1;
-	if (stat(out->final_path, &st) == 0)
+	if (stat(out->final_path, &st) == 0) {
 		out->mode = (int)(st.st_mode & 07777);
+		out->replaces = true;
+	}
 	slash = strrchr(out->final_path, '/');
 	base = slash ? slash + 1 : out->final_path;
 	if (!slash)
@@ -146,6 +152,7 @@ int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile,
 
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
+	out->sync = BNFOLD_SYNC_AUTO;
 	out->tempfile = tempfile;
 	out->tempfile_ctx = tempfile_ctx;
 	out->fail = fail;
@@ -180,16 +187,29 @@ fail:
 	return -1;
 }
 
-/* Start writeback of what a temp file has gained since the last call, in
- * steps of WRITEBACK_STEP: the disk works while the rest is computed, and
- * fsync at the end waits for less. */
+bool bnf_output_syncs(const bnf_output *out)
+{
+	return out->tmp_path && (out->sync == BNFOLD_SYNC_ALWAYS || (out->sync == BNFOLD_SYNC_AUTO && out->replaces));
+}
+
+void bnf_output_attach(bnf_output *out, bnf_output *data)
+{
+	out->data = data;
+	data->sync = out->sync;
+	out->replaces = data->replaces = out->replaces || data->replaces;
+}
+
+/* Start writeback of what a temp file to be synced has gained since the
+ * last call, in steps of WRITEBACK_STEP: the disk works while the rest is
+ * computed, and fsync at the end waits for less.  A file that is not
+ * synced is left to the kernel's own writeback, as cp's output is. */
 #define WRITEBACK_STEP ((uint64_t)8 << 20)
 
 static void wrote(bnf_output *out, uint64_t n)
 {
 	out->written += n;
-#ifdef SYNC_FILE_RANGE_WRITE
-	if (out->tmp_path && !out->no_sync && out->written - out->flushing >= WRITEBACK_STEP) {
+#if BNF_USE_SYNC_FILE_RANGE
+	if (out->written - out->flushing >= WRITEBACK_STEP && bnf_output_syncs(out)) {
 		/* advice only: an error here shows again at fsync */
 		(void)sync_file_range(out->fd, (off_t)out->flushing, (off_t)(out->written - out->flushing),
 				      SYNC_FILE_RANGE_WRITE);
@@ -245,14 +265,27 @@ void bnf_output_advance(bnf_output *out, size_t n)
 	out->used += n;
 }
 
+/* Copy up to len bytes at off of fd to the end of out's temp file in the
+ * kernel: the count copied, 0 at the end of fd, or -1 when the kernel
+ * cannot copy between these files (or this build does not ask it to). */
+static ssize_t kernel_copy(bnf_output *out, int fd, uint64_t off, size_t len)
+{
+#if BNF_USE_COPY_FILE_RANGE
+	loff_t in_off = (loff_t)off;
+	return out->tmp_path ? copy_file_range(fd, &in_off, out->fd, NULL, len, 0) : -1;
+#else
+	(void)out, (void)fd, (void)off, (void)len;
+	return -1;
+#endif
+}
+
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len)
 {
 	if (out->err)
 		return;
 	flush(out);
 	while (len > 0 && !out->err) {
-		loff_t in_off = (loff_t)off;
-		ssize_t n = out->tmp_path ? copy_file_range(fd, &in_off, out->fd, NULL, len, 0) : -1;
+		ssize_t n = kernel_copy(out, fd, off, len);
 		size_t k = len < BNF_OUT_BUF ? len : BNF_OUT_BUF, got;
 		if (n > 0) {
 			off += (uint64_t)n;
@@ -283,7 +316,7 @@ void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, si
 
 /* Everything a commit does but the rename: write out the buffer, report
  * the first error, and close the file, a temp file with its mode set and
- * fsync'd (unless no_sync). */
+ * fsync'd when bnf_output_syncs says so. */
 static int finish(bnf_output *out)
 {
 	flush(out);
@@ -292,7 +325,7 @@ static int finish(bnf_output *out)
 	if (out->err) /* ENOMEM: a computed payload found no memory to be computed in */
 		return bnf_fail(out->fail, out->err == ENOMEM ? BNFOLD_E_NOMEM : BNFOLD_E_IO, "%s: cannot write: %s",
 				strcmp(out->path, "-") == 0 ? "(stdout)" : out->path, strerror(out->err));
-	if (out->tmp_path && (fchmod(out->fd, (mode_t)out->mode) < 0 || (!out->no_sync && fsync(out->fd) < 0)))
+	if (out->tmp_path && (fchmod(out->fd, (mode_t)out->mode) < 0 || (bnf_output_syncs(out) && fsync(out->fd) < 0)))
 		return bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(errno));
 	if (out->fd > 2 && close(out->fd) < 0) {
 		out->fd = -1;
@@ -318,9 +351,24 @@ static int place(bnf_output *out)
 	return 0;
 }
 
+/* Whether a file has appeared at out's final path since it was opened:
+ * the rename replaces it all the same. */
+static void recheck_replaces(bnf_output *out)
+{
+	struct stat st;
+	if (out->tmp_path && !out->replaces && stat(out->final_path, &st) == 0)
+		out->replaces = true;
+}
+
 int bnf_output_commit(bnf_output *out)
 {
 	int rc = -1;
+
+	recheck_replaces(out);
+	if (out->data) {
+		recheck_replaces(out->data);
+		out->replaces = out->data->replaces = out->replaces || out->data->replaces;
+	}
 	/* Both files complete before either replaces anything, so a failure
 	 * until then leaves both earlier files as they were; then the data
 	 * file first: the model must not point at a missing one. */
@@ -359,12 +407,13 @@ void bnf_output_abort(bnf_output *out)
 	out->path = NULL;
 }
 
-int bnf_write_file(const char *path, const void *data, size_t len, bnf_tempfile_fn tempfile,
+int bnf_write_file(const char *path, const void *data, size_t len, bnfold_sync sync, bnf_tempfile_fn tempfile,
 		   void *tempfile_ctx, bnf_err *fail)
 {
 	bnf_output out;
 	if (bnf_output_open(path, &out, tempfile, tempfile_ctx, fail) < 0)
 		return -1;
+	out.sync = sync;
 	bnf_output_write(&out, data, len);
 	return bnf_output_commit(&out);
 }

@@ -1,6 +1,6 @@
 /* An output file, written safely: a regular file (or a new one) through a
- * temp file in the same directory, fsync'd and renamed over it only when
- * everything went well; special files (/dev/null, FIFOs, terminals) and
+ * temp file in the same directory, renamed over it only when everything
+ * went well, and fsync'd first as the sync policy says (bnfold_sync); special files (/dev/null, FIFOs, terminals) and
  * stdout written directly, never replaced.  Writes are buffered and their
  * errors remembered until commit, which reports the first one. */
 #ifndef BNF_OUTFILE_H
@@ -30,7 +30,10 @@ typedef struct bnf_output {
 	const char *read_from; /* the input file a read failed on, or NULL */
 	uint8_t *buf;       /* BNF_OUT_BUF bytes, used of them filled */
 	size_t used;
-	bool no_sync;       /* skip the fsync before the rename (--no-fsync) */
+	bnfold_sync sync;   /* when the temp file is fsync'd before the rename (default
+			     * BNFOLD_SYNC_AUTO: when it replaces a file); set after open */
+	bool replaces;      /* the commit replaces an existing file: this one's final_path,
+			     * or, for a model and its data file, either's */
 	bool nonfinite;     /* a computed payload came out NaN or Inf (see bnf_fold_options.defer_scan) */
 	uint64_t written;   /* bytes written to fd so far */
 	uint64_t flushing;  /* bytes of them whose writeback has been started */
@@ -63,28 +66,37 @@ uint8_t *bnf_output_reserve(bnf_output *out, size_t want, size_t *room);
 void bnf_output_advance(bnf_output *out, size_t n);
 
 /* Append [off, off + len) of the open file fd: in the kernel
- * (copy_file_range) when the output is a temp file, else through the
- * buffer.  A failed read is remembered as one of path (may be NULL: then
+ * (copy_file_range, where the build uses it) when the output is a temp
+ * file, else through the buffer.  A failed read is remembered as one of path (may be NULL: then
  * reported as a write error). */
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len);
 
-/* Flush, fsync (unless no_sync) and rename into place; -1 (and the temp
- * files removed) on any error so far, recorded in out->fail: BNFOLD_E_IO
- * (BNFOLD_E_NOMEM when a computed payload ran out of memory).  With a
- * data file (out->data), both temp files are flushed, fsync'd and closed
- * before either is renamed, the data file first: a failure until then
- * leaves both earlier files as they were (only a failing rename of the
- * model, after the data file's, leaves the new data file in place).
- * While a temp file is written, the kernel is asked every few MiB to start
- * writing it back, so the final fsync waits for the tail only. */
+/* Give out a data file (opened by the caller) to go with out: committed
+ * and aborted with it, and synced when out is (same sync; replaces when
+ * either file replaces one). */
+void bnf_output_attach(bnf_output *out, bnf_output *data);
+
+/* Flush, fsync (as out->sync says: see bnf_output_syncs) and rename into
+ * place; -1 (and the temp files removed) on any error so far, recorded in
+ * out->fail: BNFOLD_E_IO (BNFOLD_E_NOMEM when a computed payload ran out
+ * of memory).  With a data file (out->data), both temp files are flushed,
+ * synced and closed before either is renamed, the data file first: a
+ * failure until then leaves both earlier files as they were (only a
+ * failing rename of the model, after the data file's, leaves the new data
+ * file in place).  While a temp file that will be synced is written, the
+ * kernel is asked every few MiB to start writing it back, so the final
+ * fsync waits for the tail only. */
 int bnf_output_commit(bnf_output *out);
+/* Whether commit fsyncs out's temp file: ALWAYS, or AUTO when it
+ * replaces a file (never a file written directly, such as stdout). */
+bool bnf_output_syncs(const bnf_output *out);
 /* Give up: remove the temp file, close. Safe after commit. */
 void bnf_output_abort(bnf_output *out);
 
 /* Write a whole buffer to path with the rules above (tempfile as for
- * bnf_output_open).  0, or -1 after recording in fail (may be NULL) an
+ * bnf_output_open, sync as bnf_output.sync).  0, or -1 after recording in fail (may be NULL) an
  * error naming path, as bnf_output_open and bnf_output_commit do. */
-int bnf_write_file(const char *path, const void *data, size_t len, bnf_tempfile_fn tempfile,
+int bnf_write_file(const char *path, const void *data, size_t len, bnfold_sync sync, bnf_tempfile_fn tempfile,
 		   void *tempfile_ctx, bnf_err *fail);
 
 /* True when a and b name the same existing file ("-" names none). */

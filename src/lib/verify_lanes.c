@@ -13,7 +13,9 @@
 static int cpu_avx2;
 static pthread_once_t cpu_probed = PTHREAD_ONCE_INIT;
 
-#if BNF_VERIFY_LANES && defined(__x86_64__) && defined(__has_attribute)
+/* The AVX2 build: x86-64, a compiler with the target attribute, and
+ * BNF_USE_AVX2 (meson.build: not -Dportable=true). */
+#if BNF_VERIFY_LANES && BNF_USE_AVX2 && defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target)
 #define LANES_AVX2 1
 #endif

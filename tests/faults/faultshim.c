@@ -21,6 +21,9 @@
  *                               /proc/self/status, to hide it)
  *   BNFOLD_FAULT_NO_UMASK=1     umask() aborts: it sets the mask process-wide,
  *                               which a library must not do
+ *   BNFOLD_FAULT_SYNC_LOG=FILE  append a line "CALL PATH" to FILE for every
+ *                               fsync(), fdatasync() and sync_file_range() of
+ *                               a match (then call it as usual)
  */
 #define _GNU_SOURCE
 /* Define the plain and the 64-bit names both, whichever bnfold was built to call. */
@@ -115,14 +118,49 @@ ssize_t write(int fd, const void *buf, size_t n)
 	return r;
 }
 
+/* Note a sync call on fd in $BNFOLD_FAULT_SYNC_LOG, if fd is a match. */
+static void log_sync(const char *call, int fd)
+{
+	const char *log = getenv("BNFOLD_FAULT_SYNC_LOG");
+	char link[64], path[4096], line[4200];
+	ssize_t n;
+	int lfd, saved = errno;
+
+	if (!log || !*log || !fd_matches(fd))
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	path[n < 0 ? 0 : n] = '\0';
+	n = snprintf(line, sizeof(line), "%s %s\n", call, path);
+	lfd = REAL(open)(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (lfd >= 0) {
+		(void)!REAL(write)(lfd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		REAL(close)(lfd);
+	}
+	errno = saved;
+}
+
 int fsync(int fd)
 {
 	int e = fault("BNFOLD_FAULT_FSYNC");
+	log_sync("fsync", fd);
 	if (e && fd_matches(fd)) {
 		errno = e;
 		return -1;
 	}
 	return REAL(fsync)(fd);
+}
+
+int fdatasync(int fd)
+{
+	log_sync("fdatasync", fd);
+	return REAL(fdatasync)(fd);
+}
+
+int sync_file_range(int fd, off64_t off, off64_t len, unsigned int flags)
+{
+	log_sync("sync_file_range", fd);
+	return REAL(sync_file_range)(fd, off, len, flags);
 }
 
 int close(int fd)

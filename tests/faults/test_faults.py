@@ -129,12 +129,29 @@ try:
     tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
               "writes of at most 7 bytes each: the same output as a clean run", r.diag())
 
-    # --- --no-fsync: the failing fsync is never called, the output is the same
-    d = fresh(tmp, "nofsync")
+    # --- --no-sync (and --no-fsync, its older name) over an existing file,
+    # which is synced by default: the failing fsync is never called
+    for flag in ("--no-sync", "--no-fsync"):
+        d = fresh(tmp, "nofsync" + flag)
+        out = os.path.join(d, "out.onnx")
+        with open(out, "wb") as f:
+            f.write(OLD)
+        r = bnftest.run(BNFOLD, [flag, DEMO, "-o", out], env=faulted(match=d, fsync="EIO"))
+        tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
+                  f"{flag} over a file with fsync failing: not called, the same output as a clean run", r.diag())
+
+    # --- a new file is not synced by default; --sync syncs it
+    d = fresh(tmp, "newnosync")
     out = os.path.join(d, "out.onnx")
-    r = bnftest.run(BNFOLD, ["--no-fsync", DEMO, "-o", out], env=faulted(match=d, fsync="EIO"))
+    r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(match=d, fsync="EIO"))
     tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
-              "--no-fsync with fsync failing: not called, the same output as a clean run", r.diag())
+              "a new file with fsync failing: not synced by default, written", r.diag())
+    d = fresh(tmp, "newsync")
+    out = os.path.join(d, "out.onnx")
+    r = bnftest.run(BNFOLD, ["--sync", DEMO, "-o", out], env=faulted(match=d, fsync="EIO"))
+    tap.check(r.rc == 1 and not r.crashed() and os.listdir(d) == []
+              and re.fullmatch(rf"bnfold: error: {re.escape(out)}: cannot write: Input/output error\n", r.err),
+              "--sync on a new file with fsync failing: one error line, nothing left", r.diag())
 
     # --- --in-place: a failed write leaves the input as it was
     d = fresh(tmp, "inplace")

@@ -26,7 +26,7 @@ static void test_defaults(void)
 	bnfold_options_init(&o);
 	OK(o.size == sizeof(o), "options_init sets size to sizeof(bnfold_options)");
 	OK(!o.fold_overridable && o.verify && o.tolerance < 0 && o.stream && !o.inline_external &&
-	   o.sync == BNFOLD_SYNC_ALWAYS && !o.replace_input && o.threads == 0 && !o.no_simd && o.max_new_bytes == 0 &&
+	   o.sync == BNFOLD_SYNC_AUTO && !o.replace_input && o.threads == 0 && !o.no_simd && o.max_new_bytes == 0 &&
 	   o.tempfile == NULL && o.tempfile_ctx == NULL,
 	   "options_init: the defaults the header documents");
 

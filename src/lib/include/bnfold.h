@@ -72,9 +72,21 @@ BNFOLD_API const char *bnfold_status_name(int code);
 
 /* --- options --- */
 
+/* When a regular output is fsync'd before its temp file is renamed into
+ * place.  The rename itself is always atomic: other programs see the old
+ * file or the new one.  Syncing decides what a crash or power loss can
+ * leave: without it, a file written just before may be empty or partial.
+ * An output and the external data file written beside it (OUTPUT.data)
+ * are synced both or neither. */
 typedef enum bnfold_sync {
-	BNFOLD_SYNC_ALWAYS = 0, /* fsync a regular output before renaming it into place */
-	BNFOLD_SYNC_NEVER = 1,  /* never: after a crash the output may be empty or partial */
+	BNFOLD_SYNC_ALWAYS = 0, /* always, new files too */
+	BNFOLD_SYNC_NEVER = 1,  /* never: after a crash, even a file replaced in place
+				 * may be empty or partial */
+	BNFOLD_SYNC_AUTO = 2,   /* only when the rename replaces an existing file (in
+				 * place, or over an earlier output), so that a crash
+				 * leaves the old file or the new one, never neither; a
+				 * new file is not synced (lost in a crash, it is written
+				 * again from its input, as after cp) */
 } bnfold_sync;
 
 /* Options of a call.  Always start from bnfold_options_init(), then set
@@ -95,7 +107,9 @@ typedef struct bnfold_options {
 	bool inline_external;    /* write weights kept in external data files into the
 				  * output model itself; by default they go to OUTPUT.data
 				  * beside a regular output file (default false) */
-	bnfold_sync sync;        /* default BNFOLD_SYNC_ALWAYS */
+	bnfold_sync sync;        /* default BNFOLD_SYNC_AUTO (it was
+				  * BNFOLD_SYNC_ALWAYS, still the value 0); another
+				  * value: BNFOLD_E_INVALID */
 	bool replace_input;      /* bnfold_fold_file may write over its input (in place);
 				  * otherwise that is refused (default false) */
 	int threads;             /* threads a call may use: 0 (default) = two where the
