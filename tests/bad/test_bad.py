@@ -540,7 +540,9 @@ skip("the BN mean is an Expand to dims whose product overflows", save(m), "const
 # --- the evaluator's work is bounded per run, not per query: one Expand to
 # 30M values read by many nodes was computed in full for each reader
 # (seconds per ten readers), by the shape rules (Reshape's shape) and by the
-# planners (a Mul's factor after a Conv)
+# planners (a Mul's factor after a Conv).  The limits leave room for a
+# sanitizer build on a loaded machine (the Muls take 0.6 s in a release
+# build, 11 s before the budget).
 def many_readers(op, n):
     """Expand([1], [3e7]) -> 'big', read by n nodes of op."""
     inits = [numpy_helper.from_array(np.array([30000000], np.int64), "bigshape"),
@@ -559,9 +561,9 @@ def many_readers(op, n):
 
 
 cases.append(("an Expand to 3e7 values read as the shape of 80 Reshapes costs no more than one", many_readers("Reshape", 80),
-              ("ok", 2)))
+              ("ok", 4)))
 cases.append(("an Expand to 3e7 values read as the factor of 40 Muls after a Conv: the run's budget ends it",
-              many_readers("Mul", 40), ("ok", 3)))
+              many_readers("Mul", 40), ("ok", 6)))
 
 # --- size must cost linear time: a chain of 20000 BNs listed backwards,
 # every tensor with a value_info (quadratic passes took minutes)
