@@ -7,6 +7,7 @@ BNFOLD_WRAPPER (set by `meson test --setup=valgrind`) is a command prefix
 put before every bnfold run, e.g. "valgrind -q --error-exitcode=99".
 """
 
+import hashlib
 import os
 import re
 import shlex
@@ -92,6 +93,25 @@ def run_checked(tap, bnfold, argv, stdin=None, cwd=None, env=None, timeout=120):
         tap.check(False, "bnfold %s runs without a crash or sanitizer report: %s" % (" ".join(argv)[:200], r.crashed()),
                   r.diag())
     return r
+
+
+def sha(path):
+    """SHA-256 of a file, read 1 MiB at a time (models may be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree(d):
+    """Every file under d with its hash: what a run left behind."""
+    out = {}
+    for root, _, files in os.walk(d):
+        for f in files:
+            p = os.path.join(root, f)
+            out[os.path.relpath(p, d)] = sha(p)
+    return out
 
 
 def debris(folder):

@@ -4,7 +4,6 @@
 Each case runs the real binary; expected outcomes are written here by hand.
 """
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -17,6 +16,7 @@ import tempfile
 import onnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bnftest  # noqa: E402
+from bnftest import sha  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -33,11 +33,6 @@ check = tap.check
 def run(argv, stdin=None, cwd=None, env=None):
     r = bnftest.run_checked(tap, BNFOLD, argv, stdin=stdin, cwd=cwd, env=env, timeout=60)
     return r.rc, r.out, r.err
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def bn_count(model):

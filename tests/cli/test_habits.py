@@ -8,7 +8,6 @@ Expected outcomes are written here by hand or computed from the models with
 the onnx package (node counts, names), never taken from bnfold's output.
 """
 import argparse
-import hashlib
 import os
 import pty
 import re
@@ -25,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bnftest  # noqa: E402
+from bnftest import sha, tree  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -44,21 +44,6 @@ def fixture(name):
 def run(argv, stdin=None, cwd=None):
     r = bnftest.run_checked(tap, BNFOLD, argv, stdin=stdin, cwd=cwd, timeout=60)
     return r.rc, r.out, r.err
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def tree(d):
-    """Every file under d with its hash: what a run left behind."""
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            out[os.path.relpath(p, d)] = sha(p)
-    return out
 
 
 def graphs(m):

@@ -7,7 +7,6 @@ the models themselves read with the onnx package, and from the cases below;
 every report is validated against src/lib/report.schema.json.
 """
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import jsonschema
 import onnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bnftest  # noqa: E402
+from bnftest import sha, tree  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -43,21 +43,6 @@ def run(argv, stdin=None, cwd=None, env=None):
 
 def fixture(name):
     return os.path.join(TESTDATA, name)
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def tree(d):
-    """Every file under d with its hash: to prove a job wrote nothing."""
-    out = {}
-    for root, _, files in os.walk(d):
-        for f in files:
-            p = os.path.join(root, f)
-            out[os.path.relpath(p, d)] = sha(p)
-    return out
 
 
 def bn_names(path):

@@ -11,7 +11,6 @@ the output path before (or the input, for --in-place) byte for byte intact.
 Only temp folders, FIFOs and symlinks in them are used, never device nodes.
 """
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import bnftest  # noqa: E402
+from bnftest import sha  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -36,11 +36,6 @@ SHIM = os.path.abspath(args.shim)
 DEMO = os.path.join(os.path.abspath(args.testdata), "demo.onnx")
 tap = bnftest.Tap()
 OLD = b"the previous output, which a failed run must leave alone\n"
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def faulted(**faults):

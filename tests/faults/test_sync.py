@@ -12,7 +12,6 @@ Every case also checks the exit code, the summary line on stderr and the
 files left behind.
 """
 import argparse
-import hashlib
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import bnftest  # noqa: E402
+from bnftest import sha  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -35,11 +35,6 @@ DEMO = os.path.join(os.path.abspath(args.testdata), "demo.onnx")
 tap = bnftest.Tap()
 OLD = b"an earlier file, which a replacing run syncs its successor over\n"
 SUMMARY = re.compile(r"^bnfold: .*: folded \d+ of \d+ BatchNormalization", re.M)
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def synced(log):

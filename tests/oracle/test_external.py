@@ -13,7 +13,6 @@ the file, missing files, stdout without --inline) that write nothing.
 """
 import argparse
 import copy
-import hashlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bnftest  # noqa: E402
+from bnftest import sha  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -42,11 +42,6 @@ check = tap.check
 def run(argv, cwd=None, stdin=None, env=None):
     r = bnftest.run_checked(tap, BNFOLD, argv, stdin=stdin, cwd=cwd, env=env, timeout=120)
     return r.rc, r.out, r.err
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def build(rng):

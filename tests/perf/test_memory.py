@@ -7,7 +7,6 @@ byte what the in-memory path (--no-stream) writes.  Prints TAP.
     test_memory.py --bnfold build/bnfold --gen tools/gen_big.py [--workdir DIR] [--limit-mib 64]
 """
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ import tempfile
 import onnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bnftest  # noqa: E402
+from bnftest import sha  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bnfold", required=True)
@@ -37,14 +37,6 @@ def timed(cmd):
         return p.returncode, int(lines[-1]) / 1024.0, "\n".join(lines[:-1])
     except (IndexError, ValueError):
         return p.returncode, float("nan"), "\n".join(lines)
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 work = tempfile.mkdtemp(prefix="bnfold-mem-", dir=a.workdir)
