@@ -81,8 +81,7 @@ class Error(Exception):
 
 class InvalidArgumentError(Error, ValueError):
     """An argument asks for what cannot be done (code ``invalid_argument``),
-    such as a model whose weights are in external data folded from memory
-    (use :func:`fold_file`)."""
+    such as writing over the input without ``in_place``."""
 
 
 class FileIOError(Error):
@@ -350,8 +349,9 @@ def fold(model: onnx.ModelProto | Buffer, *, fold_overridable: bool = False, ver
     ``model`` is an ``onnx.ModelProto`` (a new ModelProto is returned; the
     one given is left as it is) or the bytes of a model as ``bytes``,
     ``bytearray`` or ``memoryview`` (``bytes`` are returned).  The model
-    must hold its weights: one with external data is folded with
-    :func:`fold_file`.
+    must hold its weights: in one whose weights are in external data files,
+    each BatchNormalization is left with reason ``unsupported_storage``
+    (:func:`fold_file` reads the files beside the model).
 
     Options, as the bnfold program's:
 
