@@ -9,6 +9,9 @@
 #include <Python.h>
 
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -124,6 +127,13 @@ static PyObject *finish(outcome *o)
 	}
 	if (!(msg = text(o->err.message)) || !(json = text(j)))
 		goto out;
+#ifdef __GLIBC__
+	/* The library has freed its copy of the model, to the heap, which
+	 * keeps it: hand it back before the output is copied into bytes, so
+	 * that the two are not resident at once. */
+	if (o->out)
+		malloc_trim(0);
+#endif
 	if (o->out)
 		out = PyBytes_FromStringAndSize(o->out, (Py_ssize_t)o->out_len);
 	else
