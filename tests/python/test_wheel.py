@@ -8,7 +8,6 @@ builds).  Marked `wheel`: meson runs it as its own test, python_wheel."""
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 import zipfile
 
