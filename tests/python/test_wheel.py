@@ -24,9 +24,14 @@ PY = "/usr/bin/python3"  # the interpreter Debian's meson-python belongs to
 def source(paths, tmp_path_factory):
     """A copy of the source tree without builds and caches."""
     dst = tmp_path_factory.mktemp("src") / "bnfold"
-    shutil.copytree(paths.source_root, dst, symlinks=True,
-                    ignore=shutil.ignore_patterns("build", "build-*", ".git", "node_modules", "__pycache__",
-                                                  ".mesonpy*", "*.whl"))
+    root = os.path.abspath(paths.source_root)
+    skip = shutil.ignore_patterns(".git", "node_modules", "__pycache__", ".mesonpy*", "*.whl")
+
+    def ignore(folder, names):
+        # The build folders at the top (build/, build-asan/...), not tools/build.
+        top = {n for n in names if n == "build" or n.startswith("build-")} if folder == root else set()
+        return top | skip(folder, names)
+    shutil.copytree(root, dst, symlinks=True, ignore=ignore)
     return dst
 
 
