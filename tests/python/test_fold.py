@@ -160,6 +160,24 @@ def test_report_is_read_only(paths):
     assert report.folded == 3
 
 
+def test_report_copies_and_pickles(paths):
+    import copy
+    import pickle
+    _, report = bnfold.fold(open(paths.fixture("conv_bn_mixed.onnx"), "rb").read())
+    for again in (copy.copy(report), copy.deepcopy(report), pickle.loads(pickle.dumps(report)),
+                  pickle.loads(pickle.dumps(report.skipped[0]))):
+        assert type(again) in (bnfold.Report, bnfold.Entry) and again is not report
+    assert pickle.loads(pickle.dumps(report)) == report and str(copy.deepcopy(report)) == str(report)
+    assert copy.deepcopy(report.skipped[0]) == report.skipped[0]
+    assert type(copy.copy(report.skipped[0])) is bnfold.Entry
+    try:
+        raise bnfold.NotONNXError("not_onnx", "bad", "m.onnx")
+    except bnfold.Error as e:
+        again = pickle.loads(pickle.dumps(e))
+        assert (type(again), again.code, again.reason, again.path, str(again)) == (
+            bnfold.NotONNXError, "not_onnx", "bad", "m.onnx", "m.onnx: bad")
+
+
 def test_reasons_are_the_documented_codes(paths):
     with open(os.path.join(paths.source_root, "src", "lib", "report.schema.json")) as f:
         schema = json.load(f)

@@ -154,10 +154,16 @@ class Entry(Mapping[str, Any]):
         return len(self._data)
 
     def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):  # not a report key; and no recursion before _data is set
+            raise AttributeError(key)
         try:
             return self._data[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy and pickle: made again from plain data.
+        return (type(self), (self.to_dict(),))
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is read-only")
@@ -205,6 +211,9 @@ class Report(Entry):
     def json(self) -> str:
         """The report as the library wrote it (JSON text)."""
         return self._json
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._json,))
 
     def _count(self, key: str) -> int:
         return int(self._data["counts"][key]) if "counts" in self._data else 0
