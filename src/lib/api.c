@@ -188,6 +188,8 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 	if (bnf_output_open(output, &out, o->tempfile, o->tempfile_ctx, e) < 0)
 		return -1;
 	out.sync = o->sync;
+	/* about the input's size: a fold removes a few small tensors and adds a few */
+	bnf_output_expect(&out, in->len + (o->inline_external ? bnf_payloads_external_bytes(&in->payloads) : 0));
 	r = res->n_fusions == 0 && !in->has_external ? bnf_output_write_input(&out, in) /* unchanged, byte for byte */
 						     : bnf_output_write_model(&out, in->model, &in->payloads, o->inline_external);
 	if (r < 0 || bnf_result_verify_finish(res, e) < 0) {

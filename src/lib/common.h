@@ -12,6 +12,13 @@
 
 #define BNF_VERSION BNFOLD_VERSION_STRING
 
+/* How far ahead (bytes) a loop streaming over a mapped tensor asks for its
+ * cache lines (__builtin_prefetch: a hint, never a fault, also past the
+ * end).  The CPU's own prefetcher stops at every 4 KiB page, and the pages
+ * of the page cache lie anywhere: a read that runs into a new page waits
+ * for memory, unless it was asked for one page earlier. */
+#define BNF_PREFETCH_AHEAD 4096
+
 /* Where library code records what went wrong: the first failure of a call
  * (its code, one of bnfold_status, and one line naming the file).  The
  * library never prints: the caller of the public API reads this. */

@@ -184,6 +184,7 @@ static int write_external(bnf_output *out, Onnx__ModelProto *m, const bnf_payloa
 		return -1;
 	}
 	bnf_output_attach(out, out->data);
+	bnf_output_expect(out->data, bnf_payloads_external_bytes(pl));
 	if (!(location = bnf_asprintf("%s.data", base)))
 		return bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory", out->path);
 	x.data = out->data;

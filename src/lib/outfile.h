@@ -34,6 +34,7 @@ typedef struct bnf_output {
 			     * BNFOLD_SYNC_AUTO: when it replaces a file); set after open */
 	bool replaces;      /* the commit replaces an existing file: this one's final_path,
 			     * or, for a model and its data file, either's */
+	bool reserved;      /* bnf_output_expect reserved blocks: commit cuts the file to its size */
 	bool nonfinite;     /* a computed payload came out NaN or Inf (see bnf_fold_options.defer_scan) */
 	uint64_t written;   /* bytes written to fd so far */
 	uint64_t flushing;  /* bytes of them whose writeback has been started */
@@ -55,6 +56,14 @@ typedef struct bnf_output {
  * BNFOLD_E_NOMEM. */
 int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile, void *tempfile_ctx,
 		    bnf_err *fail);
+
+/* Advice: the file will be about `bytes` long.  A temp file on ext4 gets
+ * its blocks reserved now (fallocate, keeping the size at 0), so that its
+ * writes skip delayed allocation, block by block: a 100 MB output is
+ * written in about a fifth less time.  What is reserved past the end is
+ * released at commit.  Elsewhere (other file systems, stdout, a build
+ * without fallocate) nothing happens; a failure changes nothing either. */
+void bnf_output_expect(bnf_output *out, uint64_t bytes);
 
 /* Append bytes (buffered); errors are remembered until commit. */
 void bnf_output_write(bnf_output *out, const void *data, size_t len);

@@ -209,6 +209,15 @@ bool bnf_payloads_from_external(const bnf_payloads *pl, const void *ptr)
 	return s && s->external;
 }
 
+uint64_t bnf_payloads_external_bytes(const bnf_payloads *pl)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < pl->n_srcs; i++)
+		if (pl->srcs[i]->external)
+			n += pl->srcs[i]->len;
+	return n;
+}
+
 void bnf_tview_bind(bnf_tview *v, const bnf_payloads *pl)
 {
 	bnf_source *src;

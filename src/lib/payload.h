@@ -68,6 +68,10 @@ bool bnf_payloads_borrowed(const bnf_payloads *pl, const void *ptr);
  * (directly, or computed from one). */
 bool bnf_payloads_from_external(const bnf_payloads *pl, const void *ptr);
 
+/* The bytes of the external data files the payloads are read from, in all
+ * (what a copy of them takes: bnf_output_expect). */
+uint64_t bnf_payloads_external_bytes(const bnf_payloads *pl);
+
 /* When v's raw bytes are not in memory (left in the input file, or a
  * payload computed at write time), read them from where they are from now
  * on; the view then stays valid after the tensor is edited.  pl may be

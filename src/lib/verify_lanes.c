@@ -3,6 +3,8 @@
  * which one runs is decided at run time. */
 #include "verify_lanes.h"
 
+#include "common.h"
+
 #include <float.h>
 #include <pthread.h>
 #include <string.h>
@@ -107,6 +109,8 @@ static size_t lanes_pairs(const uint8_t *raw, double sc, const double *x1, const
 
 	for (size_t j = 0; j < n4; j += BLOCK) {
 		size_t m = n4 - j < BLOCK ? n4 - j : BLOCK;
+		for (size_t b = 0; b < 4 * m; b += 64)
+			__builtin_prefetch(raw + 4 * j + b + BNF_PREFETCH_AHEAD);
 		lanes_half(raw + 4 * j, sc, x1 + j, x2 + j, m, 0, &lo);
 		lanes_half(raw + 4 * j, sc, x1 + j, x2 + j, m, 2, &hi);
 	}
@@ -129,8 +133,11 @@ static size_t lanes_avx2(const uint8_t *raw, double sc, const double *x1, const 
 	v4l big = {0, 0, 0, 0};
 	size_t j = 0;
 
-	for (; j + 4 <= n; j += 4)
+	for (; j + 4 <= n; j += 4) {
+		if (j % 16 == 0)
+			__builtin_prefetch(raw + 4 * j + BNF_PREFETCH_AHEAD);
 		LANES_STEP(v4d, v4f, V4_ABS, j);
+	}
 	if (big[0] | big[1] | big[2] | big[3])
 		return 0;
 	a[0] += (s0[0] + s0[1]) + (s0[2] + s0[3]);

@@ -14,6 +14,8 @@
  *                               file $BNFOLD_FAULT_READY, so a test knows a
  *                               write is under way
  *   BNFOLD_FAULT_FSYNC=NAME     fsync() fails with that errno
+ *   BNFOLD_FAULT_FALLOCATE=NAME fallocate() of a match fails (nothing reserved)
+ *   BNFOLD_FAULT_FTRUNCATE=NAME ftruncate() of a match fails
  *   BNFOLD_FAULT_CLOSE=NAME     close() closes, then reports that errno
  *   BNFOLD_FAULT_RENAME=NAME    rename() onto or from a match fails
  *   BNFOLD_FAULT_CREATE=NAME    mkstemp() / open(O_CREAT) of a match fails
@@ -161,6 +163,46 @@ int sync_file_range(int fd, off64_t off, off64_t len, unsigned int flags)
 {
 	log_sync("sync_file_range", fd);
 	return REAL(sync_file_range)(fd, off, len, flags);
+}
+
+static int fallocate_checked(int fd, int mode, off64_t off, off64_t len, int (*real)(int, int, off64_t, off64_t))
+{
+	int e = fault("BNFOLD_FAULT_FALLOCATE");
+	if (e && fd_matches(fd)) {
+		errno = e;
+		return -1;
+	}
+	return real(fd, mode, off, len);
+}
+
+int fallocate(int fd, int mode, off_t off, off_t len)
+{
+	return fallocate_checked(fd, mode, off, len, REAL(fallocate64));
+}
+
+int fallocate64(int fd, int mode, off64_t off, off64_t len)
+{
+	return fallocate_checked(fd, mode, off, len, REAL(fallocate64));
+}
+
+static int ftruncate_checked(int fd, off64_t len)
+{
+	int e = fault("BNFOLD_FAULT_FTRUNCATE");
+	if (e && fd_matches(fd)) {
+		errno = e;
+		return -1;
+	}
+	return REAL(ftruncate64)(fd, len);
+}
+
+int ftruncate(int fd, off_t len)
+{
+	return ftruncate_checked(fd, len);
+}
+
+int ftruncate64(int fd, off64_t len)
+{
+	return ftruncate_checked(fd, len);
 }
 
 int close(int fd)

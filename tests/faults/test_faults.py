@@ -124,6 +124,58 @@ try:
     tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
               "writes of at most 7 bytes each: the same output as a clean run", r.diag())
 
+    # --- the blocks reserved for a temp file up front (fallocate, on ext4
+    # only): advice, so a refusal changes nothing; cut to the file's size
+    # before the rename, so a failure there is a write error
+    d = fresh(tmp, "fallocate")
+    out = os.path.join(d, "out.onnx")
+    r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(match=d, fallocate="ENOSPC"))
+    tap.check(r.rc == 0 and not r.crashed() and sha(out) == ref_sha and bnftest.debris(d) == [],
+              "fallocate refused (ENOSPC): the same output as a clean run", r.diag())
+    fs = subprocess.run(["stat", "-f", "-c", "%T", tmp], capture_output=True, text=True).stdout.strip()
+    if fs != "ext2/ext3":
+        tap.skip("ftruncate fails after the blocks were reserved",
+                 f"the temp folder is on {fs or 'an unknown file system'}; blocks are reserved on ext4 only")
+    else:
+        d = fresh(tmp, "ftruncate")
+        out = os.path.join(d, "out.onnx")
+        with open(out, "wb") as f:
+            f.write(OLD)
+        r = bnftest.run(BNFOLD, [DEMO, "-o", out], env=faulted(match=d, ftruncate="EIO"))
+        lines = r.err.strip().splitlines()
+        tap.check(not r.crashed() and r.rc == 1 and len(lines) == 1 and
+                  re.fullmatch(rf"bnfold: error: {re.escape(out)}: cannot write: Input/output error", lines[0]) is not None
+                  and open(out, "rb").read() == OLD and os.listdir(d) == ["out.onnx"],
+                  "ftruncate fails after the blocks were reserved: one error line, the earlier output intact",
+                  r.diag() + f"; folder: {os.listdir(d)}")
+    # An output less than half its input (a BN of 250000 channels after a
+    # 1x1 Conv of one input channel: four parameters in, one bias out)
+    # keeps no block of the input's size beyond its end.
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    c = 250000
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.uniform(-1, 1, (c, 1, 1, 1)).astype(np.float32), "w")]
+    for name, lo, hi in (("scale", 0.5, 1.5), ("bias", -1, 1), ("mean", -1, 1), ("var", 0.5, 2)):
+        inits.append(numpy_helper.from_array(rng.uniform(lo, hi, c).astype(np.float32), name))
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv"),
+         helper.make_node("BatchNormalization", ["y", "scale", "bias", "mean", "var"], ["z"], name="bn")],
+        "shrink", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1, 1])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, c, 1, 1])], inits)
+    d = fresh(tmp, "shrink")
+    model = os.path.join(d, "model.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]), model)
+    out = os.path.join(d, "out.onnx")
+    r = bnftest.run(BNFOLD, [model, "-o", out])
+    st_in, st_out = os.stat(model), (os.stat(out) if os.path.exists(out) else None)
+    tap.check(r.rc == 0 and st_out is not None and st_out.st_size < st_in.st_size // 2
+              and st_out.st_blocks * 512 < st_out.st_size + (64 << 10),
+              "an output much smaller than its input keeps no reserved block past its end",
+              r.diag() + (f"; in {st_in.st_size} bytes, out {st_out.st_size} bytes in {st_out.st_blocks * 512}"
+                          if st_out else "; no output"))
+
     # --- --no-sync (and --no-fsync, its older name) over an existing file,
     # which is synced by default: the failing fsync is never called
     for flag in ("--no-sync", "--no-fsync"):
