@@ -16,6 +16,8 @@
  *   BNFOLD_FAULT_FSYNC=NAME     fsync() fails with that errno
  *   BNFOLD_FAULT_FALLOCATE=NAME fallocate() of a match fails (nothing reserved)
  *   BNFOLD_FAULT_FTRUNCATE=NAME ftruncate() of a match fails
+ *   BNFOLD_FAULT_SPACE_LOG=FILE append a line "CALL PATH" to FILE for every
+ *                               fallocate() and ftruncate() of a match
  *   BNFOLD_FAULT_CLOSE=NAME     close() closes, then reports that errno
  *   BNFOLD_FAULT_RENAME=NAME    rename() onto or from a match fails
  *   BNFOLD_FAULT_CREATE=NAME    mkstemp() / open(O_CREAT) of a match fails
@@ -120,10 +122,10 @@ ssize_t write(int fd, const void *buf, size_t n)
 	return r;
 }
 
-/* Note a sync call on fd in $BNFOLD_FAULT_SYNC_LOG, if fd is a match. */
-static void log_sync(const char *call, int fd)
+/* Note a call on fd in the log file $var names, if fd is a match. */
+static void log_call(const char *var, const char *call, int fd)
 {
-	const char *log = getenv("BNFOLD_FAULT_SYNC_LOG");
+	const char *log = getenv(var);
 	char link[64], path[4096], line[4200];
 	ssize_t n;
 	int lfd, saved = errno;
@@ -140,6 +142,12 @@ static void log_sync(const char *call, int fd)
 		REAL(close)(lfd);
 	}
 	errno = saved;
+}
+
+/* Note a sync call on fd in $BNFOLD_FAULT_SYNC_LOG, if fd is a match. */
+static void log_sync(const char *call, int fd)
+{
+	log_call("BNFOLD_FAULT_SYNC_LOG", call, fd);
 }
 
 int fsync(int fd)
@@ -168,6 +176,7 @@ int sync_file_range(int fd, off64_t off, off64_t len, unsigned int flags)
 static int fallocate_checked(int fd, int mode, off64_t off, off64_t len, int (*real)(int, int, off64_t, off64_t))
 {
 	int e = fault("BNFOLD_FAULT_FALLOCATE");
+	log_call("BNFOLD_FAULT_SPACE_LOG", "fallocate", fd);
 	if (e && fd_matches(fd)) {
 		errno = e;
 		return -1;
@@ -188,6 +197,7 @@ int fallocate64(int fd, int mode, off64_t off, off64_t len)
 static int ftruncate_checked(int fd, off64_t len)
 {
 	int e = fault("BNFOLD_FAULT_FTRUNCATE");
+	log_call("BNFOLD_FAULT_SPACE_LOG", "ftruncate", fd);
 	if (e && fd_matches(fd)) {
 		errno = e;
 		return -1;
