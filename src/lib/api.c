@@ -186,8 +186,9 @@ static bool unchanged_in_place(const api_call *c, const bnf_input *in, const bnf
 static int open_output(const api_call *c, const bnf_input *in, bool whole, bnf_output *out, bnf_err *e)
 {
 	if (!c->output)
-		return bnf_output_open_memory(c->input, whole ? in->len : protobuf_c_message_get_packed_size(&in->model->base),
-					      out, e);
+		return bnf_output_open_memory_from(c->input,
+						   whole ? in->len : protobuf_c_message_get_packed_size(&in->model->base),
+						   c->o.out_alloc, c->o.out_alloc_ctx, out, e);
 	if (bnf_output_open(c->output, out, c->o.tempfile, c->o.tempfile_ctx, e) < 0)
 		return -1;
 	out->sync = c->o.sync;

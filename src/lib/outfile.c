@@ -194,13 +194,20 @@ fail:
 
 int bnf_output_open_memory(const char *name, size_t size, bnf_output *out, bnf_err *fail)
 {
+	return bnf_output_open_memory_from(name, size, NULL, NULL, out, fail);
+}
+
+int bnf_output_open_memory_from(const char *name, size_t size, void *(*alloc)(size_t size, void *ctx), void *ctx,
+				bnf_output *out, bnf_err *fail)
+{
 	memset(out, 0, sizeof(*out));
 	out->fd = -1;
 	out->memory = true;
 	out->mem_size = size;
 	out->sync = BNFOLD_SYNC_NEVER;
 	out->fail = fail;
-	if (!(out->path = bnf_strdup(name)) || !(out->buf = malloc(size ? size : 1))) {
+	out->mem_borrowed = alloc != NULL;
+	if (!(out->path = bnf_strdup(name)) || !(out->buf = alloc ? alloc(size, ctx) : malloc(size ? size : 1))) {
 		bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory writing the model", name);
 		bnf_output_abort(out);
 		return -1;
@@ -503,7 +510,8 @@ void bnf_output_abort(bnf_output *out)
 	}
 	free(out->final_path);
 	out->final_path = NULL;
-	free(out->buf);
+	if (!out->mem_borrowed)
+		free(out->buf);
 	out->buf = NULL;
 	free(out->path);
 	out->path = NULL;

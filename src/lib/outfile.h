@@ -34,6 +34,7 @@ typedef struct bnf_output {
 	size_t used;
 	bool memory;        /* an output in memory (bnf_output_open_memory): fd is -1 */
 	size_t mem_size;    /* its size */
+	bool mem_borrowed;  /* buf is the caller's (bnf_output_open_memory_from): not freed */
 	bnfold_sync sync;   /* when the temp file is fsync'd before the rename (default
 			     * BNFOLD_SYNC_AUTO: when it replaces a file); set after open */
 	bool replaces;      /* the commit replaces an existing file: this one's final_path,
@@ -69,6 +70,10 @@ int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile,
  * fail (may be NULL) BNFOLD_E_NOMEM: "NAME: out of memory writing the
  * model". */
 int bnf_output_open_memory(const char *name, size_t size, bnf_output *out, bnf_err *fail);
+/* The same, in memory from alloc(size, ctx) (bnfold_options.out_alloc),
+ * which stays the caller's: never freed here. */
+int bnf_output_open_memory_from(const char *name, size_t size, void *(*alloc)(size_t size, void *ctx), void *ctx,
+				bnf_output *out, bnf_err *fail);
 /* Finish an output in memory: 0 and its bytes in *data (free them) and
  * *len; or -1 after recording the first error in out->fail, as
  * bnf_output_commit does.  out is closed either way. */

@@ -129,6 +129,17 @@ typedef struct bnfold_options {
 	 * signal arrives keeps the paths (NULL: nobody is told). */
 	void (*tempfile)(const char *path, bool exists, void *ctx);
 	void *tempfile_ctx;
+	/* Where bnfold_fold_buffer writes the folded model (NULL, the default:
+	 * memory of the library's, freed with bnfold_free).  Called on the
+	 * calling thread with the model's exact size, before it is written;
+	 * returns memory for that many bytes (owned by the caller: the library
+	 * never frees it), or NULL, and the call fails with BNFOLD_E_NOMEM.
+	 * On success *out points at it.  A call that folds a second time
+	 * (scanning first, see bnfold_fold_file) asks again: only the memory
+	 * asked for last holds the output.  A binding so builds the output in
+	 * an object of its own language, without a copy. */
+	void *(*out_alloc)(size_t size, void *ctx);
+	void *out_alloc_ctx;
 } bnfold_options;
 
 /* Fill *o with the defaults above; sets o->size. */
@@ -259,7 +270,8 @@ BNFOLD_API bnfold_status bnfold_fold_file(const char *input, const char *output,
 					  bnfold_result **result, bnfold_error *err);
 
 /* Fold a model held in memory (in_len bytes at in) into a new buffer:
- * *out (free it with bnfold_free) of *out_len bytes.  name stands for the
+ * *out (free it with bnfold_free; or memory of opt->out_alloc) of
+ * *out_len bytes.  name stands for the
  * model in messages and the report (NULL: "<buffer>").  The model must
  * hold its weights (external data cannot be resolved without a file: a
  * BatchNormalization whose layer's weight is there is skipped).  On
