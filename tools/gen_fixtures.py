@@ -1233,6 +1233,25 @@ def _():
     return nonfinite_fixture("conv_bn_nan", "scale", np.nan)
 
 
+@fixture("conv_bn_nan_weight.onnx",
+         "Conv weight (2.3 KB, read in place) holds a NaN: met while scaling, folded again with the scan", 1, 0,
+         skipped={"non_finite_param": 1}, equivalence=False)
+def _():
+    name = "conv_bn_nan_weight"
+    rng = rng_for(name)
+    g = G(name)
+    g.inp("X", (1, 8, 5, 5))
+    c, _s = add_conv(g, rng, "X", 8, 8, (5, 5), "conv")
+    t = [t for t in g.inits if t.name == "conv_W"][0]
+    arr = numpy_helper.to_array(t).copy()
+    arr[5, 1, 1, 1] = np.nan
+    t.CopyFrom(make_tensor("conv_W", arr))
+    p = [g.init("bn_" + s, v) for s, v in zip(("scale", "B", "mean", "var"), bn_params(rng, 8))]
+    add_bn(g, c, p, "Y", "bn")
+    g.out("Y", (1, 8, 5, 5))
+    return make_model(g.build(), 13, 7)
+
+
 @fixture("conv_bn_inf.onnx", "BN B (beta) is +Inf on channel 2", 1, 0,
          skipped={"non_finite_param": 1}, equivalence=False)
 def _():

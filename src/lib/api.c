@@ -132,26 +132,40 @@ static bool regular_output(const char *output)
 	return output && strcmp(output, "-") != 0 && (stat(output, &st) != 0 || S_ISREG(st.st_mode));
 }
 
-/* One pass: read input, fold it into res (order of its BNs noted first).
- * With defer, the weights are folded without the scan for NaN, Inf and
- * overflow, and the checks of weights read from the input are left to run
- * while the model is written.  0, or -1 after recording an error in e. */
-static int read_and_fold(const char *input, const bnfold_options *o, bool defer, bool defer_verify, bnf_input *in,
-			 bnf_result *res, bnf_strlist *order, bnf_err *e)
-{
-	bnf_fold_options fold = fold_options(o);
+/* One call: where the model comes from and where it goes. */
+typedef struct api_call {
+	const char *input;  /* the file ("-": stdin), or the buffer's name */
+	bool buffer;        /* the model is the len bytes at data */
+	const void *data;
+	size_t len;
+	const char *output; /* the file written, or NULL */
+	void **out;         /* else the buffer written (out_len with it), or NULL: nothing written */
+	size_t *out_len;
+	bnfold_options o;
+} api_call;
 
-	if (bnf_input_open(input, in, o->stream, e) < 0)
+/* One pass: read the input, fold it into res (order of its BNs noted
+ * first).  With defer, the weights are folded without the scan for NaN,
+ * Inf and overflow, and the checks of weights read from the input are
+ * left to run while the model is written.  0, or -1 after recording an
+ * error in e. */
+static int read_and_fold(const api_call *c, bool defer, bnf_input *in, bnf_result *res, bnf_strlist *order,
+			 bnf_err *e)
+{
+	bnf_fold_options fold = fold_options(&c->o);
+
+	if ((c->buffer ? bnf_input_open_buffer(c->input, c->data, c->len, c->o.stream, in, e)
+		       : bnf_input_open(c->input, in, c->o.stream, e)) < 0)
 		return -1;
 	fold.payloads = &in->payloads;
 	fold.defer_scan = defer;
-	fold.defer_verify = defer_verify;
+	fold.defer_verify = defer;
 	/* New weight tensors may take as much as the input, or the default cap. */
 	if (!fold.max_new_bytes)
 		fold.max_new_bytes = input_bytes(in) > BNF_MAX_NEW_BYTES ? input_bytes(in) : BNF_MAX_NEW_BYTES;
 	if (bn_order(in->model, order) < 0)
-		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
-	if (bnf_fold_model(in->model, input, &fold, res, e) < 0)
+		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", c->input);
+	if (bnf_fold_model(in->model, c->input, &fold, res, e) < 0)
 		return -1;
 	res->bytes_in = in->len;
 	res->bytes_in_data = external_bytes(in);
@@ -161,37 +175,51 @@ static int read_and_fold(const char *input, const bnfold_options *o, bool defer,
 /* Replacing the input with a model where nothing folded: the file is left
  * as it is (same inode, same times), unless its weights are to be moved
  * into the model (inline_external). */
-static bool unchanged_in_place(const char *input, const char *output, const bnfold_options *o, const bnf_input *in,
-			       const bnf_result *res)
+static bool unchanged_in_place(const api_call *c, const bnf_input *in, const bnf_result *res)
 {
-	return o->replace_input && res->n_fusions == 0 && res->inputs_removed == 0 &&
-	       !(in->has_external && o->inline_external) && bnf_same_file(input, output);
+	return c->output && c->o.replace_input && res->n_fusions == 0 && res->inputs_removed == 0 &&
+	       !(in->has_external && c->o.inline_external) && bnf_same_file(c->input, c->output);
+}
+
+/* Open the output: the file, or a buffer of the size the model will have
+ * (the input's bytes when they are written as they are, whole). */
+static int open_output(const api_call *c, const bnf_input *in, bool whole, bnf_output *out, bnf_err *e)
+{
+	if (!c->output)
+		return bnf_output_open_memory_from(c->input,
+						   whole ? in->len : protobuf_c_message_get_packed_size(&in->model->base),
+						   c->o.out_alloc, c->o.out_alloc_ctx, out, e);
+	if (bnf_output_open(c->output, out, c->o.tempfile, c->o.tempfile_ctx, e) < 0)
+		return -1;
+	out->sync = c->o.sync;
+	/* about the input's size: a fold removes a few small tensors and adds a few */
+	bnf_output_expect(out, in->len + (c->o.inline_external ? bnf_payloads_external_bytes(&in->payloads) : 0));
+	return 0;
 }
 
 /* Write the folded model (or, when nothing changed, the input byte for
- * byte) to output, waiting for the deferred checks before the rename.
- * 0 written; 1 when a deferred scan or check failed (nothing written: fold
- * again without deferring); -1 after recording an error in e. */
-static int write_output(const char *input, const char *output, const bnfold_options *o, bnf_input *in,
-			bnf_result *res, const bnf_strlist *order, bool defer, bnfold_result **result, bnf_err *e)
+ * byte) to the output, waiting for the deferred checks before the rename
+ * (or before the buffer is handed over).  0 written; 1 when a deferred
+ * scan or check failed (nothing written: fold again without deferring);
+ * -1 after recording an error in e. */
+static int write_output(const api_call *c, bnf_input *in, bnf_result *res, const bnf_strlist *order, bool defer,
+			bnfold_result **result, bnf_err *e)
 {
+	bool whole = res->n_fusions == 0 && !in->has_external; /* unchanged, byte for byte */
 	bnf_output out;
 	int r;
 
-	if (unchanged_in_place(input, output, o, in, res)) {
+	if (unchanged_in_place(c, in, res)) {
 		res->bytes_out = res->bytes_in;
 		res->bytes_out_data = res->bytes_in_data;
-		if (result && !(*result = bnf_api_result_new(res, order, input, output)))
-			return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+		if (result && !(*result = bnf_api_result_new(res, order, c->input, c->output)))
+			return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", c->input);
 		return 0;
 	}
-	if (bnf_output_open(output, &out, o->tempfile, o->tempfile_ctx, e) < 0)
+	if (open_output(c, in, whole, &out, e) < 0)
 		return -1;
-	out.sync = o->sync;
-	/* about the input's size: a fold removes a few small tensors and adds a few */
-	bnf_output_expect(&out, in->len + (o->inline_external ? bnf_payloads_external_bytes(&in->payloads) : 0));
-	r = res->n_fusions == 0 && !in->has_external ? bnf_output_write_input(&out, in) /* unchanged, byte for byte */
-						     : bnf_output_write_model(&out, in->model, &in->payloads, o->inline_external);
+	r = whole ? bnf_output_write_input(&out, in) : bnf_output_write_model(&out, in->model, &in->payloads,
+									     c->o.inline_external);
 	if (r < 0 || bnf_result_verify_finish(res, e) < 0) {
 		bnf_output_abort(&out);
 		return -1;
@@ -202,57 +230,43 @@ static int write_output(const char *input, const char *output, const bnfold_opti
 	}
 	if (bnf_result_verify_failed(res) > 0) {
 		bnf_output_abort(&out);
-		return bnf_api_verify_error(res, input, e);
+		return bnf_api_verify_error(res, c->input, e);
 	}
 	res->bytes_out = (size_t)(out.written + out.used);
 	res->bytes_out_data = out.data ? (size_t)(out.data->written + out.data->used) : 0;
 	/* The result first: once the output is in place, nothing may fail. */
-	if (result && !(*result = bnf_api_result_new(res, order, input, output))) {
+	if (result && !(*result = bnf_api_result_new(res, order, c->input, c->output))) {
 		bnf_output_abort(&out);
-		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+		return bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", c->input);
 	}
-	return bnf_output_commit(&out);
+	return c->output ? bnf_output_commit(&out) : bnf_output_commit_memory(&out, c->out, c->out_len);
 }
 
-/* fold_file and inspect_file: output NULL writes nothing. */
-static bnfold_status run_file(const char *input, const char *output, const bnfold_options *opt,
-			      bnfold_result **result, bnfold_error *err)
+/* Every entry point: read, fold, write (when asked to) and make the
+ * result.  A model is first folded without the scan for NaN, Inf and
+ * overflow when it is written where it can be taken back (a temp file, a
+ * buffer) and read again (a file, a buffer): if scaling meets one, or a
+ * fusion fails verification, everything is done again with the scan,
+ * which decides.  Not into stdout, a FIFO or a device, nor from stdin. */
+static bnfold_status run(const api_call *c, bnfold_result **result, bnfold_error *err, bnf_err *e)
 {
-	bnf_err e = {0};
-	bnfold_options o;
 	bnf_input in = {0};
 	bnf_strlist order = {0};
 	bnf_result res = {0};
-	/* Writing a model read from a file into a temp file, the weights are
-	 * first folded without the scan for NaN, Inf and overflow; if scaling
-	 * meets one, or a fusion fails verification, everything is done again
-	 * with the scan, which decides.  Not into stdout, a FIFO or a device:
-	 * what went there cannot be taken back. */
-	bool defer = output && strcmp(input ? input : "-", "-") != 0 && regular_output(output);
-	int r = -1;
+	bool defer = c->buffer ? c->out != NULL : c->output && strcmp(c->input, "-") != 0 && regular_output(c->output);
+	bool writes = c->output || c->out;
+	int r;
 
-	if (result)
-		*result = NULL;
-	if (read_options(opt, &o, &e) < 0)
-		goto out;
-	if (!input) {
-		bnf_fail(&e, BNFOLD_E_INVALID, "no input given");
-		goto out;
-	}
-	if (output && !o.replace_input && bnf_same_file(input, output)) {
-		bnf_fail(&e, BNFOLD_E_INVALID, "%s: refusing to overwrite the input", output);
-		goto out;
-	}
 	for (;;) {
 		in.fd = -1;
-		if ((r = read_and_fold(input, &o, defer, defer, &in, &res, &order, &e)) < 0)
+		if ((r = read_and_fold(c, defer, &in, &res, &order, e)) < 0)
 			goto out;
 		if (defer && (res.unscanned_nonfinite || bnf_result_verify_failed(&res) > 0))
 			r = 1;
 		else if (bnf_result_verify_start(&res), bnf_result_verify_failed(&res) > 0)
-			r = bnf_api_verify_error(&res, input, &e);
+			r = bnf_api_verify_error(&res, c->input, e);
 		else
-			r = output ? write_output(input, output, &o, &in, &res, &order, defer, result, &e) : 0;
+			r = writes ? write_output(c, &in, &res, &order, defer, result, e) : 0;
 		if (r != 1)
 			break;
 		bnf_result_free(&res);
@@ -260,15 +274,39 @@ static bnfold_status run_file(const char *input, const char *output, const bnfol
 		bnf_strlist_free(&order);
 		defer = false;
 	}
-	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result && !*result &&
-	    !(*result = bnf_api_result_new(&res, &order, input, output)))
-		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", input);
+	if ((r == 0 || e->code == BNFOLD_E_VERIFY) && result && !*result &&
+	    !(*result = bnf_api_result_new(&res, &order, c->input, c->output)))
+		r = bnf_fail(e, BNFOLD_E_NOMEM, "%s: out of memory", c->input);
 out:
 	if (r < 0)
-		unexplained_failure(&e, input ? input : "-");
+		unexplained_failure(e, c->input);
 	bnf_result_free(&res);
 	bnf_input_close(&in);
 	bnf_strlist_free(&order);
+	return bnf_api_finish(e, result, err);
+}
+
+/* fold_file and inspect_file: output NULL writes nothing. */
+static bnfold_status run_file(const char *input, const char *output, const bnfold_options *opt,
+			      bnfold_result **result, bnfold_error *err)
+{
+	bnf_err e = {0};
+	api_call c = {.input = input, .output = output};
+
+	if (result)
+		*result = NULL;
+	if (read_options(opt, &c.o, &e) < 0)
+		goto fail;
+	if (!input) {
+		bnf_fail(&e, BNFOLD_E_INVALID, "no input given");
+		goto fail;
+	}
+	if (output && !c.o.replace_input && bnf_same_file(input, output)) {
+		bnf_fail(&e, BNFOLD_E_INVALID, "%s: refusing to overwrite the input", output);
+		goto fail;
+	}
+	return run(&c, result, err, &e);
+fail:
 	return bnf_api_finish(&e, result, err);
 }
 
@@ -291,17 +329,14 @@ bnfold_status bnfold_inspect_file(const char *input, const bnfold_options *opt, 
 	return run_file(input, NULL, opt, result, err);
 }
 
-/* fold_buffer and inspect_buffer: out NULL writes nothing. */
+/* fold_buffer and inspect_buffer: out NULL writes nothing.  The model's
+ * large payloads are read where they are, in data. */
 static bnfold_status run_buffer(const void *data, size_t len, const char *name, void **out, size_t *out_len,
 				const bnfold_options *opt, bnfold_result **result, bnfold_error *err)
 {
 	bnf_err e = {0};
-	bnfold_options o;
-	bnf_fold_options fold;
-	bnf_strlist order = {0};
-	bnf_result res = {0};
-	Onnx__ModelProto *m = NULL;
-	int r = -1;
+	api_call c = {.input = name ? name : "<buffer>", .buffer = true, .data = data ? data : "", .len = len,
+		      .out = out, .out_len = out_len};
 
 	if (result)
 		*result = NULL;
@@ -309,48 +344,14 @@ static bnfold_status run_buffer(const void *data, size_t len, const char *name, 
 		*out = NULL;
 	if (out_len)
 		*out_len = 0;
-	if (!name)
-		name = "<buffer>";
-	if (read_options(opt, &o, &e) < 0)
-		goto done;
+	if (read_options(opt, &c.o, &e) < 0)
+		goto fail;
 	if ((!data && len) || (out && !out_len)) {
-		bnf_fail(&e, BNFOLD_E_INVALID, "%s: no buffer given", name);
-		goto done;
+		bnf_fail(&e, BNFOLD_E_INVALID, "%s: no buffer given", c.input);
+		goto fail;
 	}
-	if (!(m = bnf_model_parse(name, data ? data : "", len, &e)))
-		goto done;
-	fold = fold_options(&o);
-	if (!fold.max_new_bytes)
-		fold.max_new_bytes = len > BNF_MAX_NEW_BYTES ? len : BNF_MAX_NEW_BYTES;
-	if (bn_order(m, &order) < 0) {
-		bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
-		goto done;
-	}
-	if (bnf_fold_model(m, name, &fold, &res, &e) < 0)
-		goto done;
-	res.bytes_in = len;
-	if (bnf_result_verify_failed(&res) > 0)
-		r = bnf_api_verify_error(&res, name, &e);
-	else if (out && bnf_api_pack(m, data, len, res.n_fusions > 0, out, out_len) < 0)
-		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory writing the model", name);
-	else
-		r = 0;
-	if (out)
-		res.bytes_out = *out_len;
-	if ((r == 0 || e.code == BNFOLD_E_VERIFY) && result && !(*result = bnf_api_result_new(&res, &order, name, NULL)))
-		r = bnf_fail(&e, BNFOLD_E_NOMEM, "%s: out of memory", name);
-done:
-	if (r < 0)
-		unexplained_failure(&e, name);
-	if (e.code && out && *out) {
-		free(*out);
-		*out = NULL;
-		*out_len = 0;
-	}
-	if (m)
-		onnx__model_proto__free_unpacked(m, NULL);
-	bnf_result_free(&res);
-	bnf_strlist_free(&order);
+	return run(&c, result, err, &e);
+fail:
 	return bnf_api_finish(&e, result, err);
 }
 

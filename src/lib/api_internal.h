@@ -18,10 +18,6 @@ bnfold_result *bnf_api_result_new(bnf_result *res, const bnf_strlist *order, con
  * furthest over its tolerance; returns -1. */
 int bnf_api_verify_error(const bnf_result *res, const char *input, bnf_err *e);
 
-/* The folded model m as bytes in a new buffer: the input itself when
- * nothing changed (changed false).  0, or -1 when memory runs out. */
-int bnf_api_pack(Onnx__ModelProto *m, const void *in, size_t in_len, bool changed, void **out, size_t *out_len);
-
 /* Copy e into err (may be NULL) and return its code; on an error other
  * than BNFOLD_E_VERIFY the result is freed and *result set to NULL. */
 bnfold_status bnf_api_finish(const bnf_err *e, bnfold_result **result, bnfold_error *err);

@@ -244,21 +244,6 @@ int bnf_api_verify_error(const bnf_result *res, const char *input, bnf_err *e)
 	return bnf_fail(e, BNFOLD_E_VERIFY, "%s: %s; nothing written", input, what);
 }
 
-int bnf_api_pack(Onnx__ModelProto *m, const void *in, size_t in_len, bool changed, void **out, size_t *out_len)
-{
-	size_t n = changed ? onnx__model_proto__get_packed_size(m) : in_len;
-	uint8_t *p = malloc(n ? n : 1);
-	if (!p)
-		return -1;
-	if (changed)
-		onnx__model_proto__pack(m, p);
-	else if (n)
-		memcpy(p, in, n);
-	*out = p;
-	*out_len = n;
-	return 0;
-}
-
 bnfold_status bnf_api_finish(const bnf_err *e, bnfold_result **result, bnfold_error *err)
 {
 	if (e->code && e->code != BNFOLD_E_VERIFY && result && *result) {

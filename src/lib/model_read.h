@@ -1,8 +1,8 @@
-/* Reading a model: a regular file mapped, or parsed without its large
- * payloads (which stay in the file, see payload.h); stdin, pipes and
- * devices read into memory.  The protobuf framing is checked before
- * protobuf-c unpacks anything, and external data is located beside the
- * model. */
+/* Reading a model: a regular file parsed without its large payloads
+ * (which stay in the file, see payload.h), or mapped whole; stdin, pipes
+ * and devices read into memory, and a caller's buffer, parsed the same way
+ * with their payloads left in those bytes.  External data is located
+ * beside the model. */
 #ifndef BNF_MODEL_READ_H
 #define BNF_MODEL_READ_H
 
@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "model_parse.h"
 #include "onnx.pb-c.h"
 #include "payload.h"
 
@@ -20,22 +21,22 @@ typedef struct bnf_input {
 	size_t len;
 	bool mapped;        /* data is an mmap of the file */
 	bool reserved;      /* data is only address space standing for the file (streaming) */
+	bool borrowed;      /* data is the caller's (bnf_input_open_buffer) */
 	int fd;             /* the open regular file, else -1 */
-	bool streaming;     /* large payloads were left in the file (see payload.h) */
+	bool streaming;     /* large payloads were left in the file, or in data (see payload.h) */
 	bool has_external;  /* some tensor's data is in an external file */
 	bnf_payloads payloads;
 	Onnx__ModelProto *model;
 	bnf_err *fail;      /* where reading records its failure (may be NULL) */
 } bnf_input;
 
-/* Payloads at least this large stay in the input file when streaming. */
-#define BNF_STREAM_MIN 1024
-
 /* Read and parse path into in.  External data is located and checked
- * (relative to the model's directory, never outside it).  With stream set and a regular file, the
- * structure is parsed without the raw_data payloads of BNF_STREAM_MIN bytes
- * or more: they stay in the file and in->payloads tracks them, so memory
- * does not grow with the weights.  On failure records in fail (may be
+ * (relative to the model's directory, never outside it).  With stream set,
+ * the structure is parsed without the raw_data payloads of BNF_STREAM_MIN
+ * bytes or more (bnf_model_scan): they stay in a regular file, or in the
+ * bytes read from stdin, a pipe or a device, and in->payloads tracks them,
+ * so memory does not grow with the weights beyond the input's own bytes
+ * (a model whose payloads cannot be placed so is parsed whole).  On failure records in fail (may be
  * NULL) one line naming the file and returns -1: BNFOLD_E_IO when it is
  * missing, unreadable or a directory (or an external data file is),
  * BNFOLD_E_NOT_ONNX when it is empty or not a well-formed ONNX model,
@@ -44,25 +45,15 @@ typedef struct bnf_input {
  * is read through mappings: a program that wants to report it shrinking
  * meanwhile catches SIGBUS. */
 int bnf_input_open(const char *path, bnf_input *in, bool stream, bnf_err *fail);
+/* Parse the len bytes at data (a model in memory, the caller's: not
+ * copied, never freed, and they must outlive in) into in, named name in
+ * messages.  With stream set, as bnf_input_open does with stdin: the large
+ * payloads stay in data, read in place; else parsed whole.  External data
+ * is not looked for: a tensor that names some keeps its fields.  -1 after
+ * recording in fail (may be NULL) one line naming name: BNFOLD_E_NOT_ONNX
+ * (the line bnf_model_parse records for the same bytes), BNFOLD_E_NOMEM. */
+int bnf_input_open_buffer(const char *name, const void *data, size_t len, bool stream, bnf_input *in,
+			  bnf_err *fail);
 void bnf_input_close(bnf_input *in);
-
-/* Parse a whole model held in memory; name is used in messages.  The
- * protobuf framing is checked before protobuf-c unpacks it: every length
- * within the data and nesting at most BNF_MAX_NESTING (wire.h) deep.
- * Returns the model (free with onnx__model_proto__free_unpacked), or NULL
- * after recording in fail (may be NULL) one line naming name, with
- * BNFOLD_E_NOT_ONNX. */
-Onnx__ModelProto *bnf_model_parse(const char *name, const uint8_t *data, size_t len, bnf_err *fail);
-/* The same, unpacking through alloc (NULL: malloc). */
-Onnx__ModelProto *bnf_model_parse_with(const char *name, const uint8_t *data, size_t len, ProtobufCAllocator *alloc,
-				       bnf_err *fail);
-
-/* Called for a tensor: 0 to go on, -1 to stop the walk. */
-typedef int (*bnf_tensor_fn)(Onnx__TensorProto *t, void *ctx);
-/* Call fn for every TensorProto of m: initializers, sparse ones, those in
- * attributes, in subgraphs, training_info and functions, always in the
- * same order (a written data file is laid out in it).  0, or -1 when fn
- * stopped the walk. */
-int bnf_model_tensors(Onnx__ModelProto *m, bnf_tensor_fn fn, void *ctx);
 
 #endif

@@ -49,7 +49,8 @@ static void write_lazy(bnf_output *out, const bnf_lazy *lz, bnf_window *win)
 }
 
 /* Write one payload: computed (reading through win), copied from a source
- * file, or in memory. */
+ * file, or in memory (a source in memory among them: data points at its
+ * bytes). */
 static void write_payload(bnf_output *out, const bnf_payloads *pl, bnf_window *win, const uint8_t *data, size_t len)
 {
 	const bnf_lazy *lz;
@@ -59,7 +60,7 @@ static void write_payload(bnf_output *out, const bnf_payloads *pl, bnf_window *w
 		write_lazy(out, lz, win);
 		return;
 	}
-	if (pl && len > 0 && (src = bnf_payloads_source_of(pl, data)) != NULL) {
+	if (pl && len > 0 && (src = bnf_payloads_source_of(pl, data)) != NULL && !src->in_memory) {
 		bnf_output_copy(out, src->fd, src->path, (uint64_t)(data - src->base), len);
 		if (src->err && !out->err) {
 			out->err = src->err;

@@ -192,6 +192,29 @@ fail:
 	return -1;
 }
 
+int bnf_output_open_memory(const char *name, size_t size, bnf_output *out, bnf_err *fail)
+{
+	return bnf_output_open_memory_from(name, size, NULL, NULL, out, fail);
+}
+
+int bnf_output_open_memory_from(const char *name, size_t size, void *(*alloc)(size_t size, void *ctx), void *ctx,
+				bnf_output *out, bnf_err *fail)
+{
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	out->memory = true;
+	out->mem_size = size;
+	out->sync = BNFOLD_SYNC_NEVER;
+	out->fail = fail;
+	out->mem_borrowed = alloc != NULL;
+	if (!(out->path = bnf_strdup(name)) || !(out->buf = alloc ? alloc(size, ctx) : malloc(size ? size : 1))) {
+		bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory writing the model", name);
+		bnf_output_abort(out);
+		return -1;
+	}
+	return 0;
+}
+
 bool bnf_output_syncs(const bnf_output *out)
 {
 	return out->tmp_path && (out->sync == BNFOLD_SYNC_ALWAYS || (out->sync == BNFOLD_SYNC_AUTO && out->replaces));
@@ -261,14 +284,33 @@ static void write_raw(bnf_output *out, const uint8_t *p, size_t n)
 
 static void flush(bnf_output *out)
 {
+	if (out->memory) /* the buffer is the output */
+		return;
 	write_raw(out, out->buf, out->used);
 	out->used = 0;
+}
+
+/* Room for len more bytes in an output in memory, else the error. */
+static bool mem_room(bnf_output *out, size_t len)
+{
+	if (len <= out->mem_size - out->used)
+		return true;
+	if (!out->err)
+		out->err = EOVERFLOW;
+	return false;
 }
 
 void bnf_output_write(bnf_output *out, const void *data, size_t len)
 {
 	if (out->err || len == 0) /* protobuf-c appends empty fields as (NULL, 0) */
 		return;
+	if (out->memory) {
+		if (mem_room(out, len)) {
+			memcpy(out->buf + out->used, data, len);
+			out->used += len;
+		}
+		return;
+	}
 	if (out->used + len > BNF_OUT_BUF)
 		flush(out);
 	if (len >= BNF_OUT_BUF) {
@@ -281,6 +323,10 @@ void bnf_output_write(bnf_output *out, const void *data, size_t len)
 
 uint8_t *bnf_output_reserve(bnf_output *out, size_t want, size_t *room)
 {
+	if (out->memory) {
+		*room = mem_room(out, want) ? out->mem_size - out->used : 0;
+		return out->buf + out->used;
+	}
 	if (BNF_OUT_BUF - out->used < want)
 		flush(out);
 	*room = BNF_OUT_BUF - out->used;
@@ -308,12 +354,22 @@ static ssize_t kernel_copy(bnf_output *out, int fd, uint64_t off, size_t len)
 
 void bnf_output_copy(bnf_output *out, int fd, const char *path, uint64_t off, size_t len)
 {
+	size_t got;
+
 	if (out->err)
 		return;
+	if (out->memory) {
+		if (mem_room(out, len) && bnf_pread_in_full(fd, out->buf + out->used, len, off, &got) < 0) {
+			out->err = errno;
+			out->read_from = path;
+		}
+		out->used += out->err ? 0 : len;
+		return;
+	}
 	flush(out);
 	while (len > 0 && !out->err) {
 		ssize_t n = kernel_copy(out, fd, off, len);
-		size_t k = len < BNF_OUT_BUF ? len : BNF_OUT_BUF, got;
+		size_t k = len < BNF_OUT_BUF ? len : BNF_OUT_BUF;
 		if (n > 0) {
 			off += (uint64_t)n;
 			len -= (size_t)n;
@@ -411,6 +467,30 @@ done:
 	return rc;
 }
 
+int bnf_output_commit_memory(bnf_output *out, void **data, size_t *len)
+{
+	int rc = -1;
+
+	if (out->err && out->read_from)
+		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot read: %s", out->read_from, strerror(out->err));
+	else if (out->err == ENOMEM) /* a computed payload found no memory to be computed in */
+		bnf_fail(out->fail, BNFOLD_E_NOMEM, "%s: out of memory writing the model", out->path);
+	else if (out->err == EOVERFLOW || (!out->err && out->used != out->mem_size)) /* a wrong size announced: a bug */
+		bnf_fail(out->fail, BNFOLD_E_IO, "%s: internal error: the model came out at %s bytes than announced",
+			 out->path, out->err ? "more" : "fewer");
+	else if (out->err)
+		bnf_fail(out->fail, BNFOLD_E_IO, "%s: cannot write: %s", out->path, strerror(out->err));
+	else
+		rc = 0;
+	if (rc == 0) {
+		*data = out->buf;
+		*len = out->used;
+		out->buf = NULL;
+	}
+	bnf_output_abort(out);
+	return rc;
+}
+
 void bnf_output_abort(bnf_output *out)
 {
 	if (out->data) {
@@ -430,7 +510,8 @@ void bnf_output_abort(bnf_output *out)
 	}
 	free(out->final_path);
 	out->final_path = NULL;
-	free(out->buf);
+	if (!out->mem_borrowed)
+		free(out->buf);
 	out->buf = NULL;
 	free(out->path);
 	out->path = NULL;

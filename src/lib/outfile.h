@@ -2,7 +2,9 @@
  * temp file in the same directory, renamed over it only when everything
  * went well, and fsync'd first as the sync policy says (bnfold_sync); special files (/dev/null, FIFOs, terminals) and
  * stdout written directly, never replaced.  Writes are buffered and their
- * errors remembered until commit, which reports the first one. */
+ * errors remembered until commit, which reports the first one.  Or an
+ * output in memory: the same calls fill one buffer of the size announced,
+ * handed to the caller at commit. */
 #ifndef BNF_OUTFILE_H
 #define BNF_OUTFILE_H
 
@@ -28,8 +30,11 @@ typedef struct bnf_output {
 	int mode;           /* permissions the file gets: an existing one's, else 0666 less the umask */
 	int err;            /* first write errno, or read errno when read_from is set */
 	const char *read_from; /* the input file a read failed on, or NULL */
-	uint8_t *buf;       /* BNF_OUT_BUF bytes, used of them filled */
+	uint8_t *buf;       /* BNF_OUT_BUF bytes (in memory: mem_size), used of them filled */
 	size_t used;
+	bool memory;        /* an output in memory (bnf_output_open_memory): fd is -1 */
+	size_t mem_size;    /* its size */
+	bool mem_borrowed;  /* buf is the caller's (bnf_output_open_memory_from): not freed */
 	bnfold_sync sync;   /* when the temp file is fsync'd before the rename (default
 			     * BNFOLD_SYNC_AUTO: when it replaces a file); set after open */
 	bool replaces;      /* the commit replaces an existing file: this one's final_path,
@@ -56,6 +61,23 @@ typedef struct bnf_output {
  * BNFOLD_E_NOMEM. */
 int bnf_output_open(const char *path, bnf_output *out, bnf_tempfile_fn tempfile, void *tempfile_ctx,
 		    bnf_err *fail);
+
+/* An output in memory of exactly size bytes, name for messages: writes
+ * go straight into one buffer of that size (memory for the rest is only
+ * touched as it is written), never written out, so nothing is copied
+ * twice and nothing grows.  Writing more is an error, and so is
+ * committing fewer (bnf_output_commit_memory).  -1 after recording in
+ * fail (may be NULL) BNFOLD_E_NOMEM: "NAME: out of memory writing the
+ * model". */
+int bnf_output_open_memory(const char *name, size_t size, bnf_output *out, bnf_err *fail);
+/* The same, in memory from alloc(size, ctx) (bnfold_options.out_alloc),
+ * which stays the caller's: never freed here. */
+int bnf_output_open_memory_from(const char *name, size_t size, void *(*alloc)(size_t size, void *ctx), void *ctx,
+				bnf_output *out, bnf_err *fail);
+/* Finish an output in memory: 0 and its bytes in *data (free them) and
+ * *len; or -1 after recording the first error in out->fail, as
+ * bnf_output_commit does.  out is closed either way. */
+int bnf_output_commit_memory(bnf_output *out, void **data, size_t *len);
 
 /* Advice: the file will be about `bytes` long.  A temp file on ext4 gets
  * its blocks reserved now (fallocate, keeping the size at 0), so that its

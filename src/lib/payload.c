@@ -84,6 +84,20 @@ bnf_source *bnf_payloads_add_source(bnf_payloads *pl, int fd, size_t len, const 
 	return s;
 }
 
+bnf_source *bnf_payloads_add_memory(bnf_payloads *pl, const void *data, size_t len, const char *name)
+{
+	bnf_source *s;
+
+	if (BNF_GROW(pl->srcs, pl->n_srcs, pl->srcs_cap) < 0) {
+		bnf_fail(pl->fail, BNFOLD_E_NOMEM, "%s: out of memory", name);
+		return NULL;
+	}
+	if (!(s = bnf_source_memory(data, len, name, pl->fail)))
+		return NULL;
+	pl->srcs[pl->n_srcs++] = s;
+	return s;
+}
+
 bnf_source *bnf_payloads_source_of(const bnf_payloads *pl, const void *ptr)
 {
 	const uint8_t *p = ptr;

@@ -2,8 +2,9 @@
  *
  * In streaming mode the model is parsed without its large raw_data
  * payloads: a TensorProto's raw_data.data then points into the input
- * file's mapping (never dereferenced: read with pread through
- * bnf_source), or, for a folded weight, at a token standing for
+ * file's address range (never dereferenced: read with pread through
+ * bnf_source) or into the input's bytes when they are in memory (read in
+ * place through bnf_source all the same), or, for a folded weight, at a token standing for
  * "original payload x transform", computed chunk by chunk when the model is
  * written.  Such pointers must never be passed to free(): the allocator
  * returned here is what protobuf-c and the graph edit free through. */
@@ -45,6 +46,11 @@ void bnf_payloads_free(bnf_payloads *pl);
  * reserves its address range.  The registry owns fd from now on, also on
  * failure.  NULL after recording why in pl->fail. */
 bnf_source *bnf_payloads_add_source(bnf_payloads *pl, int fd, size_t len, const char *path, bool external);
+
+/* Take the len bytes at data (a model in memory, not copied: they must
+ * outlive the registry) as a source; name for messages.  NULL after
+ * recording why in pl->fail. */
+bnf_source *bnf_payloads_add_memory(bnf_payloads *pl, const void *data, size_t len, const char *name);
 
 /* The source whose range holds ptr, or NULL. */
 bnf_source *bnf_payloads_source_of(const bnf_payloads *pl, const void *ptr);

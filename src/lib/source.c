@@ -37,11 +37,27 @@ bnf_source *bnf_source_open(int fd, size_t len, const char *path, bool external,
 	return s;
 }
 
+bnf_source *bnf_source_memory(const void *data, size_t len, const char *name, bnf_err *fail)
+{
+	bnf_source *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->path = bnf_strdup(name))) {
+		free(s);
+		bnf_fail(fail, BNFOLD_E_NOMEM, "%s: out of memory", name);
+		return NULL;
+	}
+	s->fd = -1;
+	s->base = data;
+	s->len = len;
+	s->in_memory = true;
+	return s;
+}
+
 void bnf_source_close(bnf_source *src)
 {
 	if (!src)
 		return;
-	if (src->base && src->len)
+	if (src->base && src->len && !src->in_memory)
 		munmap((void *)src->base, src->len);
 	if (src->fd >= 0)
 		close(src->fd);
@@ -53,7 +69,13 @@ int bnf_source_read(bnf_source *src, void *dst, size_t len, uint64_t off)
 {
 	size_t got = 0;
 
-	if (bnf_pread_in_full(src->fd, dst, len, off, &got) == 0)
+	if (src->in_memory && len <= src->len && off <= src->len - len) {
+		memcpy(dst, src->base + off, len);
+		return 0;
+	}
+	if (src->in_memory)
+		errno = EIO; /* past the end: as a file that ends first */
+	else if (bnf_pread_in_full(src->fd, dst, len, off, &got) == 0)
 		return 0;
 	if (!src->err)
 		src->err = errno;
@@ -74,6 +96,8 @@ const uint8_t *bnf_window_map(bnf_window *w, bnf_source *src, uint64_t off, size
 	/* inside the window (written so that no sum can wrap) */
 	if (w->p && w->src == src && off >= w->off && len <= w->len && off - w->off <= w->len - len)
 		return w->p + (off - w->off);
+	if (src->in_memory)
+		return len <= src->len && off <= src->len - len ? src->base + off : NULL;
 	if (src->fd < 0 || len > src->len || off > src->len - len)
 		return NULL;
 	bnf_window_drop(w);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Every malformed or hostile input of tests/bad/test_bad.py, folded through
 the library (bnfold_fold_file in tests/api/api_fold.c) instead of the
-program.  Prints TAP.
+program, and through bnfold_fold_buffer (api_fold --buffer: the file's
+outcome, see buffer_problems).  Prints TAP.
 
 The cases and what each must give come from test_bad.py --export-cases:
   error: a status other than OK and BNFOLD_E_VERIFY, with its name, no
@@ -138,6 +139,33 @@ def skip_problems(got, data, out, case):
     return problems
 
 
+def buffer_problems(got, gotb, inp, out, outb, data, case):
+    """The case through bnfold_fold_buffer (named IN) against the file's
+    outcome: the same error (a buffer is "input", not "file", when empty),
+    except that a buffer's external data is not looked for (a buffer has no
+    folder), so its BN is skipped as unsupported_storage; the same skips
+    and the same output bytes otherwise."""
+    problems = []
+    if gotb["temps"]["created"]:
+        problems.append("a temp file for a buffer")
+    if case["expect"] == "error" and "external data" in case["regex"]:
+        if gotb["code"] != 0 or [s[0] for s in gotb["skips"]] != ["unsupported_storage"]:
+            problems.append(f"expected ok, the BN skipped as unsupported_storage: {gotb}")
+        elif not os.path.exists(outb) or open(outb, "rb").read() != data:
+            problems.append("the output is not the input unchanged")
+    elif case["expect"] == "error":
+        if gotb["code"] != got.get("code") or "counts" in gotb or os.path.exists(outb):
+            problems.append(f"expected error {got.get('name')} alone, got {gotb['name']}")
+        if not gotb["message"].startswith(f"{inp}: ") or \
+           not re.search(case["regex"].replace("file is empty", "input is empty"), gotb["message"]):
+            problems.append(f"the message {gotb['message']!r} does not match /{case['regex']}/")
+    elif gotb["code"] != got.get("code") or gotb.get("counts") != got.get("counts") or gotb["skips"] != got["skips"]:
+        problems.append(f"not what the file gave: {gotb}")
+    elif not os.path.exists(outb) or not os.path.exists(out) or open(outb, "rb").read() != open(out, "rb").read():
+        problems.append("not the bytes the file gave")
+    return problems
+
+
 def run_case(tmp, cases_dir, n, case):
     folder = os.path.join(tmp, f"case{n:03d}")
     os.mkdir(folder)
@@ -147,6 +175,12 @@ def run_case(tmp, cases_dir, n, case):
     data = open(inp, "rb").read()
     r, got, secs = api_fold(inp, out, case.get("args", []), cwd=folder)
     problems = common_problems(r, got, folder)
+    # The same bytes through bnfold_fold_buffer.
+    outb = os.path.join(folder, "out-buffer.onnx")
+    rb, gotb, secs_b = api_fold(inp, outb, ["--buffer"] + case.get("args", []), cwd=folder)
+    problems += [f"buffer: {p}" for p in common_problems(rb, gotb, folder) +
+                 (buffer_problems(got, gotb, inp, out, outb, data, case) if "code" in gotb else [])]
+    secs = max(secs, secs_b)
     if "code" in got:
         if case["expect"] == "error":
             problems += error_problems(got, inp, out, case["regex"])

@@ -2,7 +2,9 @@
 """Memory stays bounded whatever the model size: fold a generated ResNet-50
 shaped model of about 260 MB and check the peak RSS (from /usr/bin/time)
 stays under 64 MiB, that the output has no BN left, and that it is byte for
-byte what the in-memory path (--no-stream) writes.  Prints TAP.
+byte what the in-memory path (--no-stream) writes.  Read from stdin, the
+model is held in memory once, and nothing more grows with it: the peak
+stays under its size + 64 MiB.  Prints TAP.
 
     test_memory.py --bnfold build/bnfold --gen tools/gen_big.py [--workdir DIR] [--limit-mib 64]
 """
@@ -30,8 +32,8 @@ tap = bnftest.Tap()
 check = tap.check
 
 
-def timed(cmd):
-    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True)
+def timed(cmd, stdin=None):
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, stdin=stdin)
     lines = p.stderr.decode(errors="replace").rstrip().splitlines()
     try:
         return p.returncode, int(lines[-1]) / 1024.0, "\n".join(lines[:-1])
@@ -59,6 +61,15 @@ try:
     n_conv = sum(1 for n in m.graph.node if n.op_type == "Conv")
     check(n_bn == 0 and n_conv == 53, "output has 53 Conv and no BN (onnx: %d Conv, %d BN)" % (n_conv, n_bn))
     del m
+
+    from_stdin = os.path.join(work, "big.stdin.onnx")
+    with open(model, "rb") as f:
+        rc, rss_stdin, err = timed([a.bnfold, "-q", "-", "-o", from_stdin], stdin=f)
+    check(rc == 0 and rss_stdin <= size / 2**20 + a.limit_mib,
+          "from stdin: peak RSS %.1f MiB <= the model's %.1f MiB + %.0f MiB" % (rss_stdin, size / 2**20, a.limit_mib),
+          err)
+    check(rc == 0 and sha(from_stdin) == sha(out), "from stdin: the same bytes as from the file")
+    os.unlink(from_stdin)
 
     rc, rss_simple, err = timed([a.bnfold, "-q", "--no-stream", model, "-o", simple])
     check(rc == 0 and sha(out) == sha(simple), "streamed output equals --no-stream output byte for byte", err)

@@ -126,7 +126,24 @@ static int report_ok(bnfold_result *r, const char *input, const char *output)
 	return ok;
 }
 
-/* The skips of r by reason agree with expected.json's "skipped" object. */
+/* The reports of a and b are the same but for the names of the input and
+ * the output (a buffer's and a file's, say). */
+static int same_report(bnfold_result *a, bnfold_result *b)
+{
+	const char *ta = bnfold_result_json(a), *tb = bnfold_result_json(b);
+	cJSON *ja = ta ? cJSON_Parse(ta) : NULL, *jb = tb ? cJSON_Parse(tb) : NULL;
+	int same;
+
+	cJSON_DeleteItemFromObjectCaseSensitive(ja, "input");
+	cJSON_DeleteItemFromObjectCaseSensitive(ja, "output");
+	cJSON_DeleteItemFromObjectCaseSensitive(jb, "input");
+	cJSON_DeleteItemFromObjectCaseSensitive(jb, "output");
+	same = ja && jb && cJSON_Compare(ja, jb, true);
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	return same;
+}
+
 /* The skips of BNs (bn) or of Mul/Add nodes (!bn) by reason, as want
  * says ({reason: count}, or NULL for none). */
 static int skips_as_expected(const bnfold_result *r, const cJSON *want, bool bn)
@@ -149,14 +166,16 @@ static int skips_as_expected(const bnfold_result *r, const cJSON *want, bool bn)
 }
 
 
-/* One fixture through fold_buffer, fold_file, inspect_buffer,
- * inspect_file, and fold_buffer again on the output. */
+/* One fixture through fold_buffer (with its weights read in place, and
+ * all in memory), fold_file, inspect_buffer, inspect_file, and fold_buffer
+ * again on the output. */
 static void test_fixture(const cJSON *fx, const char *file, const bnfold_options *o)
 {
 	char in_path[1024], out_path[1024];
 	size_t len, file_len = 0;
 	unsigned char *in, *file_out = NULL;
-	struct folded b, again;
+	struct folded b, again, whole;
+	bnfold_options ow = *o;
 	bnfold_result *rf = NULL, *ri = NULL, *rif = NULL;
 	bnfold_counts nf, ni, nif, want;
 	bnfold_status sf, si, sif;
@@ -176,6 +195,13 @@ static void test_fixture(const cJSON *fx, const char *file, const bnfold_options
 	OK(b.st == BNFOLD_OK && sf == BNFOLD_OK && file_out && b.out_len == file_len &&
 	   memcmp(b.out, file_out, file_len) == 0,
 	   "%s: fold_buffer and fold_file give the same %zu bytes", file, b.out_len);
+	OK(sf == BNFOLD_OK && same_report(b.r, rf), "%s: fold_buffer and fold_file give the same report", file);
+	ow.stream = false;
+	fold_buf(in, len, file, &ow, &whole);
+	OK(whole.st == BNFOLD_OK && whole.out_len == b.out_len && memcmp(whole.out, b.out, b.out_len) == 0 &&
+	   same_counts(&whole.n, &b.n),
+	   "%s: fold_buffer with every weight in memory (stream off): the same bytes and counts", file);
+	folded_free(&whole);
 
 	memset(&want, 0, sizeof(want));
 	want.bn_found = json_size(fx, "bn_before");
@@ -202,6 +228,7 @@ static void test_fixture(const cJSON *fx, const char *file, const bnfold_options
 	   "%s: inspect_buffer and inspect_file count what the fold did", file);
 	OK(report_ok(b.r, file, NULL) && report_ok(rf, in_path, out_path) && report_ok(ri, file, NULL),
 	   "%s: the reports are JSON naming the input (and output) with the counts of the result", file);
+	OK(same_report(ri, rif), "%s: inspect_buffer and inspect_file give the same report", file);
 
 	fold_buf(b.out, b.out_len, "again", o, &again);
 	OK(again.st == BNFOLD_OK && again.n.bn_found == b.n.skipped && again.n.skipped == b.n.skipped,

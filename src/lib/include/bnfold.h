@@ -100,10 +100,10 @@ typedef struct bnfold_options {
 				  * unless every check passes (default true) */
 	double tolerance;        /* relative error a fusion may show; < 0 (default):
 				  * about 2 rounding units of its type */
-	bool stream;             /* leave large weights in the input file and copy or
-				  * transform them chunk by chunk while writing, so memory
-				  * does not grow with the model (default true; the output
-				  * is the same either way) */
+	bool stream;             /* leave large weights in the input (its file, or the
+				  * caller's buffer) and copy or transform them chunk by
+				  * chunk while writing, so memory does not grow with the
+				  * model (default true; the output is the same either way) */
 	bool inline_external;    /* write weights kept in external data files into the
 				  * output model itself; by default they go to OUTPUT.data
 				  * beside a regular output file (default false) */
@@ -129,6 +129,17 @@ typedef struct bnfold_options {
 	 * signal arrives keeps the paths (NULL: nobody is told). */
 	void (*tempfile)(const char *path, bool exists, void *ctx);
 	void *tempfile_ctx;
+	/* Where bnfold_fold_buffer writes the folded model (NULL, the default:
+	 * memory of the library's, freed with bnfold_free).  Called on the
+	 * calling thread with the model's exact size, before it is written;
+	 * returns memory for that many bytes (owned by the caller: the library
+	 * never frees it), or NULL, and the call fails with BNFOLD_E_NOMEM.
+	 * On success *out points at it.  A call that folds a second time
+	 * (scanning first, see bnfold_fold_file) asks again: only the memory
+	 * asked for last holds the output.  A binding so builds the output in
+	 * an object of its own language, without a copy. */
+	void *(*out_alloc)(size_t size, void *ctx);
+	void *out_alloc_ctx;
 } bnfold_options;
 
 /* Fill *o with the defaults above; sets o->size. */
@@ -259,16 +270,23 @@ BNFOLD_API bnfold_status bnfold_fold_file(const char *input, const char *output,
 					  bnfold_result **result, bnfold_error *err);
 
 /* Fold a model held in memory (in_len bytes at in) into a new buffer:
- * *out (free it with bnfold_free) of *out_len bytes.  name stands for the
+ * *out (free it with bnfold_free; or memory of opt->out_alloc) of
+ * *out_len bytes.  name stands for the
  * model in messages and the report (NULL: "<buffer>").  The model must
- * hold its weights (external data cannot be resolved without a file).  On
- * error *out is NULL and *out_len 0. */
+ * hold its weights (external data cannot be resolved without a file: a
+ * BatchNormalization whose layer's weight is there is skipped).  On
+ * error *out is NULL and *out_len 0.  The weights are read where they are
+ * in `in` (which must not change during the call) and *out is allocated
+ * once, at its final size: the call takes the input, the output and a
+ * working set of a few MiB, whatever the model's size (with
+ * opt->stream, the default). */
 BNFOLD_API bnfold_status bnfold_fold_buffer(const void *in, size_t in_len, const char *name, void **out,
 					    size_t *out_len, const bnfold_options *opt, bnfold_result **result,
 					    bnfold_error *err);
 
 /* Find what would fold, checking each fusion as a fold would, and write
- * nothing: what `bnfold --check` and `bnfold --list` report. */
+ * nothing: what `bnfold --check` and `bnfold --list` report.  Memory as
+ * for the fold, without an output. */
 BNFOLD_API bnfold_status bnfold_inspect_file(const char *input, const bnfold_options *opt, bnfold_result **result,
 					     bnfold_error *err);
 BNFOLD_API bnfold_status bnfold_inspect_buffer(const void *in, size_t in_len, const char *name,
