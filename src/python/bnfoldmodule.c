@@ -9,9 +9,6 @@
 #include <Python.h>
 
 #include <limits.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -59,14 +56,43 @@ static void defaults(call_options *c)
 	c->max_new_bytes = (Py_ssize_t)o.max_new_bytes;
 }
 
-/* What a call left: the library's error and result, and an output buffer. */
+/* What a call left: the library's error and result, and the output: a
+ * bytes object the library wrote into (bnfold_options.out_alloc), out
+ * pointing into it. */
 typedef struct outcome {
 	bnfold_status status;
 	bnfold_error err;
 	bnfold_result *result;
 	void *out;
 	size_t out_len;
+	PyObject *bytes;
+	bool borrowed; /* out is in bytes (out_alloc was given), not the library's */
 } outcome;
+
+/* bnfold_options.out_alloc for fold_buffer: the output is made a bytes
+ * object of its exact size, and the library writes into it, so it is never
+ * copied (the issue's bound: input + output + the working set).  Called
+ * on the calling thread, which has let go of the GIL; a second call (the
+ * library folds again, scanning first) drops the first object. */
+static void *alloc_bytes(size_t size, void *ctx)
+{
+	outcome *o = ctx;
+	PyGILState_STATE g;
+	void *p = NULL;
+
+	if (size > (size_t)PY_SSIZE_T_MAX)
+		return NULL;
+	g = PyGILState_Ensure();
+	Py_CLEAR(o->bytes);
+	if ((o->bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size)) != NULL)
+		p = PyBytes_AsString(o->bytes);
+	if (!p) {
+		PyErr_Clear(); /* the call fails with BNFOLD_E_NOMEM, which the package raises */
+		Py_CLEAR(o->bytes);
+	}
+	PyGILState_Release(g);
+	return p;
+}
 
 /* Text from the library as str: names in a model may be any bytes. */
 static PyObject *text(const char *s)
@@ -127,17 +153,14 @@ static PyObject *finish(outcome *o)
 	}
 	if (!(msg = text(o->err.message)) || !(json = text(j)))
 		goto out;
-#ifdef __GLIBC__
-	/* The library has freed its copy of the model, to the heap, which
-	 * keeps it: hand it back before the output is copied into bytes, so
-	 * that the two are not resident at once. */
-	if (o->out)
-		malloc_trim(0);
-#endif
-	if (o->out)
+	if (o->out && o->borrowed) { /* written in place: the object is the output */
+		out = o->bytes;
+		o->bytes = NULL;
+	} else if (o->out) {
 		out = PyBytes_FromStringAndSize(o->out, (Py_ssize_t)o->out_len);
-	else
+	} else {
 		out = Py_NewRef(Py_None);
+	}
 	if (out && (rows = rows_of(o->result)))
 		ret = Py_BuildValue("(iOOOO)", (int)o->status, msg, json, out, rows);
 out:
@@ -145,7 +168,9 @@ out:
 	Py_XDECREF(msg);
 	Py_XDECREF(json);
 	Py_XDECREF(out);
-	bnfold_free(o->out);
+	Py_XDECREF(o->bytes); /* a failed call's, or an earlier pass's */
+	if (!o->borrowed)
+		bnfold_free(o->out);
 	bnfold_result_free(o->result);
 	return ret;
 }
@@ -190,6 +215,11 @@ static PyObject *run_buffer(PyObject *args, PyObject *kw, bool fold)
 		return NULL;
 	if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
 		return NULL;
+	if (fold) {
+		lib.out_alloc = alloc_bytes;
+		lib.out_alloc_ctx = &o;
+		o.borrowed = true;
+	}
 	Py_BEGIN_ALLOW_THREADS
 	if (fold)
 		o.status = bnfold_fold_buffer(view.buf, (size_t)view.len, cname, &o.out, &o.out_len, &lib, &o.result,
