@@ -4,7 +4,7 @@
  * output) and the Python package (bnfold/__init__.py) turns a status into
  * an exception, the report's JSON into a Report, the options into names.
  * The GIL is released while the library runs; a buffer passed in stays
- * exported (so unchangeable) until the call is over. */
+ * exported (so it cannot be resized) until the call is over. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -66,23 +66,25 @@ typedef struct outcome {
 	void *out;
 	size_t out_len;
 	PyObject *bytes;
-	bool borrowed; /* out is in bytes (out_alloc was given), not the library's */
+	bool borrowed;       /* out_alloc was given: out, if set, is in bytes */
+	PyThreadState *save; /* the calling thread's state while the library runs */
 } outcome;
 
 /* bnfold_options.out_alloc for fold_buffer: the output is made a bytes
  * object of its exact size, and the library writes into it, so it is never
- * copied (the issue's bound: input + output + the working set).  Called
- * on the calling thread, which has let go of the GIL; a second call (the
+ * copied (input + output + the working set).  Called on the calling
+ * thread, which let go of the GIL with PyEval_SaveThread: it takes it back
+ * with that same thread state (so in whichever interpreter the call came
+ * from) for as long as it takes to make the object.  A second call (the
  * library folds again, scanning first) drops the first object. */
 static void *alloc_bytes(size_t size, void *ctx)
 {
 	outcome *o = ctx;
-	PyGILState_STATE g;
 	void *p = NULL;
 
 	if (size > (size_t)PY_SSIZE_T_MAX)
 		return NULL;
-	g = PyGILState_Ensure();
+	PyEval_RestoreThread(o->save);
 	Py_CLEAR(o->bytes);
 	if ((o->bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size)) != NULL)
 		p = PyBytes_AsString(o->bytes);
@@ -90,7 +92,7 @@ static void *alloc_bytes(size_t size, void *ctx)
 		PyErr_Clear(); /* the call fails with BNFOLD_E_NOMEM, which the package raises */
 		Py_CLEAR(o->bytes);
 	}
-	PyGILState_Release(g);
+	o->save = PyEval_SaveThread();
 	return p;
 }
 
@@ -100,6 +102,13 @@ static PyObject *text(const char *s)
 	if (!s)
 		Py_RETURN_NONE;
 	return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+/* An error message, which starts with a path: decoded as os.fsdecode
+ * decodes paths, so that the package finds the path it was given in it. */
+static PyObject *message_text(const char *s)
+{
+	return PyUnicode_DecodeFSDefault(s);
 }
 
 static PyObject *order_of(size_t order)
@@ -113,7 +122,7 @@ static PyObject *order_of(size_t order)
  * pattern, channels, dtype, reason, graph, output, shapes, message). */
 static PyObject *fusion_row(const bnfold_fusion *f)
 {
-	return Py_BuildValue("(NsNNNNnNOOOOO)", order_of(f->model_order), "fold", text(f->layer_label),
+	return Py_BuildValue("(NsNNNNnNONNNO)", order_of(f->model_order), "fold", text(f->layer_label),
 			     text(f->node_label), text(f->node_op), text(f->pattern), (Py_ssize_t)f->channels,
 			     text(f->dtype), Py_None, text(f->graph), text(f->node_output), text(f->shapes), Py_None);
 }
@@ -151,12 +160,15 @@ static PyObject *finish(outcome *o)
 		PyErr_NoMemory();
 		goto out;
 	}
-	if (!(msg = text(o->err.message)) || !(json = text(j)))
+	if (!(msg = message_text(o->err.message)) || !(json = text(j)))
 		goto out;
-	if (o->out && o->borrowed) { /* written in place: the object is the output */
+	if (o->out && o->borrowed && o->bytes && o->out == PyBytes_AsString(o->bytes) &&
+	    (Py_ssize_t)o->out_len == PyBytes_Size(o->bytes)) { /* written in place: the object is the output */
 		out = o->bytes;
 		o->bytes = NULL;
-	} else if (o->out) {
+		o->out = NULL;
+	} else if (o->out) { /* the library's own memory (one that does not know out_alloc) */
+		o->borrowed = false;
 		out = PyBytes_FromStringAndSize(o->out, (Py_ssize_t)o->out_len);
 	} else {
 		out = Py_NewRef(Py_None);
@@ -178,7 +190,7 @@ out:
 /* The option keywords, after the positional arguments of each call. */
 #define OPTION_KEYWORDS "fold_overridable", "verify", "tolerance", "stream", "inline_external", "sync", \
 	"replace_input", "threads", "max_new_bytes"
-#define OPTION_FORMAT "$ppdppipin"
+#define OPTION_FORMAT "|$ppdppipin"
 #define OPTION_ARGS(c) &(c)->fold_overridable, &(c)->verify, &(c)->tolerance, &(c)->stream, \
 	&(c)->inline_external, &(c)->sync, &(c)->replace_input, &(c)->threads, &(c)->max_new_bytes
 
@@ -220,13 +232,13 @@ static PyObject *run_buffer(PyObject *args, PyObject *kw, bool fold)
 		lib.out_alloc_ctx = &o;
 		o.borrowed = true;
 	}
-	Py_BEGIN_ALLOW_THREADS
+	o.save = PyEval_SaveThread();
 	if (fold)
 		o.status = bnfold_fold_buffer(view.buf, (size_t)view.len, cname, &o.out, &o.out_len, &lib, &o.result,
 					      &o.err);
 	else
 		o.status = bnfold_inspect_buffer(view.buf, (size_t)view.len, cname, &lib, &o.result, &o.err);
-	Py_END_ALLOW_THREADS
+	PyEval_RestoreThread(o.save);
 	PyBuffer_Release(&view);
 	return finish(&o);
 }

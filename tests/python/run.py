@@ -64,7 +64,8 @@ def main():
     with contextlib.redirect_stdout(sys.stderr):
         rc = pytest.main(args + [here], plugins=[tap])
     tap.emit(sys.stdout)
-    return 0 if rc in (0, 5) and all(r[0] for r in tap.results) else 1
+    # 5 (no test collected) is a failure too: a suite that runs nothing proves nothing
+    return 0 if rc == 0 and tap.results and all(r[0] for r in tap.results) else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`python3 -m bnfold` is the bnfold program: the same output, files and
 exit status for the same arguments."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,3 +50,22 @@ def test_exit_statuses(paths, tmp_path):
         q = paths.cli(argv)
         assert (p.returncode, p.stdout, p.stderr) == (q.returncode, q.stdout, q.stderr) and p.returncode == code
     assert os.listdir(tmp_path) == []
+
+
+def test_program_missing_or_not_runnable(paths, tmp_path):
+    """When the package's program cannot be run: one error line naming it,
+    and the status a shell gives, 127 (missing) or 126 (not runnable), never
+    1, the program's own status for an I/O error."""
+    stage = tmp_path / "stage"
+    shutil.copytree(os.path.join(paths.stage, "bnfold"), stage / "bnfold", symlinks=True)
+    prog = stage / "bnfold" / "bin" / "bnfold"
+    for how, code in (("missing", 127), ("not executable", 126)):
+        prog.unlink(missing_ok=True)
+        if how == "not executable":
+            prog.write_bytes(b"not a program\n")
+            prog.chmod(0o644)
+        p = subprocess.run([sys.executable, "-m", "bnfold", "--version"], capture_output=True,
+                           env=dict(os.environ, PYTHONPATH=str(stage)), timeout=120)
+        lines = p.stderr.decode().splitlines()
+        assert p.returncode == code and p.stdout == b"", (how, p)
+        assert len(lines) == 1 and lines[0].startswith("bnfold: error: cannot run %s: " % prog), (how, lines)

@@ -136,8 +136,11 @@ typedef struct bnfold_options {
 	 * never frees it), or NULL, and the call fails with BNFOLD_E_NOMEM.
 	 * On success *out points at it.  A call that folds a second time
 	 * (scanning first, see bnfold_fold_file) asks again: only the memory
-	 * asked for last holds the output.  A binding so builds the output in
-	 * an object of its own language, without a copy. */
+	 * asked for last holds the output.  A call may still fail after it
+	 * asked (a check over its tolerance): *out is then NULL, and the
+	 * memory is the caller's to release as ever.  The other calls never
+	 * ask.  A binding so builds the output in an object of its own
+	 * language, without a copy. */
 	void *(*out_alloc)(size_t size, void *ctx);
 	void *out_alloc_ctx;
 } bnfold_options;

@@ -30,7 +30,7 @@ import builtins
 import json
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union, overload
 
 from . import _bnfold
 
@@ -350,9 +350,21 @@ def _display(path: Any) -> str:
 
 # ------------------------------------------------------------------ the calls
 
+@overload
+def fold(model: onnx.ModelProto, *, fold_overridable: bool = False, verify: bool = True,
+         tolerance: float | None = None, name: str | None = None, threads: int = 0,
+         max_new_bytes: int = 0) -> tuple[onnx.ModelProto, Report]: ...
+
+
+@overload
+def fold(model: Buffer, *, fold_overridable: bool = False, verify: bool = True,
+         tolerance: float | None = None, name: str | None = None, threads: int = 0,
+         max_new_bytes: int = 0) -> tuple[bytes, Report]: ...
+
+
 def fold(model: onnx.ModelProto | Buffer, *, fold_overridable: bool = False, verify: bool = True,
          tolerance: float | None = None, name: str | None = None, threads: int = 0,
-         max_new_bytes: int = 0) -> tuple[Any, Report]:
+         max_new_bytes: int = 0) -> tuple[onnx.ModelProto | bytes, Report]:
     """Fold the BatchNormalization nodes of a model held in memory.
 
     ``model`` is an ``onnx.ModelProto`` (a new ModelProto is returned; the
@@ -360,7 +372,10 @@ def fold(model: onnx.ModelProto | Buffer, *, fold_overridable: bool = False, ver
     ``bytearray`` or ``memoryview`` (``bytes`` are returned).  The model
     must hold its weights: in one whose weights are in external data files,
     each BatchNormalization is left with reason ``unsupported_storage``
-    (:func:`fold_file` reads the files beside the model).
+    (:func:`fold_file` reads the files beside the model).  The bytes are
+    read where they are, while other threads run: a ``bytearray``, a
+    writable ``memoryview`` or an array changed by another thread during
+    the call gives an undefined output (it cannot be resized meanwhile).
 
     Options, as the bnfold program's:
 

@@ -22,7 +22,9 @@ def main() -> None:
         os.execv(path, ["bnfold"] + sys.argv[1:])
     except OSError as e:
         sys.stderr.write(f"bnfold: error: cannot run {path}: {e.strerror}\n")
-        sys.exit(1)
+        # as a shell says it: 127 not found, 126 found but not runnable
+        # (not 1, which is the program's own I/O error)
+        sys.exit(127 if isinstance(e, FileNotFoundError) else 126)
 
 
 if __name__ == "__main__":
