@@ -66,7 +66,7 @@ typedef struct outcome {
 	void *out;
 	size_t out_len;
 	PyObject *bytes;
-	bool borrowed;       /* out_alloc was given: out, if set, is in bytes */
+	bool borrowed;       /* out is in bytes (set by finish) */
 	PyThreadState *save; /* the calling thread's state while the library runs */
 } outcome;
 
@@ -156,19 +156,21 @@ static PyObject *finish(outcome *o)
 	PyObject *msg = NULL, *json = NULL, *out = NULL, *rows = NULL, *ret = NULL;
 	const char *j = o->result ? bnfold_result_json(o->result) : NULL;
 
+	/* out is in the bytes object when the library wrote where out_alloc
+	 * said; otherwise it is the library's (or NULL) */
+	o->borrowed = o->out && o->bytes && o->out == PyBytes_AsString(o->bytes) &&
+		      (Py_ssize_t)o->out_len == PyBytes_Size(o->bytes);
 	if (o->result && !j) {
 		PyErr_NoMemory();
 		goto out;
 	}
 	if (!(msg = message_text(o->err.message)) || !(json = text(j)))
 		goto out;
-	if (o->out && o->borrowed && o->bytes && o->out == PyBytes_AsString(o->bytes) &&
-	    (Py_ssize_t)o->out_len == PyBytes_Size(o->bytes)) { /* written in place: the object is the output */
+	if (o->borrowed) { /* written in place: the object is the output */
 		out = o->bytes;
 		o->bytes = NULL;
 		o->out = NULL;
 	} else if (o->out) { /* the library's own memory (one that does not know out_alloc) */
-		o->borrowed = false;
 		out = PyBytes_FromStringAndSize(o->out, (Py_ssize_t)o->out_len);
 	} else {
 		out = Py_NewRef(Py_None);
@@ -230,7 +232,6 @@ static PyObject *run_buffer(PyObject *args, PyObject *kw, bool fold)
 	if (fold) {
 		lib.out_alloc = alloc_bytes;
 		lib.out_alloc_ctx = &o;
-		o.borrowed = true;
 	}
 	o.save = PyEval_SaveThread();
 	if (fold)
