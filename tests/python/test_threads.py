@@ -18,11 +18,11 @@ def big(paths, tmp_path_factory):
     return out.read_bytes()
 
 
-def test_another_thread_runs_during_a_fold(big):
-    """With a switch interval of 1 s, the folding thread never hands the GIL
-    over on its own while it runs Python: the counting thread can only make
-    progress between the two reads of its counter if fold() released the
-    GIL in the library."""
+def progress_during(call):
+    """(counts before, counts after, result of call()): a second thread
+    counts while call() runs in this one, with a switch interval of 1 s, so
+    that this thread never hands the GIL over on its own while it runs
+    Python: the count moves only if call() releases the GIL."""
     state = {"n": 0, "stop": False}
 
     def count():
@@ -35,12 +35,19 @@ def test_another_thread_runs_during_a_fold(big):
     try:
         t.start()
         before = state["n"]
-        out, report = bnfold.fold(big)
+        result = call()
         after = state["n"]
     finally:
         state["stop"] = True
         sys.setswitchinterval(old)
         t.join()
+    return before, after, result
+
+
+def test_another_thread_runs_during_a_fold(big):
+    """The counting thread makes progress while fold() runs: the GIL is
+    released in the library."""
+    before, after, (out, report) = progress_during(lambda: bnfold.fold(big))
     assert report.folded == 53
     assert after > before
 
@@ -48,25 +55,8 @@ def test_another_thread_runs_during_a_fold(big):
 def test_the_gil_test_can_fail():
     """The same measurement around a call that keeps the GIL (a long
     bytes.count in C) sees no progress: the check above can fail."""
-    state = {"n": 0, "stop": False}
     data = bytes(64 * 2**20)
-
-    def count():
-        while not state["stop"]:
-            state["n"] += 1
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1.0)
-    t = threading.Thread(target=count)
-    try:
-        t.start()
-        before = state["n"]
-        data.count(b"\x01")
-        after = state["n"]
-    finally:
-        state["stop"] = True
-        sys.setswitchinterval(old)
-        t.join()
+    before, after, _ = progress_during(lambda: data.count(b"\x01"))
     assert after == before
 
 
