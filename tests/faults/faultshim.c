@@ -87,6 +87,18 @@ static int fd_matches(int fd)
 
 #define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
 
+/* The fault $var asks for on fd: -1 with errno set when fd is a match
+ * and var names an errno, else 0 (call the real function). */
+static int fd_fault(const char *var, int fd)
+{
+	int e = fault(var);
+	if (e && fd_matches(fd)) {
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
 	const char *after = getenv("BNFOLD_FAULT_WRITE_AFTER"), *s = getenv("BNFOLD_FAULT_SHORT");
@@ -152,13 +164,8 @@ static void log_sync(const char *call, int fd)
 
 int fsync(int fd)
 {
-	int e = fault("BNFOLD_FAULT_FSYNC");
 	log_sync("fsync", fd);
-	if (e && fd_matches(fd)) {
-		errno = e;
-		return -1;
-	}
-	return REAL(fsync)(fd);
+	return fd_fault("BNFOLD_FAULT_FSYNC", fd) < 0 ? -1 : REAL(fsync)(fd);
 }
 
 int fdatasync(int fd)
@@ -175,13 +182,8 @@ int sync_file_range(int fd, off64_t off, off64_t len, unsigned int flags)
 
 static int fallocate_checked(int fd, int mode, off64_t off, off64_t len, int (*real)(int, int, off64_t, off64_t))
 {
-	int e = fault("BNFOLD_FAULT_FALLOCATE");
 	log_call("BNFOLD_FAULT_SPACE_LOG", "fallocate", fd);
-	if (e && fd_matches(fd)) {
-		errno = e;
-		return -1;
-	}
-	return real(fd, mode, off, len);
+	return fd_fault("BNFOLD_FAULT_FALLOCATE", fd) < 0 ? -1 : real(fd, mode, off, len);
 }
 
 int fallocate(int fd, int mode, off_t off, off_t len)
@@ -196,13 +198,8 @@ int fallocate64(int fd, int mode, off64_t off, off64_t len)
 
 static int ftruncate_checked(int fd, off64_t len)
 {
-	int e = fault("BNFOLD_FAULT_FTRUNCATE");
 	log_call("BNFOLD_FAULT_SPACE_LOG", "ftruncate", fd);
-	if (e && fd_matches(fd)) {
-		errno = e;
-		return -1;
-	}
-	return REAL(ftruncate64)(fd, len);
+	return fd_fault("BNFOLD_FAULT_FTRUNCATE", fd) < 0 ? -1 : REAL(ftruncate64)(fd, len);
 }
 
 int ftruncate(int fd, off_t len)
