@@ -1208,6 +1208,14 @@ def _():
     return make_model(g.build(), 13, 7)
 
 
+def set_element(g, name, index, value):
+    """Set one element of initializer `name` of g (stored as raw_data again)."""
+    t = [t for t in g.inits if t.name == name][0]
+    arr = numpy_helper.to_array(t).copy()
+    arr[index] = value
+    t.CopyFrom(make_tensor(name, arr))
+
+
 def nonfinite_fixture(name, which, value):
     rng = rng_for(name)
     g = G(name)
@@ -1217,10 +1225,7 @@ def nonfinite_fixture(name, which, value):
     if which in params:
         params[which][2] = value
     else:  # conv bias
-        t = [t for t in g.inits if t.name == "conv_B"][0]
-        arr = numpy_helper.to_array(t).copy()
-        arr[0] = value
-        t.CopyFrom(make_tensor("conv_B", arr))
+        set_element(g, "conv_B", 0, value)
     p = [g.init("bn_" + s, params[s]) for s in ("scale", "B", "mean", "var")]
     add_bn(g, c, p, "Y", "bn")
     g.out("Y", (2, 4, 5, 5))
@@ -1242,10 +1247,7 @@ def _():
     g = G(name)
     g.inp("X", (1, 8, 5, 5))
     c, _s = add_conv(g, rng, "X", 8, 8, (5, 5), "conv")
-    t = [t for t in g.inits if t.name == "conv_W"][0]
-    arr = numpy_helper.to_array(t).copy()
-    arr[5, 1, 1, 1] = np.nan
-    t.CopyFrom(make_tensor("conv_W", arr))
+    set_element(g, "conv_W", (5, 1, 1, 1), np.nan)
     p = [g.init("bn_" + s, v) for s, v in zip(("scale", "B", "mean", "var"), bn_params(rng, 8))]
     add_bn(g, c, p, "Y", "bn")
     g.out("Y", (1, 8, 5, 5))
